@@ -1,0 +1,42 @@
+# casty: two commands on a fresh machine.
+#   make demo   sets up .venv and runs the sensor pipeline demo on loopback
+#   make test   sets up .venv and runs lint, type check, the suite (compiled and pure) and the benchmark gate
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.casty-installed
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+
+.PHONY: demo test lint typecheck test-compiled test-pure bench bench-gate clean
+
+$(STAMP): pyproject.toml setup.py $(wildcard casty/_fastpath/*.pyx)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	CASTY_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check casty tests benchmarks examples setup.py
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test-compiled: $(STAMP)
+	CASTY_EXPECT_COMPILED=1 $(PYTEST) -q
+
+test-pure: $(STAMP)
+	CASTY_NO_EXTENSIONS=1 $(PYTEST) -q
+
+bench-gate: $(STAMP)
+	$(BIN)/python -m benchmarks --gate
+
+test: lint typecheck test-compiled test-pure bench-gate
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info casty/_fastpath/*.so casty/_fastpath/*.c

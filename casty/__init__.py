@@ -1,0 +1,103 @@
+"""casty: typed, clustered actors for asyncio with backpressured streams over the network."""
+
+from __future__ import annotations
+
+from casty._fastpath import COMPILED as COMPILED
+from casty._fastpath import IMPLEMENTATION as IMPLEMENTATION
+from casty._run import run as run
+from casty.actors.behaviors import Behavior as Behavior
+from casty.actors.behaviors import Behaviors as Behaviors
+from casty.actors.behaviors import Directive as Directive
+from casty.actors.behaviors import OneForOneStrategy as OneForOneStrategy
+from casty.actors.behaviors import SupervisionStrategy as SupervisionStrategy
+from casty.actors.context import ActorContext as ActorContext
+from casty.actors.context import TimerScheduler as TimerScheduler
+from casty.actors.events import ActorStarted as ActorStarted
+from casty.actors.events import ActorStopped as ActorStopped
+from casty.actors.events import DeadLetter as DeadLetter
+from casty.actors.events import EventStreamSubscribe as EventStreamSubscribe
+from casty.actors.events import EventStreamUnsubscribe as EventStreamUnsubscribe
+from casty.actors.events import Publish as Publish
+from casty.actors.events import Terminated as Terminated
+from casty.actors.events import UnhandledMessage as UnhandledMessage
+from casty.actors.mailbox import Mailbox as Mailbox
+from casty.actors.mailbox import MailboxOverflowStrategy as MailboxOverflowStrategy
+from casty.actors.receptionist import Deregister as Deregister
+from casty.actors.receptionist import Find as Find
+from casty.actors.receptionist import Listing as Listing
+from casty.actors.receptionist import Register as Register
+from casty.actors.receptionist import ServiceInstance as ServiceInstance
+from casty.actors.receptionist import ServiceKey as ServiceKey
+from casty.actors.receptionist import Subscribe as Subscribe
+from casty.actors.ref import ActorAddress as ActorAddress
+from casty.actors.ref import ActorRef as ActorRef
+from casty.actors.ref import NodeAddress as NodeAddress
+from casty.actors.system import ActorSystem as ActorSystem
+from casty.actors.system import InvalidActorName as InvalidActorName
+from casty.config import CastyConfig as CastyConfig
+from casty.config import load_config as load_config
+from casty.errors import AskTimeoutError as AskTimeoutError
+from casty.errors import CastyError as CastyError
+from casty.errors import ConfigError as ConfigError
+from casty.errors import DeserializationError as DeserializationError
+from casty.errors import FrameError as FrameError
+from casty.errors import FrameTooLarge as FrameTooLarge
+from casty.errors import HandshakeError as HandshakeError
+from casty.errors import MailboxFull as MailboxFull
+from casty.errors import ProtocolError as ProtocolError
+from casty.errors import SerializationError as SerializationError
+from casty.errors import StreamCancelled as StreamCancelled
+from casty.errors import StreamFailed as StreamFailed
+from casty.errors import StreamTimeoutError as StreamTimeoutError
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "COMPILED",
+    "IMPLEMENTATION",
+    "ActorAddress",
+    "ActorContext",
+    "ActorRef",
+    "ActorStarted",
+    "ActorStopped",
+    "ActorSystem",
+    "AskTimeoutError",
+    "Behavior",
+    "Behaviors",
+    "CastyConfig",
+    "CastyError",
+    "ConfigError",
+    "DeadLetter",
+    "Deregister",
+    "DeserializationError",
+    "Directive",
+    "EventStreamSubscribe",
+    "EventStreamUnsubscribe",
+    "Find",
+    "FrameError",
+    "FrameTooLarge",
+    "HandshakeError",
+    "InvalidActorName",
+    "Listing",
+    "Mailbox",
+    "MailboxFull",
+    "MailboxOverflowStrategy",
+    "NodeAddress",
+    "OneForOneStrategy",
+    "ProtocolError",
+    "Publish",
+    "Register",
+    "SerializationError",
+    "ServiceInstance",
+    "ServiceKey",
+    "StreamCancelled",
+    "StreamFailed",
+    "StreamTimeoutError",
+    "Subscribe",
+    "SupervisionStrategy",
+    "Terminated",
+    "TimerScheduler",
+    "UnhandledMessage",
+    "load_config",
+    "run",
+)

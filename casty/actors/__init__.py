@@ -1,0 +1,1 @@
+"""Typed actors: behaviors, refs, contexts, supervision and the local actor system."""

@@ -1,0 +1,113 @@
+"""Actor references: the only handle user code holds on an actor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, NamedTuple, TypeVar
+
+__all__ = ["ActorAddress", "ActorRef", "NodeAddress", "parse_uri"]
+
+M = TypeVar("M", contravariant=True)
+
+
+class ActorAddress(NamedTuple):
+    """Where an actor system lives: its name and, when it is reachable over TCP, host and port."""
+
+    system: str
+    host: str | None = None
+    port: int | None = None
+
+    def __str__(self) -> str:
+        if self.host is None:
+            return f"casty://{self.system}"
+        return f"casty://{self.system}@{self.host}:{self.port}"
+
+
+class NodeAddress(NamedTuple):
+    """A cluster node's advertised address."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_uri(uri: str) -> tuple[ActorAddress, str]:
+    """Split ``casty://system@host:port/path`` (or ``casty://system/path``) into address and path."""
+    if not uri.startswith("casty://"):
+        raise ValueError(f"not a casty actor URI: {uri!r}")
+    rest = uri[8:]
+    slash = rest.find("/")
+    if slash <= 0:
+        raise ValueError(f"actor URI has no path: {uri!r}")
+    authority, path = rest[:slash], rest[slash:]
+    if "@" not in authority:
+        return ActorAddress(authority), path
+    system, _, hostport = authority.partition("@")
+    host, sep, port_s = hostport.rpartition(":")
+    if not sep or not system or not host or not port_s.isdigit():
+        raise ValueError(f"malformed actor URI: {uri!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return ActorAddress(system, host, int(port_s)), path
+
+
+class ActorRef(Generic[M]):
+    """An address an actor can be told messages at.
+
+    ``tell`` never blocks and never raises for delivery reasons: a message that cannot be
+    delivered becomes a :class:`~casty.DeadLetter` event. Refs are hashable, compare by
+    address and path, survive being sent inside messages, and print as their URI.
+    """
+
+    __slots__ = ("__weakref__", "_hash", "_target", "address", "path", "tell", "uid")
+
+    tell: Callable[[M], None]
+    address: ActorAddress
+    path: str
+    uid: int
+
+    def __init__(
+        self, address: ActorAddress, path: str, tell: Callable[[Any], None], target: object, uid: int = 0
+    ) -> None:
+        self.address = address
+        self.path = path
+        self.tell = tell
+        self.uid = uid
+        self._target = target
+        self._hash = hash((address, path))
+
+    @property
+    def uri(self) -> str:
+        """``casty://system@host:port/path`` (``casty://system/path`` for a system without remoting)."""
+        return f"{self.address}{self.path}"
+
+    @property
+    def name(self) -> str:
+        """The last element of the path."""
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def is_local(self) -> bool:
+        """True when this ref points into the process that holds it."""
+        return bool(getattr(self._target, "is_local", False))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ActorRef):
+            return NotImplemented
+        return self.path == other.path and self.address == other.address
+
+    def __lt__(self, other: ActorRef[Any]) -> bool:
+        return self.uri < other.uri
+
+    def __repr__(self) -> str:
+        return self.uri
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("ActorRef cannot be pickled directly; it is encoded as its URI by casty.serde")

@@ -1,0 +1,384 @@
+"""ActorSystem: spawns actors, routes asks, keeps dead letters and the event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from casty.actors.behaviors import Behavior
+from casty.actors.cell import ActorCell, CellState
+from casty.actors.events import (
+    DeadLetter,
+    EventStreamSubscribe,
+    EventStreamUnsubscribe,
+    Publish,
+    Terminated,
+)
+from casty.actors.mailbox import Mailbox, MailboxOverflowStrategy
+from casty.actors.receptionist import (
+    Deregister,
+    Find,
+    Listing,
+    Register,
+    Registry,
+    ServiceKey,
+    Subscribe,
+)
+from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
+from casty.errors import AskTimeoutError, CastyError
+
+if TYPE_CHECKING:
+    from casty.config import CastyConfig
+
+__all__ = ["ActorSystem", "InvalidActorName"]
+
+log = logging.getLogger("casty.system")
+
+M = TypeVar("M")
+R = TypeVar("R")
+
+
+class InvalidActorName(CastyError, ValueError):
+    """An actor name is empty, contains '/', or is taken by a sibling."""
+
+
+class _PromiseTarget:
+    """The reply side of an ``ask``: a ref whose ``tell`` completes a future."""
+
+    __slots__ = ("future", "system")
+    is_local = True
+
+    def __init__(self, system: ActorSystem, future: asyncio.Future[Any]) -> None:
+        self.system = system
+        self.future = future
+
+    def tell(self, msg: object) -> None:
+        if self.future.done():
+            self.system._dead_letter(msg, None, "ask already completed or timed out")
+        else:
+            self.future.set_result(msg)
+
+
+class _DeadTarget:
+    """Target of a ref to an actor that does not exist (any more) in this process."""
+
+    __slots__ = ("path", "system")
+    is_local = True
+
+    def __init__(self, system: ActorSystem, path: str) -> None:
+        self.system = system
+        self.path = path
+
+    def tell(self, msg: object) -> None:
+        self.system._dead_letter(msg, None, f"no actor at {self.path}")
+
+    def add_watcher(self, watcher: ActorRef[Any]) -> None:
+        watcher.tell(Terminated(self.system._ref_for(self.path, self), "no such actor"))
+
+    def remove_watcher(self, watcher: ActorRef[Any]) -> None:
+        return None
+
+
+class _EventStream:
+    """Publishes events to subscribers by type (an event reaches subscribers of its base types too)."""
+
+    __slots__ = ("subscribers", "system")
+    is_local = True
+
+    def __init__(self, system: ActorSystem) -> None:
+        self.system = system
+        self.subscribers: dict[type, set[ActorRef[Any]]] = {}
+
+    def tell(self, msg: object) -> None:
+        if isinstance(msg, Publish):
+            self.publish(msg.event)
+        elif isinstance(msg, EventStreamSubscribe):
+            self.subscribers.setdefault(msg.event_type, set()).add(msg.subscriber)
+        elif isinstance(msg, EventStreamUnsubscribe):
+            subs = self.subscribers.get(msg.event_type)
+            if subs is not None:
+                subs.discard(msg.subscriber)
+                if not subs:
+                    del self.subscribers[msg.event_type]
+        else:
+            self.system._dead_letter(msg, None, "the event stream accepts Publish/EventStreamSubscribe")
+
+    def publish(self, event: object) -> None:
+        for cls in type(event).__mro__:
+            subs = self.subscribers.get(cls)
+            if subs:
+                for ref in list(subs):
+                    ref.tell(event)
+
+    def remove(self, ref: ActorRef[Any]) -> None:
+        for key in [k for k, subs in self.subscribers.items() if ref in subs]:
+            subs = self.subscribers[key]
+            subs.discard(ref)
+            if not subs:
+                del self.subscribers[key]
+
+
+class _ReceptionistTarget:
+    """Handles Register/Deregister/Find/Subscribe told to ``system.receptionist``."""
+
+    __slots__ = ("system",)
+    is_local = True
+
+    def __init__(self, system: ActorSystem) -> None:
+        self.system = system
+
+    def tell(self, msg: object) -> None:
+        registry = self.system.registry
+        if isinstance(msg, Register):
+            self.system._register_service(msg.key, msg.ref)
+            if msg.reply_to is not None:
+                msg.reply_to.tell(msg.key)
+        elif isinstance(msg, Deregister):
+            self.system._deregister_service(msg.key, msg.ref)
+        elif isinstance(msg, Find):
+            msg.reply_to.tell(registry.listing(msg.key))
+        elif isinstance(msg, Subscribe):
+            registry.subscribe(msg.key, msg.reply_to)
+        else:
+            self.system._dead_letter(msg, None, "the receptionist accepts Register/Deregister/Find/Subscribe")
+
+
+class ActorSystem:
+    """A tree of actors in this process.
+
+    Use it as an async context manager (``async with ActorSystem("app") as system``); leaving
+    the block stops every actor, children first, running their post-stop hooks.
+    """
+
+    def __init__(self, name: str | None = None, config: CastyConfig | None = None) -> None:
+        from casty.config import CastyConfig
+
+        self.config: CastyConfig = config if config is not None else CastyConfig()
+        self.name: str = name if name is not None else self.config.system.name
+        if not self.name or any(c in self.name for c in "/@: "):
+            raise ValueError(f"invalid actor system name {self.name!r}")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.address: ActorAddress = ActorAddress(self.name)
+        mb = self.config.defaults.mailbox
+        self._default_mailbox = Mailbox(capacity=mb.capacity, strategy=MailboxOverflowStrategy(mb.strategy))
+        self._default_throughput: int = mb.throughput
+        self._ask_timeout: float = self.config.actors.ask_timeout
+        self._dead_letter_log_limit: int = self.config.actors.log_dead_letters
+        self._cells: dict[str, ActorCell] = {}
+        self._top: dict[str, ActorCell] = {}
+        self._temp: dict[str, Any] = {}
+        self._ask_ids = itertools.count(1)
+        self.dead_letters: int = 0
+        self._events = _EventStream(self)
+        self.registry = Registry(self._self_node)
+        self._shutdown_started = False
+        self._terminated: asyncio.Future[None] | None = None
+        self.event_stream: ActorRef[EventStreamSubscribe[Any] | EventStreamUnsubscribe[Any] | Publish] = (
+            ActorRef(self.address, "/system/eventStream", self._events.tell, self._events)
+        )
+        receptionist = _ReceptionistTarget(self)
+        self.receptionist: ActorRef[Register[Any] | Deregister[Any] | Find[Any] | Subscribe[Any]] = ActorRef(
+            self.address, "/system/receptionist", receptionist.tell, receptionist
+        )
+
+    # -- event loop ------------------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
+    def _self_node(self) -> NodeAddress | None:
+        return None
+
+    def _rebind_address(self, address: ActorAddress) -> None:
+        """Give the system its network address (before any actor is spawned)."""
+        if self._cells:
+            raise RuntimeError("the system address must be set before actors are spawned")
+        self.address = address
+        self.event_stream = ActorRef(address, "/system/eventStream", self._events.tell, self._events)
+        target = self.receptionist._target
+        self.receptionist = ActorRef(address, "/system/receptionist", target.tell, target)  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> ActorSystem:
+        self.loop  # noqa: B018 - binds the running loop
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.shutdown()
+
+    async def start(self) -> None:
+        """Start the system's services (nothing to do for a local system)."""
+        self.loop  # noqa: B018
+
+    # -- spawning --------------------------------------------------------------------------
+    def spawn(self, behavior: Behavior[M], name: str, *, mailbox: Mailbox | None = None) -> ActorRef[M]:
+        """Start a top-level actor at ``/user/<name>`` and return its ref."""
+        return self._spawn_cell(behavior, name, None, mailbox)
+
+    def _spawn_cell(
+        self, behavior: Behavior[M], name: str, parent: ActorCell | None, mailbox: Mailbox | None
+    ) -> ActorRef[M]:
+        if self._shutdown_started:
+            raise RuntimeError(f"actor system {self.name!r} is shutting down")
+        if not isinstance(behavior, Behavior):
+            raise TypeError(f"spawn needs a Behavior, got {type(behavior).__name__}")
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("$"):
+            raise InvalidActorName(f"invalid actor name {name!r}")
+        siblings = parent.children if parent is not None else self._top
+        existing = siblings.get(name)
+        if existing is not None and existing.state is not CellState.STOPPED:
+            raise InvalidActorName(f"actor name {name!r} is already taken under {parent.path if parent else '/user'}")
+        if parent is not None and parent.state >= CellState.STOPPING:
+            raise RuntimeError(f"{parent.path} is stopping; it cannot spawn children")
+        path = f"{parent.path}/{name}" if parent is not None else f"/user/{name}"
+        cell = ActorCell(self, parent, behavior, name, path, mailbox or self._default_mailbox)
+        siblings[name] = cell
+        self._cells[path] = cell
+        cell.start()
+        return cell.ref
+
+    def _stop_ref(self, ref: ActorRef[Any], requester: ActorCell | None = None) -> None:
+        target = ref._target
+        if isinstance(target, ActorCell) and target.system is self:
+            target.stop()
+        else:
+            raise ValueError(f"{ref} is not an actor of this system; only local actors can be stopped")
+
+    def stop(self, ref: ActorRef[Any]) -> asyncio.Future[None]:
+        """Stop a local actor; the returned future completes once it (and its children) stopped."""
+        target = ref._target
+        if not isinstance(target, ActorCell) or target.system is not self:
+            raise ValueError(f"{ref} is not an actor of this system")
+        return target.stop()
+
+    def _on_cell_stopped(self, cell: ActorCell) -> None:
+        if self._cells.get(cell.path) is cell:
+            del self._cells[cell.path]
+        siblings = cell.parent.children if cell.parent is not None else self._top
+        if siblings.get(cell.name) is cell:
+            del siblings[cell.name]
+        self._events.remove(cell.ref)
+        self.registry.unsubscribe_ref(cell.ref)
+
+    # -- lookup and addressing -----------------------------------------------------------------
+    @overload
+    async def lookup(self, target: str) -> ActorRef[Any] | None: ...
+
+    @overload
+    async def lookup(self, target: ServiceKey[M]) -> Listing[M]: ...
+
+    async def lookup(self, target: str | ServiceKey[Any]) -> ActorRef[Any] | Listing[Any] | None:
+        """``lookup("/user/name")`` gives the local actor's ref (or None); ``lookup(key)`` gives the
+        current ``Listing`` of a service key."""
+        if isinstance(target, ServiceKey):
+            return self.registry.listing(target)
+        cell = self._cells.get(target)
+        return cell.ref if cell is not None else None
+
+    def resolve_local(self, path: str) -> ActorRef[Any]:
+        """The ref of a local path: an actor, a pending ask, a system service, or a dead ref."""
+        cell = self._cells.get(path)
+        if cell is not None:
+            return cell.ref
+        promise = self._temp.get(path)
+        if promise is not None:
+            return ActorRef(self.address, path, promise.tell, promise)
+        if path == "/system/eventStream":
+            return self.event_stream
+        if path == "/system/receptionist":
+            return self.receptionist
+        dead = _DeadTarget(self, path)
+        return self._ref_for(path, dead)
+
+    def _ref_for(self, path: str, target: Any) -> ActorRef[Any]:
+        return ActorRef(self.address, path, target.tell, target)
+
+    # -- ask -------------------------------------------------------------------------------
+    async def ask(
+        self, ref: ActorRef[Any], factory: Callable[[ActorRef[R]], Any], timeout: float | None = None
+    ) -> R:
+        """Tell ``factory(reply_to)`` to ``ref`` and await the first message sent to ``reply_to``.
+
+        Raises :class:`~casty.AskTimeoutError` (a ``TimeoutError``) when no reply arrives in time.
+        """
+        loop = self.loop
+        if timeout is None:
+            timeout = self._ask_timeout
+        future: asyncio.Future[Any] = loop.create_future()
+        path = f"/temp/ask-{next(self._ask_ids)}"
+        promise = _PromiseTarget(self, future)
+        self._temp[path] = promise
+        reply_to: ActorRef[R] = ActorRef(self.address, path, promise.tell, promise)
+        handle = loop.call_later(timeout, _expire, future, ref, timeout)
+        try:
+            ref.tell(factory(reply_to))
+            return await future  # type: ignore[no-any-return]
+        finally:
+            handle.cancel()
+            del self._temp[path]
+
+    # -- dead letters and events ---------------------------------------------------------------
+    def _dead_letter(self, msg: object, recipient: ActorRef[Any] | None, reason: str) -> None:
+        self.dead_letters += 1
+        if self.dead_letters <= self._dead_letter_log_limit:
+            log.debug("dead letter to %s (%s): %r", recipient, reason, msg)
+            if self.dead_letters == self._dead_letter_log_limit:
+                log.debug("further dead letters are counted, not logged")
+        if self._events.subscribers:
+            self._events.publish(DeadLetter(msg, recipient, reason))
+
+    def _publish_event(self, event: object) -> None:
+        if self._events.subscribers:
+            self._events.publish(event)
+
+    # -- receptionist ----------------------------------------------------------------------
+    def _register_service(self, key: ServiceKey[Any], ref: ActorRef[Any]) -> None:
+        self.registry.register(key, ref)
+
+    def _deregister_service(self, key: ServiceKey[Any], ref: ActorRef[Any]) -> None:
+        self.registry.deregister(key, ref)
+
+    # -- shutdown --------------------------------------------------------------------------
+    async def shutdown(self) -> None:
+        """Stop every actor (children before parents, post-stop hooks run); idempotent."""
+        if self._terminated is not None:
+            await asyncio.shield(self._terminated)
+            return
+        self._terminated = self.loop.create_future()
+        self._shutdown_started = True
+        try:
+            await self._stop_actors()
+            await self._shutdown_services()
+        finally:
+            for path, promise in list(self._temp.items()):
+                if isinstance(promise, _PromiseTarget) and not promise.future.done():
+                    promise.future.set_exception(AskTimeoutError(f"actor system stopped before {path} got a reply"))
+            self._terminated.set_result(None)
+
+    async def _stop_actors(self) -> None:
+        cells = list(self._top.values())
+        for cell in cells:
+            cell.stop()
+        for cell in cells:
+            await asyncio.shield(cell.stopped)
+
+    async def _shutdown_services(self) -> None:
+        """Hook for subclasses: close transports after the actors stopped."""
+
+    @property
+    def is_terminated(self) -> bool:
+        return self._terminated is not None and self._terminated.done()
+
+
+def _expire(future: asyncio.Future[Any], ref: ActorRef[Any], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(AskTimeoutError(f"no reply from {ref} within {timeout}s"))

@@ -1,0 +1,85 @@
+"""Every error casty raises on purpose derives from :class:`CastyError`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AskTimeoutError",
+    "CastyError",
+    "ConfigError",
+    "DeserializationError",
+    "FrameError",
+    "FrameTooLarge",
+    "HandshakeError",
+    "MailboxFull",
+    "ProtocolError",
+    "SerializationError",
+    "StreamCancelled",
+    "StreamFailed",
+    "StreamTimeoutError",
+]
+
+
+class CastyError(Exception):
+    """Base class of casty's own errors."""
+
+
+class AskTimeoutError(CastyError, TimeoutError):
+    """An ``ask`` got no reply within its timeout."""
+
+
+class ConfigError(CastyError, ValueError):
+    """A configuration file or value is invalid (unknown key, wrong type, bad value)."""
+
+
+class SerializationError(CastyError):
+    """A message could not be encoded for the wire."""
+
+
+class DeserializationError(CastyError):
+    """Bytes from the wire were refused: malformed, unknown or forbidden type."""
+
+    def __init__(self, message: str, type_name: str | None = None) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+
+
+class FrameError(CastyError):
+    """A byte stream does not follow the framing rules."""
+
+
+class FrameTooLarge(FrameError):
+    """A frame is larger than the configured maximum frame size."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"frame of {size} bytes exceeds the maximum frame size of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class HandshakeError(CastyError):
+    """A peer was refused during the connection handshake."""
+
+
+class ProtocolError(CastyError):
+    """A peer broke a protocol rule (for example a stream demand of n <= 0)."""
+
+
+class StreamFailed(CastyError):
+    """A stream ended with a failure; ``cause_type`` and ``cause_message`` describe it."""
+
+    def __init__(self, message: str, cause_type: str = "", cause_message: str = "") -> None:
+        super().__init__(message)
+        self.cause_type = cause_type
+        self.cause_message = cause_message
+
+
+class StreamCancelled(CastyError):
+    """The stream's consumer went away; the producer no longer accepts elements."""
+
+
+class StreamTimeoutError(CastyError, TimeoutError):
+    """A stream saw no element or subscription within its timeout."""
+
+
+class MailboxFull(CastyError):
+    """A bounded mailbox with the ``reject`` strategy refused a message."""

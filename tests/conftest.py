@@ -1,0 +1,46 @@
+"""Test helpers: every async test runs on a fresh uvloop loop, bounded by pytest-timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from casty._run import new_event_loop
+
+
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests on a new uvloop loop (no plugin needed)."""
+    func = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(func):
+        return None
+    funcargs = pyfuncitem.funcargs
+    args = {name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(func(**args))
+    return True
+
+
+async def eventually(
+    predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.005, what: str = "condition"
+) -> None:
+    """Await until ``predicate()`` is true; fail with ``what`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def run_async(coro_fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+    @functools.wraps(coro_fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(coro_fn(*args, **kwargs))
+
+    return wrapper
