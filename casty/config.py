@@ -341,13 +341,25 @@ class RemoteConfig(_Section):
     )
     """Largest accepted frame, in bytes."""
     outbound_buffer_size: int = field(
-        default=67108864,
+        default=4194304,
         metadata=_doc(
-            "Bytes buffered per peer before further messages become dead letters.",
+            "Bytes of encoded frames a peer connection may hold unsent before casty stops encoding "
+            "more for it (the socket's high-water mark).",
             _at_least_one,
         ),
     )
-    """Bytes buffered per peer before further messages become dead letters."""
+    """Bytes of encoded frames a peer connection may hold unsent before casty stops encoding
+    more for it (the socket's high-water mark)."""
+    outbound_queue_size: int = field(
+        default=262144,
+        metadata=_doc(
+            "Messages queued per peer while it is unreachable or slow; further messages become "
+            "dead letters.",
+            _at_least_one,
+        ),
+    )
+    """Messages queued per peer while it is unreachable or slow; further messages become
+    dead letters."""
     handshake_timeout: float = field(
         default=5.0, metadata=_doc("Seconds allowed to complete a connection handshake.", _positive)
     )
@@ -745,3 +757,29 @@ def config_reference() -> str:
                 f"| `{f.name}` | {_cell(_type_name(tp))} | `{default}` | {_cell(f.metadata['doc'])} |"
             )
     return "\n".join(lines) + "\n"
+
+
+_REF_START = "<!-- config-reference:start -->"
+_REF_END = "<!-- config-reference:end -->"
+
+
+def update_readme(path: str | os.PathLike[str]) -> bool:
+    """Rewrite the configuration reference between the README's markers; True if it changed."""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    start, end = text.index(_REF_START) + len(_REF_START), text.index(_REF_END)
+    new = text[:start] + "\n" + config_reference().strip() + "\n" + text[end:]
+    if new == text:
+        return False
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(new)
+    return True
+
+
+if __name__ == "__main__":  # python -m casty.config [README.md]: refresh the README's reference
+    import sys
+
+    if len(sys.argv) > 1:
+        print("updated" if update_readme(sys.argv[1]) else "unchanged")
+    else:
+        print(config_reference())

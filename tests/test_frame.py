@@ -15,7 +15,7 @@ from casty.errors import FrameError, FrameTooLarge
 
 c_module: ModuleType | None
 try:
-    from casty._fastpath import _frame_c as c_module  # type: ignore[attr-defined,no-redef]
+    from casty._fastpath import _frame_c as c_module  # type: ignore[attr-defined, no-redef, unused-ignore]
 except ImportError:
     c_module = None
 
@@ -204,8 +204,8 @@ def test_property_any_chunking_round_trips(impl: ModuleType, bodies: list[bytes]
     points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
     dec = impl.FrameDecoder(MAX)
     got: list[bytes] = []
-    for a, b in itertools.pairwise(points):
-        got += dec.feed(stream[a:b])
+    for start, stop in itertools.pairwise(points):
+        got += dec.feed(stream[start:stop])
     assert got == bodies
     assert dec.buffered == 0
 

@@ -30,6 +30,13 @@ def test_readme_documents_every_config_key() -> None:
         assert f"`{section}`" in readme
 
 
+def test_readme_config_reference_is_current() -> None:
+    from casty.config import config_reference
+
+    readme = (ROOT / "README.md").read_text()
+    assert config_reference().strip() in readme, "run: python -m casty.config README.md"
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()

@@ -384,6 +384,9 @@ class ActorCell:
         self.watchers.clear()
         terminated = Terminated(self.ref)
         for watcher in watchers:
+            target = watcher._target
+            if isinstance(target, ActorCell):
+                target.watching.discard(self.ref)
             watcher.tell(terminated)
         self.system._publish_event(ActorStopped(self.ref))
         if not self.stopped.done():

@@ -1,0 +1,98 @@
+"""Opt-in pickle serializer, for trusted peers only."""
+
+from __future__ import annotations
+
+import io
+import logging
+import pickle
+from collections.abc import Callable
+from typing import IO, Any
+
+from casty.actors.ref import ActorRef
+from casty.errors import DeserializationError, SerializationError
+
+__all__ = ["PickleDecoder", "PickleEncoder", "PickleSerializer"]
+
+logger = logging.getLogger("casty.serde")
+
+
+class _RefPickler(pickle.Pickler):
+    def __init__(self, file: IO[bytes], protocol: int, ref_to_wire: Callable[[ActorRef[Any]], str]) -> None:
+        super().__init__(file, protocol)
+        self._ref_to_wire = ref_to_wire
+
+    def persistent_id(self, obj: Any) -> Any:
+        if isinstance(obj, ActorRef):
+            uri = self._ref_to_wire(obj)
+            if not isinstance(uri, str):
+                raise SerializationError(f"ref_to_wire returned {type(uri).__name__}, not str")
+            return uri
+        return None
+
+
+class _RefUnpickler(pickle.Unpickler):
+    def __init__(self, file: IO[bytes], resolve_ref: Callable[[str], ActorRef[Any]]) -> None:
+        super().__init__(file)
+        self._resolve_ref = resolve_ref
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not isinstance(pid, str):
+            raise pickle.UnpicklingError("actor ref persistent id must be a str")
+        return self._resolve_ref(pid)
+
+
+class PickleEncoder:
+    """Pickles one message; actor refs still travel as URIs through ``ref_to_wire``."""
+
+    __slots__ = ("_protocol", "_ref_to_wire")
+
+    def __init__(self, protocol: int, ref_to_wire: Callable[[ActorRef[Any]], str]) -> None:
+        self._protocol = protocol
+        self._ref_to_wire = ref_to_wire
+
+    def encode(self, obj: object) -> bytes:
+        buf = io.BytesIO()
+        try:
+            _RefPickler(buf, self._protocol, self._ref_to_wire).dump(obj)
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise SerializationError(f"cannot pickle {type(obj).__qualname__} message: {exc}") from exc
+        return buf.getvalue()
+
+
+class PickleDecoder:
+    """Unpickles one message; actor refs are rebuilt through ``resolve_ref``."""
+
+    __slots__ = ("_resolve_ref",)
+
+    def __init__(self, resolve_ref: Callable[[str], ActorRef[Any]]) -> None:
+        self._resolve_ref = resolve_ref
+
+    def decode(self, data: bytes) -> object:
+        try:
+            return _RefUnpickler(io.BytesIO(data), self._resolve_ref).load()
+        except Exception as exc:
+            raise DeserializationError(f"cannot unpickle message: {type(exc).__name__}: {exc}") from exc
+
+
+class PickleSerializer:
+    """Serializes any picklable message with :mod:`pickle`.
+
+    Unpickling runs code chosen by the sender: use it only between peers that trust each
+    other completely. Constructing one logs a warning on the ``casty.serde`` logger.
+    """
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+        self._protocol = protocol
+        logger.warning("PickleSerializer in use: pickle runs code from the wire; use it only between trusted peers")
+
+    def new_encoder(self, ref_to_wire: Callable[[ActorRef[Any]], str]) -> PickleEncoder:
+        """An encoder for one connection direction."""
+        return PickleEncoder(self._protocol, ref_to_wire)
+
+    def new_decoder(self, resolve_ref: Callable[[str], ActorRef[Any]]) -> PickleDecoder:
+        """A decoder for one connection direction."""
+        return PickleDecoder(resolve_ref)
