@@ -49,10 +49,50 @@ from casty.errors import SerializationError as SerializationError
 from casty.errors import StreamCancelled as StreamCancelled
 from casty.errors import StreamFailed as StreamFailed
 from casty.errors import StreamTimeoutError as StreamTimeoutError
+from casty.remote import RemoteActorSystem as RemoteActorSystem
+from casty.streams import CompleteStream as CompleteStream
+from casty.streams import FailStream as FailStream
+from casty.streams import GetSink as GetSink
+from casty.streams import GetSource as GetSource
+from casty.streams import Push as Push
+from casty.streams import SinkRef as SinkRef
+from casty.streams import SourceRef as SourceRef
+from casty.streams import StreamCancel as StreamCancel
+from casty.streams import StreamCompleted as StreamCompleted
+from casty.streams import StreamConsumerMsg as StreamConsumerMsg
+from casty.streams import StreamDemand as StreamDemand
+from casty.streams import StreamElement as StreamElement
+from casty.streams import StreamError as StreamError
+from casty.streams import StreamProducerMsg as StreamProducerMsg
+from casty.streams import StreamSubscribe as StreamSubscribe
+from casty.streams import Subscribed as Subscribed
+from casty.streams import SubscriptionRefused as SubscriptionRefused
+from casty.streams import stream_consumer as stream_consumer
+from casty.streams import stream_producer as stream_producer
 
 __version__ = "0.1.0"
 
 __all__ = (
+    "CompleteStream",
+    "FailStream",
+    "GetSink",
+    "GetSource",
+    "Push",
+    "SinkRef",
+    "SourceRef",
+    "StreamCancel",
+    "StreamCompleted",
+    "StreamConsumerMsg",
+    "StreamDemand",
+    "StreamElement",
+    "StreamError",
+    "StreamProducerMsg",
+    "StreamSubscribe",
+    "Subscribed",
+    "SubscriptionRefused",
+    "stream_consumer",
+    "stream_producer",
+    "RemoteActorSystem",
     "COMPILED",
     "IMPLEMENTATION",
     "ActorAddress",

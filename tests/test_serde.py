@@ -739,3 +739,16 @@ def test_encode_is_compact_for_typical_message() -> None:
     data = enc.encode(msg)
     assert len(data) <= 45
     assert dec.decode(enc.encode(msg)) == msg
+
+
+def test_namedtuples_round_trip_as_records() -> None:
+    from casty import NodeAddress
+    from casty.serde import MsgpackSerializer
+
+    ser = MsgpackSerializer()
+    enc = ser.new_encoder(lambda r: r.uri)
+    dec = ser.new_decoder(lambda uri: None)  # type: ignore[arg-type,return-value]
+    value = {"nodes": (NodeAddress("127.0.0.1", 1), NodeAddress("h", 2))}
+    out = dec.decode(enc.encode(value))
+    assert out == value
+    assert all(type(n) is NodeAddress for n in out["nodes"])  # type: ignore[index]

@@ -155,6 +155,11 @@ cdef class FrameDecoder:
         """Bytes of an incomplete frame held for the next ``feed``."""
         return PyByteArray_GET_SIZE(self._buf)
 
+    @property
+    def failure(self):
+        """Why the decoder failed (also while its error waits for the next ``feed``), else None."""
+        return self._failure
+
     cdef list _fail(self, object error, list out):
         self._failure = str(error)
         self._buf = bytearray()

@@ -114,6 +114,11 @@ class FrameDecoder:
         """Bytes of an incomplete frame held for the next ``feed``."""
         return len(self._buf)
 
+    @property
+    def failure(self) -> str | None:
+        """Why the decoder failed (also while its error waits for the next ``feed``), else None."""
+        return self._failure
+
     def _fail(self, error: FrameError, out: list[bytes]) -> list[bytes]:
         self._failure = str(error)
         self._buf = bytearray()

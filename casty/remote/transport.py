@@ -127,7 +127,9 @@ class Connection(asyncio.Protocol):
         self.peer_label = "?"
         self.state = "handshake"  # handshake -> open -> closed
         limit = transport.config.max_frame_size
-        self.frames_in = FrameDecoder(min(limit, _HANDSHAKE_LIMIT))
+        # one decoder for the connection's whole life: bytes that arrive with the last
+        # handshake frame belong to the envelopes that follow it
+        self.frames_in = FrameDecoder(limit)
         self.frames_out = FrameEncoder(limit)
         self.encoder: MessageEncoder | None = None
         self.decoder: MessageDecoder | None = None
@@ -209,9 +211,16 @@ class Connection(asyncio.Protocol):
         if self.state == "handshake":
             while bodies and self.state == "handshake":
                 self._on_handshake_frame(bodies.pop(0))
-            if self.state != "open" or not bodies:
+            if self.state == "handshake" and self.frames_in.buffered > _HANDSHAKE_LIMIT:
+                self.abort(f"handshake from {self.peer_label} is larger than {_HANDSHAKE_LIMIT} bytes")
                 return
-        self._dispatch(bodies)
+            if self.state != "open":
+                return
+        if bodies:
+            self._dispatch(bodies)
+        failure = self.frames_in.failure
+        if failure is not None and self.state == "open":
+            self.abort(f"bad frame from {self.peer_label}: {failure}")
 
     # -- envelopes ---------------------------------------------------------------------------
     def _dispatch(self, bodies: list[bytes]) -> None:
@@ -294,6 +303,9 @@ class Connection(asyncio.Protocol):
             self.abort(f"handshake with {self.peer_label} timed out")
 
     def _on_handshake_frame(self, body: bytes) -> None:
+        if len(body) > _HANDSHAKE_LIMIT:
+            self.abort(f"handshake frame of {len(body)} bytes from {self.peer_label}")
+            return
         try:
             msg = msgpack.unpackb(body, raw=False, max_bin_len=1024, max_str_len=4096, max_array_len=16, max_map_len=32)
             if not isinstance(msg, dict):
@@ -332,7 +344,6 @@ class Connection(asyncio.Protocol):
             self._handshake_timer = None
         self.assoc = assoc
         self.state = "open"
-        self.frames_in = self._promote_decoder()
         serializer = self.owner.serializer
         self.encoder = serializer.new_encoder(self.owner.ref_to_wire)
         if hasattr(self.encoder, "max_size"):
@@ -341,11 +352,6 @@ class Connection(asyncio.Protocol):
         self.decoder = serializer.new_decoder(self.owner.resolve_ref)
         if not self.handshake_done.done():
             self.handshake_done.set_result(assoc)
-
-    def _promote_decoder(self) -> FrameDecoder:
-        # Bytes after the last handshake frame were already consumed by the small decoder;
-        # a fresh decoder with the full frame limit takes over from here.
-        return FrameDecoder(self.owner.config.max_frame_size)
 
     def close(self) -> None:
         if self.tcp is not None and not self.tcp.is_closing():

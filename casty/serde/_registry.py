@@ -17,8 +17,14 @@ def type_name(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+def _is_namedtuple_type(cls: type) -> bool:
+    fields = getattr(cls, "_fields", None) if isinstance(cls, type) and issubclass(cls, tuple) else None
+    return isinstance(fields, tuple) and all(isinstance(f, str) for f in fields)
+
+
 def _is_dataclass_type(cls: type) -> bool:
-    return isinstance(cls, type) and dataclasses.is_dataclass(cls)
+    """Record types sent field by field: dataclasses and NamedTuples."""
+    return isinstance(cls, type) and (dataclasses.is_dataclass(cls) or _is_namedtuple_type(cls))
 
 
 def _is_enum_type(cls: type) -> bool:
@@ -118,7 +124,9 @@ class DataclassInfo:
     def __init__(self, cls: type) -> None:
         positional: list[str] = []
         kw_only: list[str] = []
-        for f in dataclasses.fields(cls):
+        if _is_namedtuple_type(cls) and not dataclasses.is_dataclass(cls):
+            positional.extend(cls._fields)  # type: ignore[attr-defined]
+        for f in dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ():
             if not f.init:
                 continue
             (kw_only if f.kw_only else positional).append(f.name)
@@ -166,7 +174,7 @@ def lookup_loaded_class(name: str) -> type | None:
 
 
 def is_dataclass_type(cls: type) -> bool:
-    """True for a dataclass class (not an instance)."""
+    """True for a dataclass or NamedTuple class (not an instance)."""
     return _is_dataclass_type(cls)
 
 

@@ -1,0 +1,178 @@
+"""The stream protocol: plain actor messages, serializable like any other message.
+
+A stream runs between one producer actor and one subscribed consumer actor:
+
+* ``Subscribe`` (consumer → producer) asks for the stream, with the consumer's first demand;
+  the producer answers ``Subscribed`` or, when it already has a subscriber,
+  ``SubscriptionRefused``.
+* ``StreamElement`` (producer → consumer) carries one element and its sequence number
+  (0, 1, 2, ...).  The producer never sends a sequence number the consumer did not ask for.
+* ``StreamDemand`` (consumer → producer) grants more elements.  Demand from casty's own
+  consumer carries cumulative counters (``requested_total``, ``received_total``), so a lost
+  or duplicated demand message is harmless and every demand also acknowledges what arrived;
+  a plain ``StreamDemand(n)`` adds ``n`` elements of demand.  ``resend=True`` asks the
+  producer to send again every element from ``received_total`` on.
+* ``StreamCompleted`` / ``StreamError`` (producer → consumer) end the stream and say how many
+  elements were sent in total; the consumer delivers them after that many elements arrived.
+* ``StreamCancel`` (consumer → producer) ends the stream from the consuming side; it is also
+  how a consumer acknowledges a completion or failure.
+
+``Push``, ``CompleteStream`` and ``FailStream`` feed a producer by message instead of through
+its :class:`~casty.streams.SinkRef`.  ``GetSink`` / ``GetSource`` hand out the local
+:class:`~casty.streams.SinkRef` / :class:`~casty.streams.SourceRef` of a producer / consumer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+
+from casty.actors.ref import ActorRef
+
+if TYPE_CHECKING:
+    from casty.streams._consumer import SourceRef
+    from casty.streams._producer import SinkRef
+
+__all__ = [
+    "CompleteStream",
+    "FailStream",
+    "GetSink",
+    "GetSource",
+    "Push",
+    "StreamCancel",
+    "StreamCompleted",
+    "StreamConsumerMsg",
+    "StreamDemand",
+    "StreamElement",
+    "StreamError",
+    "StreamProducerMsg",
+    "Subscribe",
+    "Subscribed",
+    "SubscriptionRefused",
+]
+
+T = TypeVar("T")
+
+
+# -- consumer → producer ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Subscribe(Generic[T]):
+    """Subscribe ``consumer`` to the producer's stream, granting ``requested_total`` elements.
+
+    Sending it again from the same consumer is harmless (the producer confirms again); a
+    producer that already streams to another consumer answers ``SubscriptionRefused``.
+    """
+
+    consumer: ActorRef[StreamConsumerMsg[T]]
+    requested_total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDemand:
+    """Grant the producer more elements.
+
+    Plain form, ``StreamDemand(n)``: ``n`` more elements; ``n`` must be positive (a demand
+    of ``n <= 0`` fails the stream).  Cumulative form (``requested_total >= 0``): the
+    consumer granted ``requested_total`` elements since the start and received the first
+    ``received_total`` of them; ``n`` then only says how much this message added (0 for a
+    pure acknowledgement).  ``resend=True`` asks for every element from ``received_total``
+    on to be sent again (after a gap, or when nothing arrived for a while).
+    """
+
+    n: int
+    requested_total: int = -1
+    received_total: int = -1
+    resend: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCancel:
+    """The consumer ends the stream (or acknowledges its completion); the producer stops."""
+
+    reason: str = "cancelled by the consumer"
+
+
+# -- producer → consumer ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    """The producer accepted the subscription."""
+
+    producer: ActorRef[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRefused:
+    """The producer refused the subscription (it already streams to another consumer)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamElement(Generic[T]):
+    """One element of the stream and its sequence number (``seq=-1``: unnumbered, taken in arrival order)."""
+
+    element: T
+    seq: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCompleted:
+    """The stream ended normally after ``total`` elements (-1: unknown, end right away)."""
+
+    total: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """The stream failed after ``total`` elements; the cause travels as its type name and message."""
+
+    cause_type: str
+    cause_message: str
+    total: int = -1
+
+
+# -- feeding a producer by message -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Push(Generic[T]):
+    """Append ``element`` to the producer's buffer (a dead letter when the buffer is full)."""
+
+    element: T
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteStream:
+    """End the stream once the elements already buffered were sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class FailStream:
+    """Fail the stream once the elements already buffered were sent."""
+
+    cause_type: str
+    cause_message: str = ""
+
+
+# -- local handles -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class GetSink(Generic[T]):
+    """Ask a producer for its :class:`~casty.streams.SinkRef` (only from the producer's own process)."""
+
+    reply_to: ActorRef[SinkRef[T]]
+
+
+@dataclass(frozen=True, slots=True)
+class GetSource(Generic[T]):
+    """Ask a consumer for its :class:`~casty.streams.SourceRef` (only from the consumer's own process)."""
+
+    reply_to: ActorRef[SourceRef[T]]
+
+
+StreamProducerMsg: TypeAlias = (
+    Subscribe[T] | StreamDemand | StreamCancel | Push[T] | CompleteStream | FailStream | GetSink[T]
+)
+"""Every message a stream producer accepts."""
+
+StreamConsumerMsg: TypeAlias = (
+    StreamElement[T] | StreamCompleted | StreamError | Subscribed | SubscriptionRefused | GetSource[T]
+)
+"""Every message a stream consumer accepts."""

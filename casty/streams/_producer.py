@@ -1,0 +1,398 @@
+"""The producing side of a stream: ``stream_producer()`` and its local :class:`SinkRef`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, NoReturn, TypeVar
+
+from casty._fastpath import ProducerLedger
+from casty.actors.behaviors import Behavior, Behaviors
+from casty.actors.context import ActorContext
+from casty.actors.events import Terminated
+from casty.actors.ref import ActorRef
+from casty.errors import ProtocolError, StreamCancelled
+from casty.streams._messages import (
+    CompleteStream,
+    FailStream,
+    GetSink,
+    Push,
+    StreamCancel,
+    StreamCompleted,
+    StreamDemand,
+    StreamElement,
+    StreamError,
+    StreamProducerMsg,
+    Subscribe,
+    Subscribed,
+    SubscriptionRefused,
+)
+
+__all__ = ["SinkRef", "stream_producer"]
+
+T = TypeVar("T")
+
+_Terminal = StreamCompleted | StreamError
+_NOT_WATCHABLE = "not watchable"
+
+
+class _ProducerCore(Generic[T]):
+    """State of one producer actor, shared with its SinkRef (same process, same event loop).
+
+    ``buffer`` holds elements not sent yet (at most ``capacity`` unless unbounded);
+    ``unacked`` holds the elements sent but not acknowledged, i.e. sequence numbers
+    ``ledger.acked .. ledger.next_seq - 1`` in order, kept for resending.
+    """
+
+    __slots__ = (
+        "_flush_cb",
+        "buffer",
+        "capacity",
+        "closed_reason",
+        "ctx",
+        "flush_scheduled",
+        "ledger",
+        "loop",
+        "progress_at",
+        "put_waiters",
+        "resend_handle",
+        "resend_interval",
+        "self_ref",
+        "sink",
+        "subscriber",
+        "tell",
+        "terminal",
+        "terminal_sent",
+        "unacked",
+        "unbounded",
+    )
+
+    def __init__(self, ctx: ActorContext[Any], capacity: int, unbounded: bool, resend_interval: float) -> None:
+        self.ctx = ctx
+        self.self_ref: ActorRef[Any] = ctx.self
+        self.loop = ctx.system.loop
+        self.buffer: deque[T] = deque()
+        self.capacity = capacity
+        self.unbounded = unbounded
+        self.ledger = ProducerLedger()
+        self.unacked: deque[T] = deque()
+        self.subscriber: ActorRef[Any] | None = None
+        self.tell: Callable[[Any], None] | None = None
+        self.flush_scheduled = False
+        self._flush_cb = self._flush
+        self.put_waiters: list[asyncio.Future[None]] = []
+        self.terminal: _Terminal | None = None
+        self.terminal_sent: _Terminal | None = None
+        self.closed_reason: str | None = None
+        self.resend_interval = resend_interval
+        self.resend_handle: asyncio.TimerHandle | None = None
+        self.progress_at = 0.0
+        self.sink: SinkRef[T] = SinkRef(self)
+
+    # -- the SinkRef side ----------------------------------------------------------------
+    def has_room(self) -> bool:
+        return self.unbounded or len(self.buffer) < self.capacity
+
+    def refuse(self) -> NoReturn:
+        if self.closed_reason is not None:
+            raise StreamCancelled(f"stream of {self.self_ref} no longer accepts elements: {self.closed_reason}")
+        raise StreamCancelled(f"stream of {self.self_ref} was already ended with complete() or fail()")
+
+    def schedule_flush(self) -> None:
+        if not self.flush_scheduled and self.tell is not None:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush_cb)
+
+    async def wait_for_room(self) -> None:
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self.put_waiters.append(fut)
+        await fut
+
+    def _wake_putters(self) -> None:
+        waiters = self.put_waiters
+        if waiters:
+            self.put_waiters = []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    def end(self, terminal: _Terminal) -> None:
+        """Record the end of the stream; it is sent once the buffer drained."""
+        if self.terminal is None and self.closed_reason is None:
+            self.terminal = terminal
+            self.schedule_flush()
+            self._wake_putters()
+
+    # -- sending -------------------------------------------------------------------------
+    def _flush(self) -> None:
+        self.flush_scheduled = False
+        self.send_new()
+
+    def send_new(self) -> None:
+        """Send as many buffered elements as demand allows, then the terminal signal if due."""
+        tell = self.tell
+        if tell is None or self.closed_reason is not None:
+            return
+        ledger = self.ledger
+        buf = self.buffer
+        n = ledger.sendable()
+        if n > 0 and buf:
+            if n > len(buf):
+                n = len(buf)
+            if not self._pending():
+                self.progress_at = self.loop.time()
+            take = ledger.take
+            popleft = buf.popleft
+            keep = self.unacked.append
+            for _ in range(n):
+                element = popleft()
+                keep(element)
+                tell(StreamElement(element, take()))
+            self._arm_resend()
+            self._wake_putters()
+        if not buf and self.terminal is not None and self.terminal_sent is None:
+            if not self._pending():
+                self.progress_at = self.loop.time()
+            t = self.terminal
+            sent: _Terminal
+            if isinstance(t, StreamCompleted):
+                sent = StreamCompleted(ledger.next_seq)
+            else:
+                sent = StreamError(t.cause_type, t.cause_message, ledger.next_seq)
+            self.terminal_sent = sent
+            tell(sent)
+            self._arm_resend()
+
+    def _pending(self) -> bool:
+        return self.ledger.unacked() > 0 or self.terminal_sent is not None
+
+    def _resend(self) -> None:
+        tell = self.tell
+        if tell is None or self.closed_reason is not None:
+            return
+        seq = self.ledger.acked
+        for element in self.unacked:
+            tell(StreamElement(element, seq))
+            seq += 1
+        if self.terminal_sent is not None:
+            tell(self.terminal_sent)
+        self.progress_at = self.loop.time()
+
+    def _arm_resend(self) -> None:
+        if self.resend_handle is None:
+            self.resend_handle = self.loop.call_at(self.progress_at + self.resend_interval, self._on_resend_timer)
+
+    def _on_resend_timer(self) -> None:
+        self.resend_handle = None
+        if self.closed_reason is not None or not self._pending():
+            return
+        if self.loop.time() - self.progress_at >= self.resend_interval:
+            self._resend()
+        self._arm_resend()
+
+    def _trim(self) -> None:
+        """Forget the elements the consumer acknowledged."""
+        drop = len(self.unacked) - self.ledger.unacked()
+        if drop > 0:
+            popleft = self.unacked.popleft
+            for _ in range(drop):
+                popleft()
+            self.progress_at = self.loop.time()
+
+    # -- closing -------------------------------------------------------------------------
+    def close(self, reason: str) -> None:
+        """Stop accepting elements, free the buffers, release every waiting ``put``."""
+        if self.closed_reason is None:
+            self.closed_reason = reason
+        self.buffer.clear()
+        self.unacked.clear()
+        if self.resend_handle is not None:
+            self.resend_handle.cancel()
+            self.resend_handle = None
+        self._wake_putters()
+
+    def _protocol_failure(self, exc: Exception) -> Behavior[Any]:
+        self.ctx.log.warning("stream protocol error, failing the stream of %s: %s", self.self_ref, exc)
+        if self.tell is not None:
+            self.tell(StreamError(type(exc).__name__, str(exc), self.ledger.next_seq))
+        self.close(f"stream failed: {exc}")
+        return Behaviors.stopped()
+
+    def on_stop(self, ctx: ActorContext[Any]) -> None:
+        self.close(f"producer {self.self_ref} stopped")
+
+    # -- the actor -----------------------------------------------------------------------
+    async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any] | None:
+        if isinstance(msg, StreamDemand):
+            return self._on_demand(msg)
+        if isinstance(msg, Push):
+            if self.terminal is not None or self.closed_reason is not None:
+                ctx.system._dead_letter(msg, self.self_ref, "stream already ended")
+            elif not self.has_room():
+                ctx.system._dead_letter(msg, self.self_ref, "stream buffer full")
+            else:
+                self.buffer.append(msg.element)
+                self.send_new()
+            return None
+        if isinstance(msg, Subscribe):
+            return self._on_subscribe(msg)
+        if isinstance(msg, StreamCancel):
+            if self.terminal_sent is not None:
+                self.close("stream already ended")
+            else:
+                self.close(f"stream cancelled by the consumer: {msg.reason}")
+            return Behaviors.stopped()
+        if isinstance(msg, Terminated):
+            # "not watchable": a ref without death watch (e.g. a test probe) is not a stopped consumer
+            if msg.ref == self.subscriber and msg.reason != _NOT_WATCHABLE:
+                self.close(f"consumer {msg.ref} stopped")
+                return Behaviors.stopped()
+            return None
+        if isinstance(msg, GetSink):
+            msg.reply_to.tell(self.sink)
+            return None
+        if isinstance(msg, CompleteStream):
+            self.end(StreamCompleted())
+            self.send_new()
+            return None
+        if isinstance(msg, FailStream):
+            self.end(StreamError(msg.cause_type, msg.cause_message))
+            self.send_new()
+            return None
+        return Behaviors.unhandled()
+
+    def _on_demand(self, msg: StreamDemand) -> Behavior[Any] | None:
+        ledger = self.ledger
+        try:
+            if msg.requested_total >= 0 or msg.received_total >= 0:
+                ledger.update(max(msg.requested_total, 0), max(msg.received_total, 0))
+            else:
+                ledger.request(msg.n)
+        except (ProtocolError, TypeError) as exc:
+            return self._protocol_failure(exc)
+        self._trim()
+        if msg.resend:
+            self._resend()
+        self.send_new()
+        return None
+
+    def _on_subscribe(self, msg: Subscribe[Any]) -> Behavior[Any] | None:
+        consumer = msg.consumer
+        if self.subscriber is not None and consumer != self.subscriber:
+            consumer.tell(
+                SubscriptionRefused(
+                    f"{self.self_ref} already streams to {self.subscriber}; a stream has a single subscriber"
+                )
+            )
+            return None
+        if self.closed_reason is not None:
+            consumer.tell(SubscriptionRefused(f"{self.self_ref} is closed: {self.closed_reason}"))
+            return None
+        try:
+            if msg.requested_total != 0:
+                self.ledger.update(msg.requested_total, 0)
+        except (ProtocolError, TypeError) as exc:
+            if self.subscriber is None:
+                consumer.tell(SubscriptionRefused(f"invalid subscription: {exc}"))
+                return None
+            return self._protocol_failure(exc)
+        if self.subscriber is None:
+            self.subscriber = consumer
+            self.tell = consumer.tell
+            self.ctx.watch(consumer)
+        consumer.tell(Subscribed(self.self_ref))
+        self.send_new()
+        return None
+
+
+class SinkRef(Generic[T]):
+    """The local handle that feeds a stream producer (get it with ``GetSink``).
+
+    ``await put(x)`` appends to the producer's bounded buffer and waits only while it is
+    full; ``complete()`` / ``fail(exc)`` end the stream after the buffered elements.  Once
+    the consumer went away, ``put`` raises :class:`~casty.StreamCancelled`.  A SinkRef never
+    leaves its process: it cannot be pickled or sent in a message.
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: _ProducerCore[T]) -> None:
+        self._core = core
+
+    async def put(self, element: T) -> None:
+        """Append ``element``; wait while the buffer is full."""
+        core = self._core
+        while True:
+            if core.terminal is not None or core.closed_reason is not None:
+                core.refuse()
+            if core.unbounded or len(core.buffer) < core.capacity:
+                core.buffer.append(element)
+                if not core.flush_scheduled and core.tell is not None:
+                    core.flush_scheduled = True
+                    core.loop.call_soon(core._flush_cb)
+                return
+            await core.wait_for_room()
+
+    def offer(self, element: T) -> bool:
+        """Append ``element`` if the buffer has room (True) or refuse it (False) without waiting."""
+        core = self._core
+        if core.terminal is not None or core.closed_reason is not None:
+            core.refuse()
+        if not core.has_room():
+            return False
+        core.buffer.append(element)
+        core.schedule_flush()
+        return True
+
+    async def complete(self) -> None:
+        """End the stream normally once the buffered elements were sent (no-op once ended)."""
+        self._core.end(StreamCompleted())
+
+    async def fail(self, exc: BaseException) -> None:
+        """Fail the stream with ``exc`` (its type name and message reach the consumer)."""
+        self._core.end(StreamError(type(exc).__name__, str(exc)))
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream no longer accepts elements (ended, cancelled or stopped)."""
+        return self._core.terminal is not None or self._core.closed_reason is not None
+
+    @property
+    def producer(self) -> ActorRef[Any]:
+        """The producer actor this sink feeds."""
+        return self._core.self_ref
+
+    def __len__(self) -> int:
+        """Elements waiting in the buffer (not sent yet)."""
+        return len(self._core.buffer)
+
+    def __repr__(self) -> str:
+        return f"SinkRef({self._core.self_ref})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a SinkRef is local to its process and cannot be pickled; send the producer's ActorRef")
+
+
+def stream_producer(buffer_size: int | None = None, *, unbounded: bool = False) -> Behavior[StreamProducerMsg[Any]]:
+    """A stream producer actor: fed through its ``SinkRef`` (``GetSink``) or with ``Push``.
+
+    It buffers up to ``buffer_size`` elements (default ``[streams] buffer_size``; no limit
+    with ``unbounded=True``) before anyone subscribed or while demand is exhausted, streams
+    to a single subscriber and stops when the stream ended or the subscriber went away.
+    The element type is not fixed here: annotate the ``SinkRef[T]`` that ``GetSink`` returns.
+    """
+    if buffer_size is not None and (not isinstance(buffer_size, int) or buffer_size < 1):
+        raise ValueError(f"buffer_size must be a positive integer, got {buffer_size!r}")
+
+    async def setup(ctx: ActorContext[StreamProducerMsg[Any]]) -> Behavior[StreamProducerMsg[Any]]:
+        cfg = ctx.system.config.streams
+        core: _ProducerCore[Any] = _ProducerCore(
+            ctx, buffer_size if buffer_size is not None else cfg.buffer_size, unbounded, cfg.resend_interval
+        )
+        # a restart starts a new stream: the old SinkRef is closed rather than left hanging
+        return Behaviors.with_lifecycle(
+            Behaviors.receive(core.receive), post_stop=core.on_stop, pre_restart=core.on_stop
+        )
+
+    return Behaviors.setup(setup)
