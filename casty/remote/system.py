@@ -18,7 +18,8 @@ __all__ = ["RemoteActorSystem"]
 
 
 class RemoteActorSystem(ActorSystem):
-    """An actor system listening on ``bind_host:port`` and advertised as ``host:port``.
+    """An actor system listening on ``bind_host:bind_port`` and advertised as ``host:port``
+    (``bind_port`` defaults to ``port``; they differ behind a proxy or NAT).
 
     Refs to its actors print as ``casty://name@host:port/path`` and work from any process
     that can reach it; ``system.ref(uri)`` gives a ref to an actor in another process.
@@ -32,6 +33,7 @@ class RemoteActorSystem(ActorSystem):
         host: str = "127.0.0.1",
         port: int = 0,
         bind_host: str | None = None,
+        bind_port: int | None = None,
         config: CastyConfig | None = None,
         serializer: Serializer | None = None,
         ssl_server: ssl.SSLContext | None = None,
@@ -49,6 +51,7 @@ class RemoteActorSystem(ActorSystem):
             "host": host,
             "port": port,
             "bind_host": bind_host or None,
+            "bind_port": bind_port,
             "serializer": serializer,
             "secret": self.config.security.resolve_secret(),
             "ssl_server": ssl_server,

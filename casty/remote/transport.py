@@ -573,6 +573,7 @@ class RemoteTransport:
         host: str,
         port: int,
         bind_host: str | None = None,
+        bind_port: int | None = None,
         serializer: Serializer | None = None,
         secret: bytes = b"",
         ssl_server: ssl.SSLContext | None = None,
@@ -586,6 +587,7 @@ class RemoteTransport:
         self.host = host
         self.port = port
         self.bind_host = bind_host or host
+        self.bind_port = port if bind_port is None else bind_port
         self.kind = kind
         self.listen = listen
         self.uid = random.getrandbits(63) or 1
@@ -615,14 +617,16 @@ class RemoteTransport:
             self._server = await self.loop.create_server(
                 lambda: Connection(self, inbound=True),
                 self.bind_host,
-                self.port,
+                self.bind_port,
                 ssl=self.ssl_server,
                 reuse_address=True,
                 backlog=128,
             )
             sockets = self._server.sockets or ()
-            if self.port == 0 and sockets:
-                self.port = sockets[0].getsockname()[1]
+            if sockets:
+                self.bind_port = sockets[0].getsockname()[1]
+            if self.port == 0:
+                self.port = self.bind_port
         self.address = ActorAddress(self.system_name, self.host, self.port)
         return self.address
 
