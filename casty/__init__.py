@@ -34,6 +34,19 @@ from casty.actors.ref import ActorRef as ActorRef
 from casty.actors.ref import NodeAddress as NodeAddress
 from casty.actors.system import ActorSystem as ActorSystem
 from casty.actors.system import InvalidActorName as InvalidActorName
+from casty.cluster import ClusteredActorSystem as ClusteredActorSystem
+from casty.cluster import ClusterState as ClusterState
+from casty.cluster import LeaderChanged as LeaderChanged
+from casty.cluster import Member as Member
+from casty.cluster import MemberDowned as MemberDowned
+from casty.cluster import MemberExited as MemberExited
+from casty.cluster import MemberJoined as MemberJoined
+from casty.cluster import MemberLeft as MemberLeft
+from casty.cluster import MemberRemoved as MemberRemoved
+from casty.cluster import MemberStatus as MemberStatus
+from casty.cluster import MemberUp as MemberUp
+from casty.cluster import ReachableMember as ReachableMember
+from casty.cluster import UnreachableMember as UnreachableMember
 from casty.config import CastyConfig as CastyConfig
 from casty.config import load_config as load_config
 from casty.errors import AskTimeoutError as AskTimeoutError
@@ -73,6 +86,19 @@ from casty.streams import stream_producer as stream_producer
 __version__ = "0.1.0"
 
 __all__ = (
+    "ClusterState",
+    "ClusteredActorSystem",
+    "LeaderChanged",
+    "Member",
+    "MemberDowned",
+    "MemberExited",
+    "MemberJoined",
+    "MemberLeft",
+    "MemberRemoved",
+    "MemberStatus",
+    "MemberUp",
+    "ReachableMember",
+    "UnreachableMember",
     "CompleteStream",
     "FailStream",
     "GetSink",
