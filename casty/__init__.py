@@ -34,6 +34,8 @@ from casty.actors.ref import ActorRef as ActorRef
 from casty.actors.ref import NodeAddress as NodeAddress
 from casty.actors.system import ActorSystem as ActorSystem
 from casty.actors.system import InvalidActorName as InvalidActorName
+from casty.client import ClusterClient as ClusterClient
+from casty.client import ClusterUnavailable as ClusterUnavailable
 from casty.cluster import ClusteredActorSystem as ClusteredActorSystem
 from casty.cluster import ClusterState as ClusterState
 from casty.cluster import LeaderChanged as LeaderChanged
@@ -86,6 +88,8 @@ from casty.streams import stream_producer as stream_producer
 __version__ = "0.1.0"
 
 __all__ = (
+    "ClusterClient",
+    "ClusterUnavailable",
     "ClusterState",
     "ClusteredActorSystem",
     "LeaderChanged",

@@ -137,6 +137,7 @@ def install(system: casty.ActorSystem) -> None:
     system.spawn(forwarder(), "forwarder")
     system.spawn(watcher(), "watcher")
     system.spawn(parent(), "parent")
+    system.spawn(asker(), "asker")
 
 
 async def _wait_for_exit() -> None:
@@ -175,3 +176,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="")
     args = parser.parse_args(argv)
     casty.run(run_node(args))
+
+
+@dataclass(frozen=True)
+class AskIt:
+    """Ask ``target`` ``Echo(payload)`` from this node and send the answer to ``reply_to``."""
+
+    target: ActorRef[Any]
+    payload: Any
+    reply_to: ActorRef[Any]
+
+
+def asker() -> Behavior[Any]:
+    async def receive(ctx: ActorContext[Any], msg: Any) -> None:
+        if isinstance(msg, AskIt):
+            try:
+                answer = await ctx.system.ask(msg.target, lambda r: Echo(msg.payload, r), timeout=10)
+            except Exception as exc:
+                answer = f"failed: {exc}"
+            msg.reply_to.tell(answer)
+
+    return Behaviors.receive(receive)

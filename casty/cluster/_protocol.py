@@ -9,6 +9,7 @@ from casty.actors.ref import ActorRef, NodeAddress
 from casty.cluster._membership import Gossip, Member
 
 __all__ = [
+    "ClientBye",
     "ClientHello",
     "ClientUpdate",
     "GossipEnvelope",
@@ -99,6 +100,13 @@ class RegistryPull:
 @dataclass(frozen=True)
 class ClientHello:
     """A ClusterClient asks to be kept up to date (membership and registry are pushed)."""
+
+    client: str
+
+
+@dataclass(frozen=True)
+class ClientBye:
+    """A ClusterClient is leaving: forget it now instead of waiting for it to come back."""
 
     client: str
 

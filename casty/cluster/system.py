@@ -60,6 +60,7 @@ from casty.cluster._membership import (
     keep_majority_decision,
 )
 from casty.cluster._protocol import (
+    ClientBye,
     ClientHello,
     ClientUpdate,
     GossipEnvelope,
@@ -193,6 +194,7 @@ class ClusteredActorSystem(RemoteActorSystem):
             (RegistryDigest, self._on_registry_digest),
             (RegistryPull, self._on_registry_pull),
             (ClientHello, self._on_client_hello),
+            (ClientBye, self._on_client_bye),
         ):
             transport.add_control_handler(cls, handler)
         transport.listeners.append(self._on_transport_event)
@@ -578,6 +580,13 @@ class ClusteredActorSystem(RemoteActorSystem):
             log.info("client %s connected", assoc.address)
         self._clients[assoc.address] = msg.client
         assoc.transport.send_control(assoc.address, self._client_update())
+
+    def _on_client_bye(self, conn: Connection, msg: ClientBye) -> None:
+        assoc = conn.assoc
+        if assoc is not None and assoc.address in self._clients:
+            log.info("client %s left", assoc.address)
+            del self._clients[assoc.address]
+            assoc.transport.mark_gone(assoc, "client left")
 
     def _client_update(self) -> ClientUpdate:
         state = self.membership

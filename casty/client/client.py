@@ -1,0 +1,342 @@
+"""ClusterClient: use a cluster from outside it, without joining and without a listening port.
+
+The client runs a small actor system of its own whose address is ``casty://name@client-<id>:0``.
+It never listens: it opens one connection to each node it talks to, and the nodes reach its
+actors back over those same connections (so it works behind NAT).
+
+It keeps a view of the cluster pushed by one contact node (``ClientHello`` once, then a
+``ClientUpdate`` on every membership or registry change): ``lookup`` answers from that view
+synchronously. When the contact node is lost the client moves to another up member it knows,
+and while no member can be reached it retries with backoff and ``ask`` fails at once with
+:class:`ClusterUnavailable` instead of waiting for its timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from casty.actors.behaviors import Behavior
+from casty.actors.mailbox import Mailbox
+from casty.actors.receptionist import Listing, Registry, ServiceKey
+from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
+from casty.cluster._membership import Member, MemberStatus
+from casty.cluster._protocol import ClientBye, ClientHello, ClientUpdate
+from casty.errors import CastyError
+from casty.remote.system import RemoteActorSystem
+from casty.remote.transport import Association, Connection
+
+if TYPE_CHECKING:
+    from casty.config import CastyConfig
+    from casty.serde import Serializer
+
+__all__ = ["ClusterClient", "ClusterUnavailable"]
+
+log = logging.getLogger("casty.client")
+
+M = TypeVar("M")
+R = TypeVar("R")
+
+
+class ClusterUnavailable(CastyError):
+    """The client cannot reach any member of the cluster right now."""
+
+
+class ClusterClient:
+    """An external client of a cluster: discovers services, spawns addressable actors, asks,
+    and streams in both directions.
+
+    ``async with ClusterClient(contact_points=[("127.0.0.1", 25520)], system_name="app") as c``
+    connects to the first reachable contact point and waits for the first view of the cluster
+    (``connect_timeout`` seconds, then :class:`ClusterUnavailable`).
+    """
+
+    def __init__(
+        self,
+        contact_points: Sequence[tuple[str, int]],
+        system_name: str,
+        config: CastyConfig | None = None,
+        *,
+        connect_timeout: float = 10.0,
+        serializer: Serializer | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        if not contact_points:
+            raise ValueError("a ClusterClient needs at least one contact point")
+        self.contact_points: tuple[NodeAddress, ...] = tuple(NodeAddress(h, int(p)) for h, p in contact_points)
+        self.system_name = system_name
+        self.client_id = client_id or os.urandom(6).hex()
+        self.system = RemoteActorSystem(
+            system_name,
+            host=f"client-{self.client_id}",
+            port=0,
+            config=config,
+            serializer=serializer,
+            listen=False,
+            kind="client",
+        )
+        self.config = self.system.config
+        self.connect_timeout = connect_timeout
+        self.registry = Registry(lambda: None)
+        self.members: tuple[Member, ...] = ()
+        self.unreachable: frozenset[NodeAddress] = frozenset()
+        self.contact: NodeAddress | None = None
+        self._connected = False
+        self._first_view: asyncio.Future[None] | None = None
+        self._view_changed: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._rng = random.Random()
+        self._closing = False
+        self._contact_lost: asyncio.Event | None = None
+        self._state_events: dict[bool, asyncio.Event] = {}
+
+    # -- life cycle --------------------------------------------------------------------------
+    async def __aenter__(self) -> ClusterClient:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        await self.system.start()
+        loop = self.system.loop
+        transport = self.system._require_transport()
+        transport.add_control_handler(ClientUpdate, self._on_update)
+        transport.listeners.append(self._on_transport_event)
+        self._first_view = loop.create_future()
+        self._view_changed = asyncio.Event()
+        self._contact_lost = asyncio.Event()
+        self._state_events = {True: asyncio.Event(), False: asyncio.Event()}
+        self._state_events[False].set()
+        self._task = loop.create_task(self._contact_loop())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._first_view), self.connect_timeout)
+        except TimeoutError:
+            await self.close()
+            raise ClusterUnavailable(
+                f"no contact point of {', '.join(map(str, self.contact_points))} answered within "
+                f"{self.connect_timeout}s"
+            ) from None
+
+    async def close(self) -> None:
+        """Stop the client's actors (cluster-side watchers get ``Terminated``) and disconnect."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        # stop our actors first: their cluster-side watchers get Terminated, then say goodbye so
+        # the nodes forget this client at once instead of waiting for it to reconnect
+        await self.system._stop_actors()
+        transport = self.system.transport
+        if transport is not None:
+            for assoc in list(transport.associations.values()):
+                if assoc.conn is not None:
+                    transport.send_control(assoc.address, ClientBye(self.client_id))
+        await self.system.shutdown()
+
+    @property
+    def address(self) -> ActorAddress:
+        return self.system.address
+
+    @property
+    def connected(self) -> bool:
+        """True while the client has a live connection to its contact node."""
+        return self._connected
+
+    def _set_connected(self, connected: bool) -> None:
+        self._connected = connected
+        if self._state_events:
+            self._state_events[connected].set()
+            self._state_events[not connected].clear()
+
+    async def wait_connected(self, connected: bool = True, timeout: float | None = None) -> None:
+        """Wait until the client is connected to a member (or, with ``connected=False``, until it
+        has lost its contact)."""
+        event = self._state_events.get(connected)
+        if event is None:
+            raise RuntimeError("the client is not started")
+        await asyncio.wait_for(event.wait(), timeout)
+
+    # -- contact management ----------------------------------------------------------------------
+    def _candidates(self) -> list[NodeAddress]:
+        up = [m.node for m in self.members if m.status is MemberStatus.UP and m.node not in self.unreachable]
+        self._rng.shuffle(up)
+        seen: set[NodeAddress] = set()
+        ordered: list[NodeAddress] = []
+        for node in [*up, *self.contact_points]:
+            if node not in seen:
+                seen.add(node)
+                ordered.append(node)
+        return ordered
+
+    async def _contact_loop(self) -> None:
+        cfg = self.config.client
+        backoff = cfg.reconnect_backoff_min
+        transport = self.system._require_transport()
+        assert self._contact_lost is not None
+        failures = 0
+        while not self._closing:
+            for node in self._candidates():
+                if self._closing:
+                    return
+                self._contact_lost.clear()
+                self.contact = node
+                address = ActorAddress(self.system_name, node.host, node.port)
+                assoc = transport.association(address)
+                assoc.keep_alive = True
+                transport.send_control(address, ClientHello(self.client_id))
+                try:
+                    await asyncio.wait_for(self._wait_connected(assoc), self.config.remote.connect_timeout + 1)
+                except TimeoutError:
+                    assoc.keep_alive = False
+                    continue
+                failures = 0
+                backoff = cfg.reconnect_backoff_min
+                await self._contact_lost.wait()
+                self._set_connected(False)
+                if not self._closing:
+                    log.warning("lost contact node %s; moving to another member", node)
+            failures += 1
+            if failures == 1 or failures % 10 == 0:
+                log.warning(
+                    "no cluster member reachable (tried %s); retrying in %.1fs",
+                    ", ".join(map(str, self._candidates())),
+                    backoff,
+                )
+            await asyncio.sleep(backoff * (0.8 + 0.4 * self._rng.random()))
+            backoff = min(backoff * 2, cfg.reconnect_backoff_max)
+
+    async def _wait_connected(self, assoc: Association) -> None:
+        assert self._view_changed is not None
+        while not (assoc.conn is not None and self._connected and self.contact == _node(assoc.address)):
+            self._view_changed.clear()
+            await self._view_changed.wait()
+
+    def _on_update(self, conn: Connection, msg: ClientUpdate) -> None:
+        if conn.assoc is None:
+            return
+        sender = _node(conn.assoc.address)
+        if sender != self.contact:
+            return  # a stale update from a previous contact
+        old_members = {m.key: m for m in self.members}
+        self.members = msg.members
+        self.unreachable = frozenset(msg.unreachable)
+        current = {m.key for m in msg.members}
+        transport = self.system.transport
+        # members the cluster removed or downed are gone for good: watchers get Terminated now
+        for key, member in old_members.items():
+            if (key not in current or member.status is MemberStatus.DOWN) and transport is not None:
+                assoc = transport.associations.get(ActorAddress(self.system_name, *member.node))
+                if assoc is not None and (assoc.peer_uid in (None, member.uid)):
+                    transport.mark_gone(assoc, f"member {member.node} left the cluster", quarantine=True)
+        for member in msg.members:
+            if member.status is MemberStatus.DOWN and transport is not None:
+                assoc = transport.associations.get(ActorAddress(self.system_name, *member.node))
+                if assoc is not None and assoc.peer_uid in (None, member.uid):
+                    transport.mark_gone(assoc, f"member {member.node} was downed", quarantine=True)
+        live = {m.node for m in msg.members if m.status in (MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING)}
+        snapshots = {s.node: s for s in msg.registries if s.node in live}
+        for node in list(self.registry.remote):
+            if node not in snapshots:
+                self.registry.remove_node(node)
+        for node, snap in snapshots.items():
+            self.registry.set_node(node, {name: frozenset(refs) for name, refs in snap.entries})
+            self.registry.set_reachable(node, node not in self.unreachable)
+        if not self._connected:
+            log.info("connected to the cluster through %s (%d members)", sender, len(msg.members))
+        self._set_connected(True)
+        if self._first_view is not None and not self._first_view.done():
+            self._first_view.set_result(None)
+        if self._view_changed is not None:
+            self._view_changed.set()
+
+    def _on_transport_event(self, event: str, assoc: Association) -> None:
+        if self.contact is None or _node(assoc.address) != self.contact:
+            return
+        if event in ("disconnected", "gone", "restarted") and self._contact_lost is not None:
+            self._set_connected(False)
+            self._contact_lost.set()
+
+    # -- discovery ---------------------------------------------------------------------------
+    def lookup(self, key: ServiceKey[M]) -> Listing[M]:
+        """The instances of ``key`` in the client's current view of the cluster."""
+        return self.registry.listing(key)
+
+    async def wait_for_service(self, key: ServiceKey[M], timeout: float | None = None, count: int = 1) -> Listing[M]:
+        """Wait until ``key`` has at least ``count`` instances (``TimeoutError`` after ``timeout``,
+        default ``[client] service_wait_timeout``)."""
+        assert self._view_changed is not None
+        if timeout is None:
+            timeout = self.config.client.service_wait_timeout
+
+        async def wait() -> Listing[M]:
+            assert self._view_changed is not None
+            while True:
+                listing = self.lookup(key)
+                if len(listing.instances) >= count:
+                    return listing
+                self._view_changed.clear()
+                await self._view_changed.wait()
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"service {key.name!r} had fewer than {count} instances after {timeout}s") from None
+
+    def subscribe(self, key: ServiceKey[M], subscriber: ActorRef[Listing[M]]) -> None:
+        """Tell ``subscriber`` the current ``Listing`` of ``key`` now and on every change."""
+        self.registry.subscribe(key, subscriber)
+
+    async def listings(self, key: ServiceKey[M]) -> AsyncIterator[Listing[M]]:
+        """Async-iterate the ``Listing`` of ``key``: the current one, then one per change."""
+        assert self._view_changed is not None
+        last: Listing[M] | None = None
+        while True:
+            listing = self.lookup(key)
+            if listing != last:
+                last = listing
+                yield listing
+            self._view_changed.clear()
+            await self._view_changed.wait()
+
+    # -- actors ------------------------------------------------------------------------------
+    def spawn(self, behavior: Behavior[M], name: str, *, mailbox: Mailbox | None = None) -> ActorRef[M]:
+        """Start an actor inside the client; its ref can be sent to cluster actors, which reach it
+        over the connections the client opened."""
+        return self.system.spawn(behavior, name, mailbox=mailbox)
+
+    async def ask(self, ref: ActorRef[Any], factory: Callable[[ActorRef[R]], Any], timeout: float | None = None) -> R:
+        """Ask a cluster (or client-local) actor; raises :class:`ClusterUnavailable` at once while
+        no member is reachable, ``AskTimeoutError`` when the reply does not come in time."""
+        if not ref.is_local and not self._connected:
+            raise ClusterUnavailable(f"cannot ask {ref}: no cluster member is reachable")
+        return await self.system.ask(ref, factory, timeout=timeout)
+
+    def ref(self, uri: str) -> ActorRef[Any]:
+        """A ref to an actor from its URI."""
+        return self.system.ref(uri)
+
+    async def stop(self, ref: ActorRef[Any]) -> None:
+        await self.system.stop(ref)
+
+    @property
+    def event_stream(self) -> ActorRef[Any]:
+        return self.system.event_stream
+
+
+def _node(address: ActorAddress) -> NodeAddress:
+    return NodeAddress(address.host or "", address.port or 0)
