@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard casty/_fastpath/*.pyx)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/17_stream_pipeline/run_local.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check casty tests benchmarks examples setup.py

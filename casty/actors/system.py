@@ -260,6 +260,13 @@ class ActorSystem:
             raise ValueError(f"{ref} is not an actor of this system")
         return target.stop()
 
+    async def wait_terminated(self, ref: ActorRef[Any], timeout: float | None = None) -> None:
+        """Wait until the local actor ``ref`` has stopped (``TimeoutError`` after ``timeout``)."""
+        target = ref._target
+        if not isinstance(target, ActorCell) or target.system is not self:
+            raise ValueError(f"{ref} is not an actor of this system")
+        await asyncio.wait_for(asyncio.shield(target.stopped), timeout)
+
     def _on_cell_stopped(self, cell: ActorCell) -> None:
         if self._cells.get(cell.path) is cell:
             del self._cells[cell.path]

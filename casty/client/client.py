@@ -331,7 +331,12 @@ class ClusterClient:
         return self.system.ref(uri)
 
     async def stop(self, ref: ActorRef[Any]) -> None:
+        """Stop one of the client's own actors."""
         await self.system.stop(ref)
+
+    async def wait_terminated(self, ref: ActorRef[Any], timeout: float | None = None) -> None:
+        """Wait until one of the client's own actors has stopped."""
+        await self.system.wait_terminated(ref, timeout)
 
     @property
     def event_stream(self) -> ActorRef[Any]:

@@ -50,6 +50,8 @@ from casty.cluster._membership import (
     Member,
     MemberDowned,
     MemberEvent,
+    MemberExited,
+    MemberLeft,
     MemberRemoved,
     MembershipState,
     MemberStatus,
@@ -423,6 +425,10 @@ class ClusteredActorSystem(RemoteActorSystem):
                 log.info("member up: %s", member.node)
                 if transport is not None and member.key != me:
                     transport.association(self._address_of(member.node)).keep_alive = True
+            elif isinstance(event, (MemberLeft, MemberExited)) and member is not None:
+                if transport is not None and member.key != me:
+                    # it is leaving: losing its connection is expected, not a failure to report
+                    transport.association(self._address_of(member.node)).keep_alive = False
             elif isinstance(event, UnreachableMember) and member is not None:
                 self.registry.set_reachable(member.node, False)
             elif isinstance(event, ReachableMember) and member is not None:

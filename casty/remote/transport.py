@@ -480,7 +480,8 @@ class Association:
         if reason is not None:
             if self.failing_since is None:
                 self.failing_since = now
-                log.warning("cannot reach %s (%s); retrying with backoff", self.address, reason)
+                level = logging.WARNING if (self.keep_alive or self.watches) else logging.INFO
+                log.log(level, "cannot reach %s (%s); retrying with backoff", self.address, reason)
             else:
                 log.debug("cannot reach %s (%s)", self.address, reason)
             give_up = self.transport.config.give_up_after
