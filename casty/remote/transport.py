@@ -200,6 +200,7 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.state == "closed":
             return
+        self.owner.bytes_received += len(data)
         try:
             bodies = self.frames_in.feed(data)
         except FrameTooLarge as exc:
@@ -286,9 +287,15 @@ class Connection(asyncio.Protocol):
             if ident is None:
                 out_paths[path] = len(out_paths)
             if frames.pending_bytes >= _FLUSH_CHUNK:
-                tcp.write(frames.take())
+                self._write(tcp, frames.take())
         if frames.pending_bytes:
-            tcp.write(frames.take())
+            self._write(tcp, frames.take())
+
+    def _write(self, tcp: asyncio.Transport, data: bytes) -> None:
+        owner = self.owner
+        owner.bytes_sent += len(data)
+        owner.writes += 1
+        tcp.write(data)
 
     # -- handshake -------------------------------------------------------------------------
     def _send_handshake(self, payload: dict[str, Any]) -> None:
@@ -608,6 +615,10 @@ class RemoteTransport:
         self.remote_watchers: dict[ActorAddress, set[tuple[str, ActorRef[Any]]]] = {}
         self._ref_cache: dict[str, ActorRef[Any]] = {}
         self.control_handlers: dict[type, Callable[[Connection, Any], None]] = {}
+        #: traffic counters (bytes on the wire after the handshake, and write() calls)
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.writes = 0
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
