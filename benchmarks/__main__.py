@@ -5,12 +5,15 @@
     python -m benchmarks --runs 5 --only local_tell
 
 Each figure is the median of several runs; the compiled and pure implementations are run
-alternately, each run in a fresh process, so both see the same machine noise.
+alternately, each run in a fresh process, so both see the same machine noise. The raw
+baseline (no casty) runs in the same rotation and every throughput figure is also given as
+a ratio to it (``*_over_raw``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -18,28 +21,54 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-# (scenario, n for a full run, n for the gate)
-PLAN: list[tuple[str, int, int]] = [
-    ("local_tell", 1_000_000, 300_000),
-    ("local_ask", 20_000, 5_000),
+BOTH = ("compiled", "pure")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One scenario of the plan: its size in a full run and in the gate (0: not in the gate),
+    the implementations it runs with, and whether its rate is a throughput to compare with
+    the raw baseline."""
+
+    name: str
+    full_n: int
+    gate_n: int
+    impls: tuple[str, ...] = BOTH
+    throughput: bool = True
+
+
+PLAN: list[Planned] = [
+    Planned("raw_baseline", 200_000, 60_000, impls=("raw",)),
+    Planned("local_tell", 1_000_000, 300_000),
+    Planned("local_ask", 20_000, 5_000, throughput=False),
+    Planned("remote_tell", 500_000, 100_000),
+    Planned("remote_ask", 5_000, 1_000, throughput=False),
+    Planned("stream_node_node", 200_000, 60_000),
+    Planned("stream_node_node_batches", 200_000, 60_000),
+    Planned("stream_latency", 10_000, 5_000, throughput=False),  # n elements at 5,000/s
+    Planned("stream_memory", 2_000, 1_000, throughput=False),  # n elements read at ~1 ms each
 ]
 
 # Floors checked by --gate; the reasons are in benchmarks/README.md.
 FLOORS = {
     "local_tell_compiled_over_pure": 1.4,
+    "stream_node_node_compiled_over_raw": 0.05,
+    # not a ratio: 1.0 when every run kept the producer's buffered + unacked within its bound
+    "stream_memory_within_bound": 1.0,
 }
 
 
-def run_scenario(name: str, n: int, pure: bool, timeout: float = 300.0) -> dict[str, Any]:
+def run_scenario(name: str, n: int, impl: str, timeout: float = 200.0) -> dict[str, Any]:
     env = dict(os.environ)
     env.pop("CASTY_EXPECT_COMPILED", None)
-    if pure:
+    if impl == "pure":
         env["CASTY_NO_EXTENSIONS"] = "1"
     else:
         env.pop("CASTY_NO_EXTENSIONS", None)
@@ -52,9 +81,16 @@ def run_scenario(name: str, n: int, pure: bool, timeout: float = 300.0) -> dict[
         timeout=timeout,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"scenario {name} (pure={pure}) failed:\n{proc.stdout}\n{proc.stderr}")
+        raise RuntimeError(f"scenario {name} ({impl}) failed:\n{proc.stdout}\n{proc.stderr}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
 
 
 def summarize(values: list[float]) -> dict[str, float]:
@@ -70,29 +106,46 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = args.runs or (3 if args.gate else 5)
     started = time.time()
+    plan = [p for p in PLAN if (not args.only or p.name in args.only) and (p.gate_n or not args.gate)]
+    samples: dict[str, list[dict[str, Any]]] = {f"{p.name}/{impl}": [] for p in plan for impl in p.impls}
+    for _ in range(runs):  # round-robin, so every figure sees the same machine noise
+        for p in plan:
+            for impl in p.impls:
+                samples[f"{p.name}/{impl}"].append(run_scenario(p.name, p.gate_n if args.gate else p.full_n, impl))
     figures: dict[str, dict[str, Any]] = {}
-    for name, full_n, gate_n in PLAN:
-        if args.only and name not in args.only:
-            continue
-        n = gate_n if args.gate else full_n
-        samples: dict[str, list[dict[str, Any]]] = {"compiled": [], "pure": []}
-        for _ in range(runs):  # alternate, so both implementations see the same noise
-            samples["compiled"].append(run_scenario(name, n, pure=False))
-            samples["pure"].append(run_scenario(name, n, pure=True))
-        for impl, results in samples.items():
-            entry: dict[str, Any] = {"unit": results[0]["unit"], "runs": runs, "n": n}
+    for p in plan:
+        for impl in p.impls:
+            results = samples[f"{p.name}/{impl}"]
+            entry: dict[str, Any] = {"unit": results[0]["unit"], "runs": runs, "n": p.gate_n if args.gate else p.full_n}
             entry["implementation"] = results[0]["implementation"]
             for key in results[0]:
                 if isinstance(results[0][key], float):
                     entry[key] = summarize([r[key] for r in results])
-            figures[f"{name}/{impl}"] = entry
+            figures[f"{p.name}/{impl}"] = entry
     ratios: dict[str, float] = {}
-    for name, _, _ in PLAN:
-        c, p = figures.get(f"{name}/compiled"), figures.get(f"{name}/pure")
-        if c and p:
-            ratios[f"{name}_compiled_over_pure"] = c["rate"]["median"] / p["rate"]["median"]
+    raw = figures.get("raw_baseline/raw")
+    for p in plan:
+        c, q = figures.get(f"{p.name}/compiled"), figures.get(f"{p.name}/pure")
+        if c and q:
+            ratios[f"{p.name}_compiled_over_pure"] = c["rate"]["median"] / q["rate"]["median"]
+        if raw and p.throughput and p.name != "raw_baseline":
+            for impl in p.impls:
+                ratios[f"{p.name}_{impl}_over_raw"] = (
+                    figures[f"{p.name}/{impl}"]["rate"]["median"] / raw["rate"]["median"]
+                )
+    for impl in BOTH:
+        memory = figures.get(f"stream_memory/{impl}")
+        if memory:
+            bounded = ratios.get("stream_memory_within_bound", 1.0)
+            ratios["stream_memory_within_bound"] = min(bounded, memory["within_bound"]["min"])
     report = {
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "uvloop": _version("uvloop"),
+            "msgpack": _version("msgpack"),
+        },
         "runs": runs,
         "gate": args.gate,
         "seconds": round(time.time() - started, 1),
@@ -101,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         "floors": FLOORS,
     }
     print_table(report)
-    out = Path(args.json) if args.json else ROOT / "benchmarks" / "results" / ("gate.json" if args.gate else "latest.json")
+    out = (
+        Path(args.json)
+        if args.json
+        else ROOT / "benchmarks" / "results" / ("gate.json" if args.gate else "latest.json")
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(f"\nJSON written to {out}")
@@ -119,18 +176,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    print(f"\ncasty benchmarks: median of {report['runs']} alternating runs (min..max), {report['machine']['platform']}")
-    print(f"{'figure':<34} {'median':>14} {'min':>14} {'max':>14}  unit      extra")
+    m = report["machine"]
+    print(
+        f"\ncasty benchmarks: median of {report['runs']} alternating runs (min..max), {m['platform']}, "
+        f"{m['cpus']} CPUs, Python {m['python']}, uvloop {m['uvloop']}, msgpack {m['msgpack']}, {report['seconds']} s"
+    )
+    print(f"{'figure':<34} {'median':>12} {'min':>12} {'max':>12}  {'unit':<10} extra")
     for key, entry in report["figures"].items():
         rate = entry["rate"]
         extra = ""
         if "p50_us" in entry:
-            extra = f"p50 {entry['p50_us']['median']:.1f} us, p99 {entry['p99_us']['median']:.1f} us"
+            extra = f"p50 {entry['p50_us']['median']:.0f} us, p99 {entry['p99_us']['median']:.0f} us"
+        if "max_outstanding" in entry:
+            extra = (
+                f"buffered+unacked max {entry['max_outstanding']['max']:.0f} (bound {entry['bound']['median']:.0f}), "
+                f"RSS +{entry['rss_growth_kb']['median']:.0f} KiB (max +{entry['rss_growth_kb']['max']:.0f})"
+            )
         print(
-            f"{key:<34} {rate['median']:>14,.0f} {rate['min']:>14,.0f} {rate['max']:>14,.0f}  {entry['unit']:<9} {extra}"
+            f"{key:<34} {rate['median']:>12,.0f} {rate['min']:>12,.0f} {rate['max']:>12,.0f}  {entry['unit']:<10} {extra}"
         )
     for key, value in report["ratios"].items():
-        print(f"ratio {key:<40} {value:.2f}")
+        print(f"ratio {key:<44} {value:.3f}")
 
 
 if __name__ == "__main__":

@@ -50,9 +50,13 @@ async def failure_detection() -> dict[str, float]:
         for _ in range(2):
             procs.append(
                 await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "benchmarks.cluster_metrics", "--child", str(seed.port),
+                    sys.executable,
+                    "-m",
+                    "benchmarks.cluster_metrics",
+                    "--child",
+                    str(seed.port),
                     stdout=asyncio.subprocess.PIPE,
-                )  # fmt: skip
+                )
             )
         try:
             for p in procs:

@@ -2,22 +2,50 @@
 
     python -m benchmarks.scenarios local_tell [--n N]
 
-and prints one JSON object with its figures on the last line of stdout.
+and prints one JSON object with its figures on the last line of stdout. A scenario that needs
+a second process starts a node (``benchmarks.node``) itself and always ends it; the node
+inherits the environment, so both processes run the same implementation. Every scenario is
+bounded in time (``SCENARIO_TIMEOUT``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import casty
-from casty import ActorContext, ActorRef, ActorSystem, Behavior, Behaviors
+from benchmarks import remote_app
+from benchmarks.remote_app import (
+    SYSTEM_NAME,
+    FeedStats,
+    GetFeedStats,
+    Node,
+    OpenStream,
+    RawReceiver,
+    SensorReading,
+    StreamOpened,
+    percentile,
+)
+from casty import (
+    ActorContext,
+    ActorRef,
+    ActorSystem,
+    Behavior,
+    Behaviors,
+    GetSource,
+    RemoteActorSystem,
+    SourceRef,
+    stream_consumer,
+)
+
+SCENARIO_TIMEOUT = 150.0
 
 
 @dataclass(frozen=True)
@@ -81,9 +109,251 @@ async def local_ask(n: int) -> dict[str, Any]:
     }
 
 
+# -- cross-process scenarios ------------------------------------------------------------------
+async def raw_baseline(n: int) -> dict[str, Any]:
+    """Raw asyncio (uvloop) + msgpack records between two processes, credit-based (records/s).
+
+    No casty at all: the sender (a node process) writes length-prefixed msgpack
+    ``[sensor, value, timestamp, node]`` records while it has credit, one ``write()`` per
+    loop turn; this process decodes them and grants 512 more per 512 consumed (window 1024).
+    The denominator of every ``*_over_raw`` ratio.
+    """
+    with Node("raw") as node:
+        loop = asyncio.get_running_loop()
+        tcp, receiver = await loop.create_connection(lambda: RawReceiver(n), "127.0.0.1", node.port)
+        try:
+            await receiver.done
+        finally:
+            tcp.close()
+    return {
+        "rate": (receiver.count - 1) / (receiver.last - receiver.first),
+        "unit": "records/s",
+        "implementation": "raw",
+    }
+
+
+@contextlib.asynccontextmanager
+async def local_end(kind: str) -> AsyncIterator[ActorSystem]:
+    """The actor system this process runs for a cross-process scenario.
+
+    ``node``: a RemoteActorSystem that reaches the node process by URI. The client-side
+    variants (``stream_node_client`` / ``stream_client_node``) plug in here once a
+    ClusterClient exists: its ``spawn`` and ``ask`` are all the scenarios below use.
+    """
+    if kind != "node":
+        raise ValueError(f"no {kind!r} end: only 'node' is available")
+    async with RemoteActorSystem(SYSTEM_NAME, host="127.0.0.1", port=0) as system:
+        yield system
+
+
+async def remote_tell(n: int) -> dict[str, Any]:
+    """Cross-process tell throughput to a counting actor (msgs/s): ints, sender here, actor in a node.
+
+    The sender yields to the loop every ``chunk`` messages (so the transport can flush) and
+    keeps at most two ``window``s unconfirmed: after each window it sends a ``Count`` ask and
+    awaits the previous one, which bounds the outbound queue without stopping the pipeline.
+    """
+    chunk, window = 1000, 50_000
+    with Node("casty") as node:
+        async with local_end("node") as system:
+            ref = system.ref(node.info["counter"])
+            tell = ref.tell
+            for i in range(1000):  # warm-up, also opens the connection
+                tell(i)
+            base = await system.ask(ref, lambda r: remote_app.Count(r), timeout=30)
+            pending: asyncio.Future[int] | None = None
+            sent = 0
+            start = time.perf_counter()
+            while sent < n:
+                k = min(chunk, n - sent)
+                for i in range(sent, sent + k):
+                    tell(i)
+                sent += k
+                if sent % window == 0 or sent == n:
+                    if pending is not None:
+                        await pending
+                    pending = asyncio.ensure_future(system.ask(ref, lambda r: remote_app.Count(r), timeout=60))
+                else:
+                    await asyncio.sleep(0)
+            assert pending is not None
+            got = await pending
+            elapsed = time.perf_counter() - start
+            if got != base + n:
+                raise AssertionError(f"the counter saw {got - base} of {n} messages")
+    return {"rate": n / elapsed, "unit": "msg/s"}
+
+
+async def remote_ask(n: int) -> dict[str, Any]:
+    """Sequential cross-process asks to a counting actor: asks/s and latency percentiles."""
+    with Node("casty") as node:
+        async with local_end("node") as system:
+            ref = system.ref(node.info["counter"])
+            ask = system.ask
+            for _ in range(200):  # warm-up, also opens the connection
+                await ask(ref, lambda r: remote_app.Count(r), timeout=30)
+            samples: list[float] = []
+            start = time.perf_counter()
+            for _ in range(n):
+                t0 = time.perf_counter()
+                await ask(ref, lambda r: remote_app.Count(r), timeout=30)
+                samples.append(time.perf_counter() - t0)
+            elapsed = time.perf_counter() - start
+    samples.sort()
+    return {
+        "rate": n / elapsed,
+        "unit": "asks/s",
+        "p50_us": percentile(samples, 0.50) * 1e6,
+        "p99_us": percentile(samples, 0.99) * 1e6,
+    }
+
+
+async def _open(system: ActorSystem, service: ActorRef[Any], mode: str, n: int, rate: float = 0.0) -> StreamOpened:
+    opened: StreamOpened = await system.ask(service, lambda r: OpenStream(mode, n, rate, r), timeout=30)
+    return opened
+
+
+async def _source(system: ActorSystem, producer: ActorRef[Any], name: str) -> SourceRef[SensorReading]:
+    consumer = system.spawn(stream_consumer(producer, timeout=30.0), name)
+    source: SourceRef[SensorReading] = await system.ask(consumer, lambda r: GetSource(r), timeout=30)
+    return source
+
+
+async def _drain(source: SourceRef[SensorReading], batch: int) -> tuple[int, int, float, float]:
+    """Consume a whole stream: (elements, elements in the first delivery, first time, last time)."""
+    count = first_len = 0
+    first = 0.0
+    if batch:
+        async for items in source.batches(batch):
+            if not count:
+                first, first_len = time.perf_counter(), len(items)
+                if type(items[0]) is not SensorReading:
+                    raise AssertionError(f"got {items[0]!r}")
+            count += len(items)
+    else:
+        async for reading in source:
+            if not count:
+                first, first_len = time.perf_counter(), 1
+                if type(reading) is not SensorReading:
+                    raise AssertionError(f"got {reading!r}")
+            count += 1
+    return count, first_len, first, time.perf_counter()
+
+
+async def _stream_throughput(n: int, batch: int, local: str = "node") -> dict[str, Any]:
+    """A producer in a node fed with ``await sink.put(SensorReading(...))`` as fast as it goes;
+    the consumer here, wired to the producer's URI. Elements/s from first to last element."""
+    with Node("casty") as node:
+        async with local_end(local) as system:
+            service = system.ref(node.info["streams"])
+            warm = await _open(system, service, "burst", 2000)
+            await _drain(await _source(system, system.ref(warm.producer.uri), "warm-up"), batch)
+            opened = await _open(system, service, "burst", n)
+            source = await _source(system, system.ref(opened.producer.uri), "consumer")
+            count, first_len, first, last = await _drain(source, batch)
+            stats: FeedStats = await system.ask(service, lambda r: GetFeedStats(opened.name, r), timeout=30)
+    if count != n or stats.error:
+        raise AssertionError(f"consumed {count} of {n} elements; producer side: {stats.error or 'ok'}")
+    return {
+        "rate": (count - first_len) / (last - first),
+        "unit": "elem/s",
+        "producer_put_per_s": stats.put / stats.seconds,
+    }
+
+
+async def stream_node_node(n: int) -> dict[str, Any]:
+    """Node-to-node stream throughput, consumed element by element with ``async for``."""
+    return await _stream_throughput(n, 0)
+
+
+async def stream_node_node_batches(n: int) -> dict[str, Any]:
+    """Node-to-node stream throughput, consumed with ``source.batches(1024)``."""
+    return await _stream_throughput(n, 1024)
+
+
+async def stream_latency(n: int, rate: float = 5000.0) -> dict[str, Any]:
+    """Element latency at a moderate fixed rate: ``n`` elements at ``rate``/s, each stamped with
+    ``time.time()`` when put in the node, the latency taken here on arrival (one machine, one
+    clock). Elements put before the first one arrived (queued while subscribing) are left out.
+    """
+    with Node("casty") as node:
+        async with local_end("node") as system:
+            service = system.ref(node.info["streams"])
+            warm = await _open(system, service, "burst", 2000)
+            await _drain(await _source(system, system.ref(warm.producer.uri), "warm-up"), 0)
+            opened = await _open(system, service, "paced", n, rate)
+            source = await _source(system, system.ref(opened.producer.uri), "consumer")
+            latencies: list[float] = []
+            flowing_since = 0.0
+            count = 0
+            wall = time.time
+            async for reading in source:
+                now = wall()
+                if not count:
+                    flowing_since = now
+                count += 1
+                if reading.timestamp >= flowing_since:
+                    latencies.append(now - reading.timestamp)
+            stats: FeedStats = await system.ask(service, lambda r: GetFeedStats(opened.name, r), timeout=30)
+    if count != n or stats.error:
+        raise AssertionError(f"consumed {count} of {n} elements; producer side: {stats.error or 'ok'}")
+    latencies.sort()
+    return {
+        "rate": stats.put / stats.seconds,
+        "unit": "elem/s",
+        "p50_us": percentile(latencies, 0.50) * 1e6,
+        "p99_us": percentile(latencies, 0.99) * 1e6,
+        "max_us": latencies[-1] * 1e6,
+        "measured": float(len(latencies)),
+    }
+
+
+async def stream_memory(n: int) -> dict[str, Any]:
+    """Producer memory under a slow consumer: the node puts as fast as it can while this
+    process reads ``n`` elements, sleeping 1 ms after each, then cancels. The node samples its
+    RSS and the producer's buffered + unacked elements every 5 ms; the latter must stay within
+    ``buffer_size`` + the consumer's window."""
+    with Node("casty") as node:
+        async with local_end("node") as system:
+            service = system.ref(node.info["streams"])
+            opened = await _open(system, service, "endless", 0)
+            source = await _source(system, system.ref(opened.producer.uri), "consumer")
+            count = 0
+            start = time.perf_counter()
+            async for _reading in source:
+                count += 1
+                await asyncio.sleep(0.001)
+                if count >= n:
+                    break
+            elapsed = time.perf_counter() - start
+            stats: FeedStats = await system.ask(service, lambda r: GetFeedStats(opened.name, r), timeout=30)
+            bound = opened.buffer_size + system.config.streams.initial_demand
+    if stats.error:
+        raise AssertionError(f"producer side: {stats.error}")
+    return {
+        "rate": count / elapsed,
+        "unit": "elem/s",
+        "max_outstanding": float(stats.max_outstanding),
+        "max_buffered": float(stats.max_buffered),
+        "max_unacked": float(stats.max_unacked),
+        "bound": float(bound),
+        "within_bound": 1.0 if stats.max_outstanding <= bound else 0.0,
+        "rss_growth_kb": float(stats.rss_max_kb - stats.rss_start_kb),
+        "rss_start_kb": float(stats.rss_start_kb),
+        "put": float(stats.put),
+        "samples": float(stats.samples),
+    }
+
+
 SCENARIOS: dict[str, tuple[Callable[[int], Awaitable[dict[str, Any]]], int]] = {
     "local_tell": (local_tell, 1_000_000),
     "local_ask": (local_ask, 20_000),
+    "raw_baseline": (raw_baseline, 200_000),
+    "remote_tell": (remote_tell, 500_000),
+    "remote_ask": (remote_ask, 5_000),
+    "stream_node_node": (stream_node_node, 200_000),
+    "stream_node_node_batches": (stream_node_node_batches, 200_000),
+    "stream_latency": (stream_latency, 10_000),
+    "stream_memory": (stream_memory, 2_000),
 }
 
 
@@ -93,8 +363,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=0, help="operations (default: the scenario's own)")
     args = parser.parse_args(argv)
     fn, default_n = SCENARIOS[args.scenario]
-    result = casty.run(fn(args.n or default_n))
-    result["implementation"] = casty.IMPLEMENTATION
+
+    async def bounded() -> dict[str, Any]:
+        return await asyncio.wait_for(fn(args.n or default_n), SCENARIO_TIMEOUT)
+
+    result = casty.run(bounded())
+    result.setdefault("implementation", casty.IMPLEMENTATION)
     sys.stdout.write(json.dumps(result) + "\n")
 
 
