@@ -77,6 +77,7 @@ from casty.streams import StreamCompleted as StreamCompleted
 from casty.streams import StreamConsumerMsg as StreamConsumerMsg
 from casty.streams import StreamDemand as StreamDemand
 from casty.streams import StreamElement as StreamElement
+from casty.streams import StreamElements as StreamElements
 from casty.streams import StreamError as StreamError
 from casty.streams import StreamProducerMsg as StreamProducerMsg
 from casty.streams import StreamSubscribe as StreamSubscribe
@@ -115,6 +116,7 @@ __all__ = (
     "StreamConsumerMsg",
     "StreamDemand",
     "StreamElement",
+    "StreamElements",
     "StreamError",
     "StreamProducerMsg",
     "StreamSubscribe",

@@ -440,3 +440,20 @@ def test_window_saturates_near_max(window: int) -> None:
         c.consumed()
         assert c.requested_total <= MAX
         assert c.requested_total == min(1 + window, MAX)
+
+
+def test_runs_take_and_receive_many(impl: Any) -> None:
+    ledger = impl.ProducerLedger()
+    ledger.request(10)
+    assert ledger.take_many(4) == 0
+    assert ledger.take_many(6) == 4
+    with pytest.raises(ProtocolError):
+        ledger.take_many(1)
+    with pytest.raises(ProtocolError):
+        ledger.take_many(0)
+    window = impl.ConsumerWindow(8)
+    window.initial()
+    assert window.receive_many(5) == 5
+    with pytest.raises(ProtocolError):
+        window.receive_many(4)  # beyond the 8 granted
+    assert window.receive(5) == 1 and window.expected == 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import decimal
 import enum
 import logging
@@ -752,3 +753,92 @@ def test_namedtuples_round_trip_as_records() -> None:
     out = dec.decode(enc.encode(value))
     assert out == value
     assert all(type(n) is NodeAddress for n in out["nodes"])  # type: ignore[index]
+
+
+# -- record runs ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RunReading:
+    sensor: str
+    value: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RunChecked:
+    value: int
+
+    def __post_init__(self) -> None:
+        if self.value < 0:
+            raise ValueError("negative")
+
+
+class NotARecord:
+    def __init__(self) -> None:
+        raise AssertionError("must never be built")
+
+
+def _pair() -> tuple[Any, Any]:
+    from casty.serde import MsgpackSerializer
+
+    ser = MsgpackSerializer()
+    return ser.new_encoder(lambda r: r.uri), ser.new_decoder(lambda uri: None)  # type: ignore[arg-type,return-value]
+
+
+def test_record_run_round_trips_column_wise() -> None:
+    from casty.serde import RecordRun
+
+    enc, dec = _pair()
+    items = [RunReading(f"s{i}", i / 3) for i in range(300)]
+    first = enc.encode(RecordRun(items))
+    second = enc.encode(RecordRun(items))
+    assert dec.decode(first) == items
+    assert dec.decode(second) == items
+    assert len(second) < len(enc.encode(items))  # the plain list repeats the type tag per item
+    assert type(dec.decode(enc.encode(RecordRun(items[:1])))) is list
+    # __post_init__ classes go through their constructor, and still refuse bad values
+    assert dec.decode(enc.encode(RecordRun([RunChecked(1), RunChecked(2)]))) == [RunChecked(1), RunChecked(2)]
+
+
+def test_record_run_mixed_and_empty_are_plain_lists() -> None:
+    from casty.serde import RecordRun
+
+    enc, dec = _pair()
+    mixed = [RunReading("a", 1.0), 3, "x", RunChecked(5)]
+    assert dec.decode(enc.encode(RecordRun(mixed))) == mixed
+    assert dec.decode(enc.encode(RecordRun([]))) == []
+    assert dec.decode(enc.encode(RecordRun([1, 2, 3]))) == [1, 2, 3]
+
+
+def test_malformed_record_runs_are_refused() -> None:
+    import msgpack
+
+    from casty.serde import RecordRun
+
+    enc, dec = _pair()
+    dec.decode(enc.encode(RecordRun([RunReading("a", 1.0)])))  # the type is now id 0 on both sides
+    ref0 = msgpack.ExtType(2, b"\x00")
+    run = msgpack.ExtType(9, b"")
+    for bad in (
+        [run, ref0, 2, "a", 1.0],  # too few values for the count
+        [run, ref0, -1],
+        [run, "not a tag", 1, "a", 1.0],
+        [run],
+        [run, ref0, 1, "a", 1.0, "extra"],
+    ):
+        with pytest.raises(DeserializationError):
+            dec.decode(msgpack.packb(bad))
+    # a run naming a class that is not a record is refused and never built
+    evil = msgpack.ExtType(1, b"\x00\x00\x00\x01" + f"{__name__}:NotARecord".encode())
+    with pytest.raises(DeserializationError):
+        dec.decode(msgpack.packb([run, evil, 1, "x"]))
+    assert dec.decode(enc.encode(RecordRun([RunReading("b", 2.0)]))) == [RunReading("b", 2.0)]
+
+
+def test_failed_encode_of_a_run_rolls_back() -> None:
+    from casty.serde import RecordRun
+
+    enc, dec = _pair()
+    with pytest.raises(SerializationError):
+        enc.encode(RecordRun([RunReading("a", 1.0), RunReading("b", lambda: 0)]))  # type: ignore[arg-type]
+    assert dec.decode(enc.encode(RecordRun([RunReading("c", 3.0)]))) == [RunReading("c", 3.0)]

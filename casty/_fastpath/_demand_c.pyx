@@ -103,6 +103,16 @@ cdef class ProducerLedger:
         self.next_seq = seq + 1
         return seq
 
+    cpdef long long take_many(self, long long k) except -1:
+        """Assign ``k`` consecutive sequence numbers; return the first. There must be demand for all."""
+        cdef long long seq = self.next_seq
+        if k < 1:
+            raise ProtocolError(f"take_many needs k >= 1, got {k}")
+        if k > self.limit - seq:
+            raise ProtocolError(f"no demand for {k} elements from {seq}: the consumer allows elements below {self.limit}")
+        self.next_seq = seq + k
+        return seq
+
     cpdef long long unacked(self):
         """Elements sent but not yet acknowledged (to resend after a lost connection)."""
         return self.next_seq - self.acked
@@ -176,6 +186,17 @@ cdef class ConsumerWindow:
         if s >= self.requested_total:
             raise ProtocolError(f"element {seq} exceeds the granted demand of {self.requested_total} elements")
         return -1
+
+    cpdef long long receive_many(self, long long k) except -1:
+        """Accept ``k`` consecutive elements starting at ``expected``; return the new ``expected``."""
+        if k < 1:
+            raise ProtocolError(f"receive_many needs k >= 1, got {k}")
+        if k > self.requested_total - self.expected:
+            raise ProtocolError(
+                f"element {self.expected + k - 1} exceeds the granted demand of {self.requested_total} elements"
+            )
+        self.expected += k
+        return self.expected
 
     cpdef long long consumed(self, object k=1) except -1:
         """Record that the user took ``k`` accepted elements; return the new demand to send (0 for none)."""

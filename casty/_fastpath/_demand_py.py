@@ -97,6 +97,18 @@ class ProducerLedger:
         self._next_seq = seq + 1
         return seq
 
+    def take_many(self, k: int) -> int:
+        """Assign ``k`` consecutive sequence numbers; return the first. There must be demand for all."""
+        seq = self._next_seq
+        if k < 1:
+            raise ProtocolError(f"take_many needs k >= 1, got {k}")
+        if k > self._limit - seq:
+            raise ProtocolError(
+                f"no demand for {k} elements from {seq}: the consumer allows elements below {self._limit}"
+            )
+        self._next_seq = seq + k
+        return seq
+
     def unacked(self) -> int:
         """Elements sent but not yet acknowledged (to resend after a lost connection)."""
         return self._next_seq - self._acked
@@ -163,6 +175,17 @@ class ConsumerWindow:
             raise ProtocolError("initial demand was already sent")
         self._requested_total = self._window
         return self._window
+
+    def receive_many(self, k: int) -> int:
+        """Accept ``k`` consecutive elements starting at ``expected``; return the new ``expected``."""
+        if k < 1:
+            raise ProtocolError(f"receive_many needs k >= 1, got {k}")
+        if k > self._requested_total - self._expected:
+            raise ProtocolError(
+                f"element {self._expected + k - 1} exceeds the granted demand of {self._requested_total} elements"
+            )
+        self._expected += k
+        return self._expected
 
     def receive(self, seq: int) -> int:
         """Classify an arriving element: 1 accept, 0 duplicate (ignore), -1 gap (ignore, ask for resend).

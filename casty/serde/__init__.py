@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from casty.actors.ref import ActorRef
 
-from ._msgpack import MsgpackDecoder, MsgpackEncoder, MsgpackSerializer
+from ._msgpack import MsgpackDecoder, MsgpackEncoder, MsgpackSerializer, RecordRun
 from ._pickle import PickleDecoder, PickleEncoder, PickleSerializer
 from ._registry import TypeRegistry, type_name
 
@@ -31,6 +31,7 @@ __all__ = [
     "PickleDecoder",
     "PickleEncoder",
     "PickleSerializer",
+    "RecordRun",
     "Serializer",
     "TypeRegistry",
     "type_name",

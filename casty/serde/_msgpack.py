@@ -47,7 +47,7 @@ from ._registry import (
     type_name,
 )
 
-__all__ = ["MsgpackDecoder", "MsgpackEncoder", "MsgpackSerializer"]
+__all__ = ["MsgpackDecoder", "MsgpackEncoder", "MsgpackSerializer", "RecordRun"]
 
 EXT_TYPE_DEF = 1
 EXT_TYPE_REF = 2
@@ -57,6 +57,7 @@ EXT_TUPLE = 5
 EXT_SET = 6
 EXT_FROZENSET = 7
 EXT_BIGINT = 8
+EXT_RUN = 9
 
 _ExtType = msgpack.ExtType
 _U32 = Struct(">I")
@@ -70,6 +71,17 @@ _SMALL_MESSAGE = 64 * 1024
 _TUPLE_MARK = _ExtType(EXT_TUPLE, b"")
 _SET_MARK = _ExtType(EXT_SET, b"")
 _FROZENSET_MARK = _ExtType(EXT_FROZENSET, b"")
+_RUN_MARK = _ExtType(EXT_RUN, b"")
+
+
+class RecordRun(list):  # type: ignore[type-arg]
+    """A list that is sent column-wise when its items are all records (dataclasses or
+    NamedTuples) of one class: ``[run-tag, type-tag, count, fields of item 0, fields of item 1,
+    ...]``. The type is named once for the whole run and the decoder builds the items in one
+    loop, instead of handling every item as a message of its own. It decodes as a plain list;
+    a run of mixed or non-record items is sent as an ordinary list."""
+
+    __slots__ = ()
 
 
 def _id_bytes(ident: int) -> bytes:
@@ -134,6 +146,7 @@ class MsgpackEncoder:
         "_ref_to_wire",
         "_refs",
         "_registry",
+        "_run_specs",
         "_strict",
         "max_size",
     )
@@ -147,7 +160,10 @@ class MsgpackEncoder:
         self._refs: dict[str, Any] = {}
         self._ref_order: list[str] = []
         self._learned: list[type] = []
+        #: record classes that can travel in a RecordRun: (type mark, field getter, field count)
+        self._run_specs: dict[type, tuple[Any, Callable[[Any], Any], int]] = {}
         handlers: dict[type, Callable[[Any], Any]] = {
+            RecordRun: self._encode_run,
             tuple: _encode_tuple,
             set: _encode_set,
             frozenset: _encode_frozenset,
@@ -193,7 +209,9 @@ class MsgpackEncoder:
     def _rollback(self, types_before: int, refs_before: int) -> None:
         learned = self._learned
         while len(learned) > types_before:
-            del self._handlers[learned.pop()]
+            cls = learned.pop()
+            del self._handlers[cls]
+            self._run_specs.pop(cls, None)
         order = self._ref_order
         while len(order) > refs_before:
             del self._refs[order.pop()]
@@ -211,6 +229,36 @@ class MsgpackEncoder:
         self._refs[uri] = _ExtType(EXT_REF_REF, _id_bytes(ident))
         self._ref_order.append(uri)
         return _ExtType(EXT_REF_DEF, _pack_u32(ident) + uri.encode("utf-8"))
+
+    def _encode_run(self, run: RecordRun) -> Any:
+        """A RecordRun of one record class goes column-wise; anything else as a plain list."""
+        if not run:
+            return []
+        cls = type(run[0])
+        for item in run:
+            if type(item) is not cls:
+                return list(run)  # mixed classes: an ordinary list, item by item
+        spec = self._run_specs.get(cls)
+        mark: Any
+        if spec is None:
+            if cls in self._handlers or not is_dataclass_type(cls) or is_enum_type(cls):
+                return list(run)
+            first = self._learn(run[0])  # defines the type on this connection
+            spec = self._run_specs.get(cls)
+            if spec is None:  # a registered type with a codec of its own, or a record without fields
+                return [first, *run[1:]]
+            mark = first[0]
+        else:
+            mark = spec[0]
+        getter, arity = spec[1], spec[2]
+        flat: list[Any] = [_RUN_MARK, mark, len(run)]
+        if arity == 1:
+            flat.extend([getter(item) for item in run])
+        else:
+            extend = flat.extend
+            for item in run:
+                extend(getter(item))
+        return flat
 
     def _learn(self, obj: Any) -> Any:
         """First use of a class on this encoder: define it inline, remember the short form."""
@@ -244,6 +292,9 @@ class MsgpackEncoder:
             names = dataclass_info(cls).names
             handler = _value_handler(ref_mark, names)
             first = _value_handler(def_mark, names)
+            if names:
+                getter = attrgetter(*names)
+                self._run_specs[cls] = (ref_mark, getter, len(names))
         self._handlers[cls] = handler
         self._learned.append(cls)
         return first(obj)
@@ -253,13 +304,26 @@ class MsgpackEncoder:
 
 
 class _Tag:
-    """What a type tag decodes to: knows how to build the value from its array."""
+    """What a type tag decodes to: knows how to build the value from its array.
 
-    __slots__ = ("build", "name")
+    Record types (dataclasses, NamedTuples) also have ``record``, building one value from its
+    field values, and ``arity``, their number of fields: that is what a RecordRun needs."""
 
-    def __init__(self, name: str, build: Callable[[list[Any]], Any]) -> None:
+    __slots__ = ("arity", "build", "name", "record", "run")
+
+    def __init__(
+        self,
+        name: str,
+        build: Callable[[list[Any]], Any],
+        record: Callable[[list[Any]], Any] | None = None,
+        arity: int = 0,
+        run: Callable[[list[Any], int, int], list[Any]] | None = None,
+    ) -> None:
         self.name = name
         self.build = build
+        self.record = record
+        self.arity = arity
+        self.run = run
 
     def __repr__(self) -> str:
         return f"<casty type tag {self.name}>"
@@ -289,8 +353,116 @@ def _refusal_builder(error: DeserializationError) -> Callable[[list[Any]], Any]:
     return build
 
 
+def _plain_record_fields(cls: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass whose construction is nothing but storing its fields.
+
+    That is: the ``__init__`` is the one ``@dataclass`` generated, every field is an
+    ``init=True`` field with no ``default_factory`` that ``__init__`` would run, there is no
+    ``__post_init__``, and instances keep their fields in ``__dict__`` (no ``__slots__``).
+    For such a class, filling ``__dict__`` gives exactly the object ``cls(*values)`` would,
+    without the per-field ``object.__setattr__`` calls of a frozen dataclass's ``__init__``.
+    Any other class (and every NamedTuple) is built through its constructor.
+    """
+    import dataclasses
+
+    if not dataclasses.is_dataclass(cls) or "__slots__" in vars(cls) or hasattr(cls, "__post_init__"):
+        return None
+    init = vars(cls).get("__init__")
+    code = getattr(init, "__code__", None)
+    if code is None or code.co_filename != "<string>" or code.co_name != "__init__":
+        return None
+    names: list[str] = []
+    for f in dataclasses.fields(cls):
+        if not f.init or f.default_factory is not dataclasses.MISSING or f.kw_only:
+            return None
+        names.append(f.name)
+    if any(not n.isidentifier() for n in names):
+        return None
+    return tuple(names)
+
+
+def _fast_record_builder(cls: type, names: tuple[str, ...]) -> Callable[[list[Any]], Any]:
+    count = len(names)
+    new = object.__new__
+
+    def build(items: list[Any]) -> Any:
+        if len(items) - 1 != count:
+            raise TypeError(f"{cls.__qualname__} takes {count} fields, got {len(items) - 1}")
+        obj: Any = new(cls)
+        obj.__dict__.update(zip(names, items[1:], strict=False))
+        return obj
+
+    return build
+
+
+def _record_maker(cls: type) -> tuple[Callable[[list[Any]], Any], int]:
+    """Build one record from exactly its field values (in wire order), and the field count."""
+    info = dataclass_info(cls)
+    names = info.names
+    plain = _plain_record_fields(cls)
+    if plain is not None:
+        new = object.__new__
+
+        def make_plain(values: list[Any]) -> Any:
+            obj: Any = new(cls)
+            obj.__dict__.update(zip(plain, values, strict=False))
+            return obj
+
+        return make_plain, len(plain)
+    npos = info.positional
+    kw_names = info.kw_names
+    if not kw_names:
+
+        def make_positional(values: list[Any]) -> Any:
+            return cls(*values)
+
+        return make_positional, len(names)
+
+    def make_keywords(values: list[Any]) -> Any:
+        return cls(*values[:npos], **dict(zip(kw_names, values[npos:], strict=True)))
+
+    return make_keywords, len(names)
+
+
+def _run_builder(cls: type, record: Callable[[list[Any]], Any], arity: int) -> Callable[[list[Any], int, int], list[Any]]:
+    """Build the items of a record run from ``items[start:end]`` (``arity`` values each).
+
+    For a plain record class (see :func:`_plain_record_fields`) the loop is generated with the
+    field names as constant keys, which is several times faster than one call per item."""
+    plain = _plain_record_fields(cls)
+    if plain is None:
+
+        def build_generic(items: list[Any], start: int, end: int) -> list[Any]:
+            return [record(items[i : i + arity]) for i in range(start, end, arity)]
+
+        return build_generic
+    pairs = ", ".join(f"{name!r}: items[i + {k}]" for k, name in enumerate(plain))
+    source = (
+        "def build_plain(items, start, end):\n"
+        "    out = []\n"
+        "    append = out.append\n"
+        f"    for i in range(start, end, {len(plain)}):\n"
+        "        obj = new(cls)\n"
+        f"        obj.__dict__.update({{{pairs}}})\n"
+        "        append(obj)\n"
+        "    return out\n"
+    )
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    exec(compile(source, f"<casty record run of {cls.__qualname__}>", "exec"), namespace)
+    built: Callable[[list[Any], int, int], list[Any]] = namespace["build_plain"]
+    return built
+
+
+def _dataclass_tag(name: str, cls: type) -> _Tag:
+    record, arity = _record_maker(cls)
+    return _Tag(name, _dataclass_builder(cls), record, arity, _run_builder(cls, record, arity))
+
+
 def _dataclass_builder(cls: type) -> Callable[[list[Any]], Any]:
     info = dataclass_info(cls)
+    plain = _plain_record_fields(cls)
+    if plain is not None:
+        return _fast_record_builder(cls, plain)
     if not info.kw_names:
 
         def build_positional(items: list[Any]) -> Any:
@@ -431,6 +603,9 @@ class MsgpackDecoder:
             if code == EXT_TUPLE:
                 self._open_tags += 1
                 return _TUPLE_TAG
+            if code == EXT_RUN:
+                self._open_tags += 1
+                return run_tag
             if code == EXT_TYPE_DEF:
                 self._open_tags += 1
                 return define_type(data)
@@ -447,6 +622,24 @@ class MsgpackDecoder:
                 self._open_tags += 1
                 return _FROZENSET_TAG
             raise DeserializationError(f"unknown msgpack ext code {code}")
+
+        def build_run(items: list[Any]) -> Any:
+            # [run-tag, type-tag, count, fields...]: the type tag is consumed here too
+            if len(items) < 3 or type(items[1]) is not _Tag or type(items[2]) is not int:
+                raise DeserializationError("malformed record run")
+            self._open_tags -= 1
+            tag: _Tag = items[1]
+            count: int = items[2]
+            run = tag.run
+            if run is None:
+                tag.build([tag])  # a refused type raises its own error here
+                raise DeserializationError(f"{tag.name} cannot travel in a record run", tag.name)
+            arity = tag.arity
+            if count < 0 or len(items) != 3 + count * arity:
+                raise DeserializationError(f"record run of {tag.name}: {len(items) - 3} values for {count} items")
+            return run(items, 3, 3 + count * arity)
+
+        run_tag = _Tag("record run", build_run)
 
         def list_hook(items: list[Any]) -> Any:
             if items:
@@ -529,7 +722,7 @@ class MsgpackDecoder:
                 return _Tag(name, _custom_builder(entry.decode))
             if is_enum_type(entry.cls):
                 return _Tag(name, _enum_builder(entry.cls))
-            return _Tag(name, _dataclass_builder(entry.cls))
+            return _dataclass_tag(name, entry.cls)
         if self._strict:
             error = DeserializationError(f"type {name!r} is not registered (strict serializer)", name)
             return _Tag(name, _refusal_builder(error))
@@ -540,7 +733,7 @@ class MsgpackDecoder:
         if is_enum_type(cls):
             return _Tag(name, _enum_builder(cls))
         if is_dataclass_type(cls):
-            return _Tag(name, _dataclass_builder(cls))
+            return _dataclass_tag(name, cls)
         error = DeserializationError(
             f"refusing to build {name!r}: only dataclasses, enums and registered types are accepted", name
         )

@@ -20,6 +20,7 @@ from casty.streams._messages import (
     StreamConsumerMsg,
     StreamDemand,
     StreamElement,
+    StreamElements,
     StreamError,
     StreamProducerMsg,
     Subscribe,
@@ -46,6 +47,7 @@ class _ConsumerCore(Generic[T]):
 
     __slots__ = (
         "acked_total",
+        "batch",
         "ctx",
         "heard_mark",
         "last_heard",
@@ -83,6 +85,9 @@ class _ConsumerCore(Generic[T]):
         self.timeout = timeout
         self.resend_interval = resend_interval
         self.window = ConsumerWindow(window)
+        # elements per StreamElements message we accept: a quarter of the window keeps several
+        # runs in flight while amortising the per-message costs
+        self.batch = max(1, min(window // 4, 512))
         self.queue: deque[T] = deque()
         self.waiters: list[asyncio.Future[None]] = []
         self.outcome: Callable[[], BaseException | None] | None = None
@@ -102,7 +107,7 @@ class _ConsumerCore(Generic[T]):
     # -- starting --------------------------------------------------------------------------
     def start(self) -> None:
         self.ctx.watch(self.producer)
-        self.producer.tell(Subscribe(self.self_ref, self.window.initial()))
+        self.producer.tell(Subscribe(self.self_ref, self.window.initial(), self.batch))
         self.last_sent = self.loop.time()
         self.timeout_handle = self.loop.call_at(self.last_sent + self.timeout / 4, self._on_timeout)
         self.tick_handle = self.loop.call_later(self.resend_interval / 2, self._on_tick)
@@ -251,7 +256,7 @@ class _ConsumerCore(Generic[T]):
         interval = self.resend_interval
         if not self.subscribed:
             if now - self.last_sent >= interval:
-                self.producer.tell(Subscribe(self.self_ref, self.window.requested_total))
+                self.producer.tell(Subscribe(self.self_ref, self.window.requested_total, self.batch))
                 self.last_sent = now
         else:
             window = self.window
@@ -277,6 +282,42 @@ class _ConsumerCore(Generic[T]):
             self.producer.tell(StreamDemand(0, window.requested_total, expected, resend=True))
             self.acked_total = expected
             self.last_sent = now
+
+    def _on_run(self, msg: StreamElements[Any]) -> None:
+        """A run of consecutive elements: accept the new ones, drop duplicates, report a gap."""
+        if self.outcome is not None:
+            return
+        self.subscribed = True
+        window = self.window
+        elements = msg.elements
+        first = msg.first_seq
+        try:
+            if type(first) is not int or not isinstance(elements, list):
+                raise TypeError("StreamElements needs an int first_seq and a list of elements")
+            skip = window.expected - first
+            if skip < 0:
+                window.receive(first)  # validates; a gap is reported below
+                self._ask_resend()
+                return
+            fresh = elements[skip:] if skip else elements
+            if fresh:
+                window.receive_many(len(fresh))
+        except (ProtocolError, TypeError, ValueError) as exc:
+            text = str(exc)
+
+            def make() -> BaseException:
+                return StreamFailed(f"stream protocol error: {text}", "ProtocolError", text)
+
+            self.ctx.log.warning("stream protocol error from %s: %s", self.producer, exc)
+            self._fail(make, f"protocol error: {text}")
+            return
+        if fresh:
+            self.queue.extend(fresh)
+            if self.waiters:
+                self._wake()
+            pending = self.pending_terminal
+            if pending is not None and window.expected >= pending.total:
+                self._deliver_terminal(pending)
 
     # -- the actor -----------------------------------------------------------------------------
     async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any] | None:
@@ -307,6 +348,9 @@ class _ConsumerCore(Generic[T]):
                     self._deliver_terminal(pending)
             elif accepted < 0:
                 self._ask_resend()
+            return None
+        if type(msg) is StreamElements:
+            self._on_run(msg)
             return None
         if isinstance(msg, (StreamCompleted, StreamError)):
             if self.outcome is not None:

@@ -65,6 +65,9 @@ class Subscribe(Generic[T]):
 
     consumer: ActorRef[StreamConsumerMsg[T]]
     requested_total: int = 0
+    batch: int = 0
+    """Largest run of elements the consumer accepts in one ``StreamElements`` message (0: send
+    every element as its own ``StreamElement``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,16 @@ class StreamElement(Generic[T]):
 
     element: T
     seq: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class StreamElements(Generic[T]):
+    """A run of consecutive elements, numbered from ``first_seq`` (sent only to consumers that
+    asked for batches in their ``Subscribe``). It is one message on the wire instead of
+    ``len(elements)``: the same protocol, with the per-message costs paid once per run."""
+
+    first_seq: int
+    elements: list[T]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +186,12 @@ StreamProducerMsg: TypeAlias = (
 """Every message a stream producer accepts."""
 
 StreamConsumerMsg: TypeAlias = (
-    StreamElement[T] | StreamCompleted | StreamError | Subscribed | SubscriptionRefused | GetSource[T]
+    StreamElement[T]
+    | StreamElements[T]
+    | StreamCompleted
+    | StreamError
+    | Subscribed
+    | SubscriptionRefused
+    | GetSource[T]
 )
 """Every message a stream consumer accepts."""

@@ -13,6 +13,7 @@ from casty.actors.context import ActorContext
 from casty.actors.events import Terminated
 from casty.actors.ref import ActorRef
 from casty.errors import ProtocolError, StreamCancelled
+from casty.serde import RecordRun
 from casty.streams._messages import (
     CompleteStream,
     FailStream,
@@ -22,6 +23,7 @@ from casty.streams._messages import (
     StreamCompleted,
     StreamDemand,
     StreamElement,
+    StreamElements,
     StreamError,
     StreamProducerMsg,
     Subscribe,
@@ -47,6 +49,7 @@ class _ProducerCore(Generic[T]):
 
     __slots__ = (
         "_flush_cb",
+        "batch",
         "buffer",
         "capacity",
         "closed_reason",
@@ -89,6 +92,7 @@ class _ProducerCore(Generic[T]):
         self.resend_handle: asyncio.TimerHandle | None = None
         self.progress_at = 0.0
         self.sink: SinkRef[T] = SinkRef(self)
+        self.batch = 0
 
     # -- the SinkRef side ----------------------------------------------------------------
     def has_room(self) -> bool:
@@ -142,13 +146,25 @@ class _ProducerCore(Generic[T]):
                 n = len(buf)
             if not self._pending():
                 self.progress_at = self.loop.time()
-            take = ledger.take
             popleft = buf.popleft
-            keep = self.unacked.append
-            for _ in range(n):
-                element = popleft()
-                keep(element)
-                tell(StreamElement(element, take()))
+            batch = self.batch
+            if batch > 1:
+                extend = self.unacked.extend
+                while n > 0:
+                    k = n if n < batch else batch
+                    first = ledger.next_seq
+                    run = RecordRun([popleft() for _ in range(k)])
+                    ledger.take_many(k)
+                    extend(run)
+                    tell(StreamElements(first, run))
+                    n -= k
+            else:
+                take = ledger.take
+                keep = self.unacked.append
+                for _ in range(n):
+                    element = popleft()
+                    keep(element)
+                    tell(StreamElement(element, take()))
             self._arm_resend()
             self._wake_putters()
         if not buf and self.terminal is not None and self.terminal_sent is None:
@@ -172,9 +188,15 @@ class _ProducerCore(Generic[T]):
         if tell is None or self.closed_reason is not None:
             return
         seq = self.ledger.acked
-        for element in self.unacked:
-            tell(StreamElement(element, seq))
-            seq += 1
+        batch = self.batch
+        if batch > 1:
+            pending = list(self.unacked)
+            for i in range(0, len(pending), batch):
+                tell(StreamElements(seq + i, RecordRun(pending[i : i + batch])))
+        else:
+            for element in self.unacked:
+                tell(StreamElement(element, seq))
+                seq += 1
         if self.terminal_sent is not None:
             tell(self.terminal_sent)
         self.progress_at = self.loop.time()
@@ -300,10 +322,14 @@ class _ProducerCore(Generic[T]):
         if self.subscriber is None:
             self.subscriber = consumer
             self.tell = consumer.tell
+            self.batch = max(0, min(int(msg.batch), _MAX_BATCH))
             self.ctx.watch(consumer)
         consumer.tell(Subscribed(self.self_ref))
         self.send_new()
         return None
+
+
+_MAX_BATCH = 4096
 
 
 class SinkRef(Generic[T]):
