@@ -63,7 +63,7 @@ async def failure_detection() -> dict[str, float]:
                 assert p.stdout is not None
                 await asyncio.wait_for(p.stdout.readline(), 60)
             await seed.wait_for(3, timeout=60)
-            while len((await seed.lookup(KEY)).instances) < 2:
+            while len((await seed.lookup(KEY)).instances) < 2:  # noqa: ASYNC110 - a measurement script polls
                 await asyncio.sleep(0.05)
             victim = procs[0]
             started = time.monotonic()
@@ -73,7 +73,11 @@ async def failure_detection() -> dict[str, float]:
             await probe.expect(MemberRemoved, timeout=120)
             removed = time.monotonic() - started
             service_gone = removed if len((await seed.lookup(KEY)).instances) == 1 else -1.0
-            return {"unreachable_after_s": unreachable, "removed_after_s": removed, "service_gone_after_s": service_gone}
+            return {
+                "unreachable_after_s": unreachable,
+                "removed_after_s": removed,
+                "service_gone_after_s": service_gone,
+            }
         finally:
             for p in procs:
                 if p.returncode is None:
@@ -102,7 +106,7 @@ async def gossip_traffic(nodes: int = 5, services_per_node: int = 200, window: f
             for j in range(services_per_node):
                 s.spawn(Behaviors.discoverable(Behaviors.ignore(), key=KEY), f"svc-{i}-{j}")
         total = nodes * services_per_node
-        while any(len(s.listing(KEY).instances) < total for s in systems):
+        while any(len(s.listing(KEY).instances) < total for s in systems):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         spread_s = time.monotonic() - started
         spread_bytes = sent() - before
@@ -124,12 +128,16 @@ async def gossip_traffic(nodes: int = 5, services_per_node: int = 200, window: f
 
 async def main() -> None:
     fd = await failure_detection()
-    print(f"failure detection (defaults): unreachable after {fd['unreachable_after_s']:.2f}s, "
-          f"removed after {fd['removed_after_s']:.2f}s, service gone after {fd['service_gone_after_s']:.2f}s")
+    print(
+        f"failure detection (defaults): unreachable after {fd['unreachable_after_s']:.2f}s, "
+        f"removed after {fd['removed_after_s']:.2f}s, service gone after {fd['service_gone_after_s']:.2f}s"
+    )
     gt = await gossip_traffic()
-    print(f"gossip with {gt['nodes']} nodes and {gt['services']} services: registrations spread to every node in "
-          f"{gt['registration_spread_s']:.2f}s ({gt['registration_spread_bytes'] / 1024:.0f} KiB in all); steady state "
-          f"{gt['steady_bytes_per_s_per_node'] / 1024:.2f} KiB/s sent per node (gossip + heartbeats + digests)")
+    print(
+        f"gossip with {gt['nodes']} nodes and {gt['services']} services: registrations spread to every node in "
+        f"{gt['registration_spread_s']:.2f}s ({gt['registration_spread_bytes'] / 1024:.0f} KiB in all); steady state "
+        f"{gt['steady_bytes_per_s_per_node'] / 1024:.2f} KiB/s sent per node (gossip + heartbeats + digests)"
+    )
     print(json.dumps({"failure_detection": fd, "gossip": gt}))
 
 

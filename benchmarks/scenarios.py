@@ -76,11 +76,11 @@ async def local_tell(n: int) -> dict[str, Any]:
         tell = ref.tell
         for i in range(1000):  # warm-up
             tell(i)
-        await system.ask(ref, lambda r: Count(r))
+        await system.ask(ref, Count)
         start = time.perf_counter()
         for i in range(n):
             tell(i)
-        got = await system.ask(ref, lambda r: Count(r), timeout=60)
+        got: int = await system.ask(ref, Count, timeout=60)
         elapsed = time.perf_counter() - start
         assert got == n + 1000
     return {"rate": n / elapsed, "unit": "msg/s"}
@@ -93,11 +93,11 @@ async def local_ask(n: int) -> dict[str, Any]:
         ask = system.ask
         samples: list[float] = []
         for _ in range(200):
-            await ask(ref, lambda r: Count(r))
+            await ask(ref, Count)
         start = time.perf_counter()
         for _ in range(n):
             t0 = time.perf_counter()
-            await ask(ref, lambda r: Count(r))
+            await ask(ref, Count)
             samples.append(time.perf_counter() - t0)
         elapsed = time.perf_counter() - start
     samples.sort()
@@ -133,7 +133,7 @@ async def raw_baseline(n: int) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def local_end(kind: str) -> AsyncIterator[ActorSystem]:
+async def local_end(kind: str) -> AsyncIterator[RemoteActorSystem]:
     """The actor system this process runs for a cross-process scenario.
 
     ``node``: a RemoteActorSystem that reaches the node process by URI. The client-side
@@ -142,44 +142,50 @@ async def local_end(kind: str) -> AsyncIterator[ActorSystem]:
     """
     if kind != "node":
         raise ValueError(f"no {kind!r} end: only 'node' is available")
-    async with RemoteActorSystem(SYSTEM_NAME, host="127.0.0.1", port=0) as system:
+    system = RemoteActorSystem(SYSTEM_NAME, host="127.0.0.1", port=0)
+    async with system:
         yield system
 
 
-async def remote_tell(n: int) -> dict[str, Any]:
-    """Cross-process tell throughput to a counting actor (msgs/s): ints, sender here, actor in a node.
+async def tell_burst(
+    system: RemoteActorSystem, ref: ActorRef[Any], n: int, chunk: int = 1000, window: int = 50_000
+) -> None:
+    """Tell ``n`` ints to a counting actor and wait until it counted them all.
 
-    The sender yields to the loop every ``chunk`` messages (so the transport can flush) and
-    keeps at most two ``window``s unconfirmed: after each window it sends a ``Count`` ask and
-    awaits the previous one, which bounds the outbound queue without stopping the pipeline.
+    Yields to the loop every ``chunk`` messages (so the transport can flush) and keeps at
+    most two ``window``s unconfirmed: after each window it sends a ``Count`` ask and awaits
+    the previous one, which bounds the outbound queue without stopping the pipeline.
     """
-    chunk, window = 1000, 50_000
+    base: int = await system.ask(ref, remote_app.Count, timeout=30)
+    tell = ref.tell
+    pending: asyncio.Future[int] | None = None
+    sent = 0
+    while sent < n:
+        k = min(chunk, n - sent)
+        for i in range(sent, sent + k):
+            tell(i)
+        sent += k
+        if sent % window == 0 or sent == n:
+            if pending is not None:
+                await pending
+            pending = asyncio.ensure_future(system.ask(ref, remote_app.Count, timeout=60))
+        else:
+            await asyncio.sleep(0)
+    got = await pending if pending is not None else base
+    if got != base + n:
+        raise AssertionError(f"the counter saw {got - base} of {n} messages")
+
+
+async def remote_tell(n: int) -> dict[str, Any]:
+    """Cross-process tell throughput to a counting actor (msgs/s): ints, sender here, actor in a
+    node; the time runs until the actor confirmed the last one (see ``tell_burst``)."""
     with Node("casty") as node:
         async with local_end("node") as system:
             ref = system.ref(node.info["counter"])
-            tell = ref.tell
-            for i in range(1000):  # warm-up, also opens the connection
-                tell(i)
-            base = await system.ask(ref, lambda r: remote_app.Count(r), timeout=30)
-            pending: asyncio.Future[int] | None = None
-            sent = 0
+            await tell_burst(system, ref, 1000)  # warm-up, also opens the connection
             start = time.perf_counter()
-            while sent < n:
-                k = min(chunk, n - sent)
-                for i in range(sent, sent + k):
-                    tell(i)
-                sent += k
-                if sent % window == 0 or sent == n:
-                    if pending is not None:
-                        await pending
-                    pending = asyncio.ensure_future(system.ask(ref, lambda r: remote_app.Count(r), timeout=60))
-                else:
-                    await asyncio.sleep(0)
-            assert pending is not None
-            got = await pending
+            await tell_burst(system, ref, n)
             elapsed = time.perf_counter() - start
-            if got != base + n:
-                raise AssertionError(f"the counter saw {got - base} of {n} messages")
     return {"rate": n / elapsed, "unit": "msg/s"}
 
 
@@ -190,12 +196,12 @@ async def remote_ask(n: int) -> dict[str, Any]:
             ref = system.ref(node.info["counter"])
             ask = system.ask
             for _ in range(200):  # warm-up, also opens the connection
-                await ask(ref, lambda r: remote_app.Count(r), timeout=30)
+                await ask(ref, remote_app.Count, timeout=30)
             samples: list[float] = []
             start = time.perf_counter()
             for _ in range(n):
                 t0 = time.perf_counter()
-                await ask(ref, lambda r: remote_app.Count(r), timeout=30)
+                await ask(ref, remote_app.Count, timeout=30)
                 samples.append(time.perf_counter() - t0)
             elapsed = time.perf_counter() - start
     samples.sort()
@@ -207,18 +213,20 @@ async def remote_ask(n: int) -> dict[str, Any]:
     }
 
 
-async def _open(system: ActorSystem, service: ActorRef[Any], mode: str, n: int, rate: float = 0.0) -> StreamOpened:
+async def open_stream(
+    system: ActorSystem, service: ActorRef[Any], mode: str, n: int, rate: float = 0.0
+) -> StreamOpened:
     opened: StreamOpened = await system.ask(service, lambda r: OpenStream(mode, n, rate, r), timeout=30)
     return opened
 
 
-async def _source(system: ActorSystem, producer: ActorRef[Any], name: str) -> SourceRef[SensorReading]:
+async def open_source(system: ActorSystem, producer: ActorRef[Any], name: str) -> SourceRef[SensorReading]:
     consumer = system.spawn(stream_consumer(producer, timeout=30.0), name)
     source: SourceRef[SensorReading] = await system.ask(consumer, lambda r: GetSource(r), timeout=30)
     return source
 
 
-async def _drain(source: SourceRef[SensorReading], batch: int) -> tuple[int, int, float, float]:
+async def drain(source: SourceRef[SensorReading], batch: int) -> tuple[int, int, float, float]:
     """Consume a whole stream: (elements, elements in the first delivery, first time, last time)."""
     count = first_len = 0
     first = 0.0
@@ -245,11 +253,11 @@ async def _stream_throughput(n: int, batch: int, local: str = "node") -> dict[st
     with Node("casty") as node:
         async with local_end(local) as system:
             service = system.ref(node.info["streams"])
-            warm = await _open(system, service, "burst", 2000)
-            await _drain(await _source(system, system.ref(warm.producer.uri), "warm-up"), batch)
-            opened = await _open(system, service, "burst", n)
-            source = await _source(system, system.ref(opened.producer.uri), "consumer")
-            count, first_len, first, last = await _drain(source, batch)
+            warm = await open_stream(system, service, "burst", 2000)
+            await drain(await open_source(system, system.ref(warm.producer.uri), "warm-up"), batch)
+            opened = await open_stream(system, service, "burst", n)
+            source = await open_source(system, system.ref(opened.producer.uri), "consumer")
+            count, first_len, first, last = await drain(source, batch)
             stats: FeedStats = await system.ask(service, lambda r: GetFeedStats(opened.name, r), timeout=30)
     if count != n or stats.error:
         raise AssertionError(f"consumed {count} of {n} elements; producer side: {stats.error or 'ok'}")
@@ -278,10 +286,10 @@ async def stream_latency(n: int, rate: float = 5000.0) -> dict[str, Any]:
     with Node("casty") as node:
         async with local_end("node") as system:
             service = system.ref(node.info["streams"])
-            warm = await _open(system, service, "burst", 2000)
-            await _drain(await _source(system, system.ref(warm.producer.uri), "warm-up"), 0)
-            opened = await _open(system, service, "paced", n, rate)
-            source = await _source(system, system.ref(opened.producer.uri), "consumer")
+            warm = await open_stream(system, service, "burst", 2000)
+            await drain(await open_source(system, system.ref(warm.producer.uri), "warm-up"), 0)
+            opened = await open_stream(system, service, "paced", n, rate)
+            source = await open_source(system, system.ref(opened.producer.uri), "consumer")
             latencies: list[float] = []
             flowing_since = 0.0
             count = 0
@@ -315,8 +323,8 @@ async def stream_memory(n: int) -> dict[str, Any]:
     with Node("casty") as node:
         async with local_end("node") as system:
             service = system.ref(node.info["streams"])
-            opened = await _open(system, service, "endless", 0)
-            source = await _source(system, system.ref(opened.producer.uri), "consumer")
+            opened = await open_stream(system, service, "endless", 0)
+            source = await open_source(system, system.ref(opened.producer.uri), "consumer")
             count = 0
             start = time.perf_counter()
             async for _reading in source:
@@ -347,7 +355,7 @@ async def stream_memory(n: int) -> dict[str, Any]:
 SCENARIOS: dict[str, tuple[Callable[[int], Awaitable[dict[str, Any]]], int]] = {
     "local_tell": (local_tell, 1_000_000),
     "local_ask": (local_ask, 20_000),
-    "raw_baseline": (raw_baseline, 200_000),
+    "raw_baseline": (raw_baseline, 500_000),
     "remote_tell": (remote_tell, 500_000),
     "remote_ask": (remote_ask, 5_000),
     "stream_node_node": (stream_node_node, 200_000),
