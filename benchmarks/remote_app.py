@@ -42,10 +42,13 @@ from casty import (
     ActorRef,
     Behavior,
     Behaviors,
+    ClusteredActorSystem,
     GetSink,
-    RemoteActorSystem,
+    GetSource,
     SinkRef,
+    SourceRef,
     StreamCancelled,
+    stream_consumer,
     stream_producer,
 )
 
@@ -91,6 +94,27 @@ class StreamOpened:
     producer: ActorRef[Any]
     name: str
     buffer_size: int
+
+
+@dataclass(frozen=True)
+class ConsumeStream:
+    """Ask the stream service to consume ``producer``'s stream (``n`` elements expected) with a
+    ``stream_consumer`` and ``async for`` in the node, and answer with ``ConsumeStats``."""
+
+    producer: ActorRef[Any]
+    n: int
+    reply_to: ActorRef[ConsumeStats]
+
+
+@dataclass(frozen=True)
+class ConsumeStats:
+    """Elements consumed, how many arrived in the first delivery, and the seconds from the first
+    to the last element (measured in the consuming node)."""
+
+    count: int
+    first_len: int
+    seconds: float
+    error: str
 
 
 @dataclass(frozen=True)
@@ -247,6 +271,12 @@ def stream_service() -> Behavior[Any]:
                 sink: SinkRef[SensorReading] = await ctx.system.ask(producer, lambda r: GetSink(r), timeout=10)
                 feeds[name] = ctx.system.loop.create_task(feed(sink, msg.mode, msg.n, msg.rate, msg.sample_ms))
                 msg.reply_to.tell(StreamOpened(producer, name, ctx.system.config.streams.buffer_size))
+            elif isinstance(msg, ConsumeStream):
+                opened += 1
+                consumer = ctx.spawn(stream_consumer(msg.producer, timeout=30.0), f"consumer-{opened}")
+                source: SourceRef[SensorReading] = await ctx.system.ask(consumer, lambda r: GetSource(r), timeout=10)
+                reply = msg.reply_to
+                ctx.system.loop.create_task(_consume_and_report(source, reply))
             elif isinstance(msg, GetFeedStats):
                 task = feeds.pop(msg.name)
                 reply_to = msg.reply_to
@@ -261,8 +291,26 @@ def stream_service() -> Behavior[Any]:
     return Behaviors.setup(setup)
 
 
+async def _consume_and_report(source: SourceRef[SensorReading], reply_to: ActorRef[ConsumeStats]) -> None:
+    count = 0
+    first = last = 0.0
+    error = ""
+    try:
+        async for _reading in source:
+            if not count:
+                first = time.perf_counter()
+            count += 1
+        last = time.perf_counter()
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        last = time.perf_counter()
+    reply_to.tell(ConsumeStats(count, 1, last - first, error))
+
+
 async def run_casty_node(max_seconds: float) -> None:
-    system = RemoteActorSystem(SYSTEM_NAME, host="127.0.0.1", port=0)
+    # a one-member cluster: remote refs work as with a RemoteActorSystem, and a ClusterClient
+    # can connect to it for the client-side scenarios
+    system = ClusteredActorSystem(SYSTEM_NAME, host="127.0.0.1", port=0)
     async with system:
         counter = system.spawn(counting_actor(), "counter")
         streams = system.spawn(stream_service(), "streams")

@@ -39,10 +39,14 @@ from casty import (
     ActorSystem,
     Behavior,
     Behaviors,
+    ClusterClient,
+    GetSink,
     GetSource,
     RemoteActorSystem,
+    SinkRef,
     SourceRef,
     stream_consumer,
+    stream_producer,
 )
 
 SCENARIO_TIMEOUT = 150.0
@@ -133,15 +137,21 @@ async def raw_baseline(n: int) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def local_end(kind: str) -> AsyncIterator[RemoteActorSystem]:
+async def local_end(kind: str, node_port: int | None = None) -> AsyncIterator[RemoteActorSystem]:
     """The actor system this process runs for a cross-process scenario.
 
-    ``node``: a RemoteActorSystem that reaches the node process by URI. The client-side
-    variants (``stream_node_client`` / ``stream_client_node``) plug in here once a
-    ClusterClient exists: its ``spawn`` and ``ask`` are all the scenarios below use.
+    ``node``: a RemoteActorSystem that reaches the node process by URI; ``client``: a
+    ClusterClient connected to the node (a one-member cluster), whose ``spawn``, ``ask`` and
+    ``ref`` are all the scenarios below use.
     """
+    if kind == "client":
+        if node_port is None:
+            raise ValueError("a client end needs the node's port")
+        async with ClusterClient([("127.0.0.1", node_port)], SYSTEM_NAME) as client:
+            yield client  # type: ignore[misc]  # spawn/ask/ref are all the scenarios use
+        return
     if kind != "node":
-        raise ValueError(f"no {kind!r} end: only 'node' is available")
+        raise ValueError(f"no {kind!r} end: 'node' or 'client'")
     system = RemoteActorSystem(SYSTEM_NAME, host="127.0.0.1", port=0)
     async with system:
         yield system
@@ -251,7 +261,7 @@ async def _stream_throughput(n: int, batch: int, local: str = "node") -> dict[st
     """A producer in a node fed with ``await sink.put(SensorReading(...))`` as fast as it goes;
     the consumer here, wired to the producer's URI. Elements/s from first to last element."""
     with Node("casty") as node:
-        async with local_end(local) as system:
+        async with local_end(local, node.port) as system:
             service = system.ref(node.info["streams"])
             warm = await open_stream(system, service, "burst", 2000)
             await drain(await open_source(system, system.ref(warm.producer.uri), "warm-up"), batch)
@@ -266,6 +276,42 @@ async def _stream_throughput(n: int, batch: int, local: str = "node") -> dict[st
         "unit": "elem/s",
         "producer_put_per_s": stats.put / stats.seconds,
     }
+
+
+async def stream_node_client(n: int) -> dict[str, Any]:
+    """Node-to-client stream throughput: the producer in the node, the consumer in a
+    ClusterClient here, consumed with ``async for``."""
+    return await _stream_throughput(n, 0, "client")
+
+
+async def stream_client_node(n: int) -> dict[str, Any]:
+    """Client-to-node stream throughput: a producer in a ClusterClient here, fed as fast as
+    ``put`` allows; the node consumes it with ``async for`` and reports elements/s."""
+    with Node("casty") as node:
+        async with local_end("client", node.port) as client:
+            service = client.ref(node.info["streams"])
+
+            async def one(count: int, name: str) -> tuple[remote_app.ConsumeStats, float]:
+                producer = client.spawn(stream_producer(), name)
+                sink: SinkRef[SensorReading] = await client.ask(producer, lambda r: GetSink(r), timeout=30)
+                def request(reply_to: ActorRef[remote_app.ConsumeStats]) -> remote_app.ConsumeStream:
+                    return remote_app.ConsumeStream(producer, count, reply_to)
+
+                task: asyncio.Future[remote_app.ConsumeStats] = asyncio.ensure_future(
+                    client.ask(service, request, timeout=300)
+                )
+                started = time.perf_counter()
+                for i in range(count):
+                    await sink.put(SensorReading("temp", 20.0 + (i % 100) / 10, time.time(), "client"))
+                await sink.complete()
+                stats: remote_app.ConsumeStats = await task
+                return stats, count / (time.perf_counter() - started)
+
+            await one(2000, "warm-up")
+            stats, put_rate = await one(n, "producer")
+    if stats.count != n or stats.error:
+        raise AssertionError(f"node consumed {stats.count} of {n}: {stats.error or 'ok'}")
+    return {"rate": (stats.count - stats.first_len) / stats.seconds, "unit": "elem/s", "producer_put_per_s": put_rate}
 
 
 async def stream_node_node(n: int) -> dict[str, Any]:
@@ -360,6 +406,8 @@ SCENARIOS: dict[str, tuple[Callable[[int], Awaitable[dict[str, Any]]], int]] = {
     "remote_ask": (remote_ask, 5_000),
     "stream_node_node": (stream_node_node, 200_000),
     "stream_node_node_batches": (stream_node_node_batches, 200_000),
+    "stream_node_client": (stream_node_client, 200_000),
+    "stream_client_node": (stream_client_node, 200_000),
     "stream_latency": (stream_latency, 10_000),
     "stream_memory": (stream_memory, 2_000),
 }
