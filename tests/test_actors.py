@@ -605,3 +605,13 @@ def test_failures_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
         casty.run(main())
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "logged" in str(errors[0].exc_info[1] if errors[0].exc_info else "")
+
+
+async def test_wait_for_termination() -> None:
+    system = ActorSystem("t")
+    async with system:
+        waiter = asyncio.ensure_future(system.wait_for_termination())
+        await asyncio.sleep(0)
+        assert not waiter.done()
+    await asyncio.wait_for(waiter, 5)
+    await system.wait_for_termination()  # already terminated: returns at once

@@ -177,6 +177,7 @@ class ActorSystem:
         self.registry = Registry(self._self_node)
         self._shutdown_started = False
         self._terminated: asyncio.Future[None] | None = None
+        self._termination_started: asyncio.Future[None] | None = None
         self.event_stream: ActorRef[EventStreamSubscribe[Any] | EventStreamUnsubscribe[Any] | Publish] = (
             ActorRef(self.address, "/system/eventStream", self._events.tell, self._events)
         )
@@ -362,6 +363,8 @@ class ActorSystem:
             return
         self._terminated = self.loop.create_future()
         self._shutdown_started = True
+        if self._termination_started is not None and not self._termination_started.done():
+            self._termination_started.set_result(None)
         try:
             await self._stop_actors()
             await self._shutdown_services()
@@ -380,6 +383,15 @@ class ActorSystem:
 
     async def _shutdown_services(self) -> None:
         """Hook for subclasses: close transports after the actors stopped."""
+
+    async def wait_for_termination(self) -> None:
+        """Wait until the system has shut down (by ``shutdown()``, or by itself: a cluster node
+        that was downed or ended up on the minority side of a partition shuts down)."""
+        while self._terminated is None:
+            if self._termination_started is None:
+                self._termination_started = self.loop.create_future()
+            await asyncio.shield(self._termination_started)
+        await asyncio.shield(self._terminated)
 
     @property
     def is_terminated(self) -> bool:
