@@ -7,7 +7,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from casty.actors.behaviors import Behavior
 from casty.actors.cell import ActorCell, CellState
@@ -206,7 +206,7 @@ class ActorSystem:
         target = self.receptionist._target
         self.receptionist = ActorRef(address, "/system/receptionist", target.tell, target)  # type: ignore[attr-defined]
 
-    async def __aenter__(self) -> ActorSystem:
+    async def __aenter__(self) -> Self:
         self.loop  # noqa: B018 - binds the running loop
         await self.start()
         return self

@@ -17,9 +17,12 @@ Failure detection and downing
     Every member sends heartbeats to the others every ``cluster.heartbeat.interval`` and feeds
     the answers to a phi-accrual detector per member. A member whose phi crosses the threshold
     is marked unreachable by this observer (and reachable again when heartbeats return).
-    A member unreachable for ``cluster.down_after`` seconds is downed by the leader of the side
-    that holds the majority of up members (keep-majority); a node on the minority side downs
-    itself and shuts down, so two halves never both keep serving. Downed members are removed,
+    A node on the minority side of a partition (fewer than half the up members reachable; on an
+    exact tie, the side without the lowest address) that has seen members unreachable for
+    ``cluster.down_after`` seconds downs itself and shuts down. The majority side's leader
+    downs those members a removal margin later (``max(1 s, two heartbeat or gossip
+    intervals)``), so the minority has stopped before the majority counts it as gone and two
+    halves never both keep serving. Downed members are removed,
     their incarnation is refused from then on, and remote watchers of their actors get
     ``Terminated``.
 
@@ -389,7 +392,11 @@ class ClusteredActorSystem(RemoteActorSystem):
                 del self._unreachable_since[key]
         for key in unreachable:
             self._unreachable_since.setdefault(key, now)
-        down_after = self.config.cluster.down_after
+        cfg = self.config.cluster
+        down_after = cfg.down_after
+        # the majority waits a little longer than the minority, so the minority has shut itself
+        # down before the majority counts it as gone: the two sides never both serve
+        margin = max(1.0, 2 * cfg.heartbeat.interval, 2 * cfg.gossip.interval)
         overdue = [k for k, since in self._unreachable_since.items() if now - since >= down_after]
         if not overdue:
             return
@@ -400,12 +407,14 @@ class ClusteredActorSystem(RemoteActorSystem):
         if decision == "down_self":
             if not self._stopping_self:
                 log.error(
-                    "%s is on the minority side of a partition for %.0fs; downing itself", self.self_node, down_after
+                    "%s is on the minority side of a partition for %.1fs; downing itself", self.self_node, down_after
                 )
                 self._stop_self("minority side of a partition")
             return
         if decision == "down_unreachable" and state.is_leader:
             for key in overdue:
+                if now - self._unreachable_since[key] < down_after + margin:
+                    continue
                 member = state.gossip.member(key)
                 if member is not None and member.status is not MemberStatus.DOWN:
                     log.warning("downing %s: unreachable for more than %.1fs", member.node, down_after)

@@ -58,6 +58,7 @@ EXT_SET = 6
 EXT_FROZENSET = 7
 EXT_BIGINT = 8
 EXT_RUN = 9
+EXT_REF_INLINE = 10
 
 _ExtType = msgpack.ExtType
 _U32 = Struct(">I")
@@ -223,6 +224,10 @@ class MsgpackEncoder:
             return mark
         if not isinstance(uri, str):
             raise SerializationError(f"ref_to_wire returned {_describe(uri)}, not str")
+        if "/temp/" in uri:
+            # a short-lived ref (an ask's reply, a probe): sent in full, never given an id, so
+            # the tables of a long-lived connection do not grow with every ask
+            return _ExtType(EXT_REF_INLINE, uri.encode("utf-8"))
         ident = len(self._ref_order)
         if ident > _MAX_ID:
             raise SerializationError("too many distinct actor refs on one connection")
@@ -611,6 +616,11 @@ class MsgpackDecoder:
                 return define_type(data)
             if code == EXT_REF_DEF:
                 return resolve(define_ref(data))
+            if code == EXT_REF_INLINE:
+                try:
+                    return resolve(data.decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise DeserializationError("actor ref URI is not UTF-8") from None
             if code == EXT_BIGINT:
                 if not data:
                     raise DeserializationError("empty big integer")
