@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.casty-installed
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: demo test lint typecheck test-compiled test-pure bench bench-gate clean
+.PHONY: demo test lint typecheck test-compiled test-pure bench bench-gate clean soak
 
 $(STAMP): pyproject.toml setup.py $(wildcard casty/_fastpath/*.pyx)
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info casty/_fastpath/*.so casty/_fastpath/*.c
+
+# a bounded soak run (minutes, not part of `make test`): 3 nodes + a client under random cuts
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak --seconds 180

@@ -20,8 +20,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         return None
     funcargs = pyfuncitem.funcargs
     args = {name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    # Bound the test inside its own loop, a few seconds before pytest-timeout's hard limit
+    # (whose signal cannot interrupt a loop waiting in C), so a stuck test fails with its own
+    # stack and cleans up instead of hanging the run.
+    marker = pyfuncitem.get_closest_marker("timeout")
+    limit = float(marker.args[0]) if marker and marker.args else float(pyfuncitem.config.getini("timeout") or 120)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(func(**args))
+        runner.run(asyncio.wait_for(func(**args), max(1.0, limit - 5.0)))
     return True
 
 

@@ -190,6 +190,7 @@ class AskIt:
 def asker() -> Behavior[Any]:
     async def receive(ctx: ActorContext[Any], msg: Any) -> None:
         if isinstance(msg, AskIt):
+            answer: Any
             try:
                 answer = await ctx.system.ask(msg.target, lambda r: Echo(msg.payload, r), timeout=10)
             except Exception as exc:

@@ -329,3 +329,31 @@ async def test_cluster_secret_mismatch_is_refused(caplog: pytest.LogCaptureFixtu
 async def _echo_receive(ctx: ActorContext[Any], msg: Any) -> None:
     if isinstance(msg, Echo):
         msg.reply_to.tell(msg.payload)
+
+
+async def test_asks_do_not_grow_connection_tables() -> None:
+    """Every ask has its own reply path; none of them may stay in a connection's tables."""
+    async with RemoteActorSystem("test") as a, RemoteActorSystem("test") as b:
+        echo_a = a.spawn(Behaviors.receive(_echo_receive), "echo")
+        remote = b.ref(echo_a.uri)
+        for i in range(50):
+            assert await b.ask(remote, lambda r, i=i: Echo(i, r), timeout=10) == i
+        assert a.transport is not None and b.transport is not None
+        sizes = []
+        for _ in range(2):
+            for i in range(200):
+                assert await b.ask(remote, lambda r, i=i: Echo(i, r), timeout=10) == i
+            assoc_b = b.transport.associations[a.address]
+            assoc_a = a.transport.associations[b.address]
+            assert assoc_a.conn is not None and assoc_b.conn is not None
+            sizes.append(
+                (
+                    len(assoc_b.conn.out_paths),
+                    len(assoc_a.conn.in_paths),
+                    len(assoc_a.refs),
+                    assoc_a.conn.encoder.known_refs,  # type: ignore[union-attr]
+                    assoc_b.conn.encoder.known_refs,  # type: ignore[union-attr]
+                    len(a.transport._ref_cache),
+                )
+            )
+        assert sizes[0] == sizes[1], sizes  # 200 more asks, not one more table entry

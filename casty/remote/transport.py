@@ -25,6 +25,7 @@ Outbound path
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import contextlib
 import hashlib
 import hmac
@@ -92,24 +93,54 @@ class Unwatch:
     watcher: ActorRef[Any]
 
 
-class RemoteTarget:
-    """What a ref to an actor in another process points at."""
+@dataclass(frozen=True)
+class Ping:
+    """Control message: sent on a connection that has been silent; any answer proves it alive."""
 
-    __slots__ = ("assoc", "path")
+
+@dataclass(frozen=True)
+class Pong:
+    pass
+
+
+class RemoteTarget:
+    """What a ref to an actor in another process points at.
+
+    It binds to the peer's :class:`Association` on first use, and again if that association was
+    dropped (the peer was declared gone, or it sat idle and was pruned): refs that arrive inside
+    messages and are never used cost no association, so they cannot grow the transport's tables.
+    """
+
+    __slots__ = ("address", "assoc", "path", "transport")
     is_local = False
 
-    def __init__(self, assoc: Association, path: str) -> None:
-        self.assoc = assoc
+    def __init__(
+        self, transport: RemoteTransport, address: ActorAddress, path: str, assoc: Association | None = None
+    ) -> None:
+        self.transport = transport
+        self.address = address
         self.path = path
+        self.assoc = assoc
+
+    def bound(self) -> Association:
+        assoc = self.assoc
+        if assoc is None or assoc.gone:
+            assoc = self.assoc = self.transport.association(self.address)
+        return assoc
 
     def tell(self, msg: object) -> None:
-        self.assoc.send(self.path, msg)
+        assoc = self.assoc
+        if assoc is None or assoc.gone:
+            assoc = self.bound()
+        assoc.send(self.path, msg)
 
     def add_watcher(self, watcher: ActorRef[Any]) -> None:
-        self.assoc.add_watch(self.path, watcher)
+        self.bound().add_watch(self.path, watcher)
 
     def remove_watcher(self, watcher: ActorRef[Any]) -> None:
-        self.assoc.remove_watch(self.path, watcher)
+        assoc = self.assoc
+        if assoc is not None and not assoc.gone:
+            assoc.remove_watch(self.path, watcher)
 
 
 def _mac(secret: bytes, role: bytes, nonce: bytes, system: str) -> bytes:
@@ -141,12 +172,20 @@ class Connection(asyncio.Protocol):
         self.handshake_done: asyncio.Future[Association] = transport.loop.create_future()
         self._handshake_timer: asyncio.TimerHandle | None = None
         self.close_reason = ""
-        self.pending_peer: tuple[Association, int] | None = None
+        self.last_received = transport.loop.time()
+        self.pending_peer: tuple[ActorAddress, int, str] | None = None
+        # inbound TLS: the accepted TCP transport while its TLS handshake runs
+        self._tls_raw: asyncio.Transport | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         tcp: asyncio.Transport = transport  # type: ignore[assignment]
         self.tcp = tcp
+        if self._tls_raw is not None:
+            # second call, from the TLS layer: the TLS handshake is done
+            tcp.set_write_buffer_limits(high=self.owner.config.outbound_buffer_size)
+            self._tls_raw = None
+            return
         peer = transport.get_extra_info("peername")
         self.peer_label = f"{peer[0]}:{peer[1]}" if peer else "?"
         sock = transport.get_extra_info("socket")
@@ -154,11 +193,18 @@ class Connection(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         tcp.set_write_buffer_limits(high=self.owner.config.outbound_buffer_size)
+        if self.inbound and len(self.owner._inbound) >= self.owner.config.max_connections:
+            self.owner._refuse_excess(self.peer_label)
+            tcp.abort()
+            return
+        # the timer also bounds an inbound TLS handshake: it starts before it
         self._handshake_timer = self.owner.loop.call_later(
             self.owner.config.handshake_timeout, self._handshake_timeout
         )
         if self.inbound:
             self.owner._inbound.add(self)
+            if self.owner.ssl_server is not None:
+                self._start_tls(tcp, self.owner.ssl_server)
         else:
             assert self.assoc is not None
             self._send_handshake(
@@ -174,6 +220,32 @@ class Connection(asyncio.Protocol):
                     "nonce": self.nonce,
                 }
             )
+
+    def _start_tls(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
+        """Wrap an accepted connection in TLS here rather than in the server, so that a failed
+        TLS handshake is logged with the peer's address and counts toward ``max_connections``.
+        The TLS layer calls ``connection_made`` again once its handshake is done."""
+        loop = self.owner.loop
+        done: asyncio.Future[None] = loop.create_future()
+        done.add_done_callback(self._tls_handshake_done)
+        # no timeout of its own: the handshake timer started in connection_made covers it
+        layer = asyncio.sslproto.SSLProtocol(loop, self, context, done, server_side=True)
+        self._tls_raw = raw
+        raw.set_protocol(layer)
+        layer.connection_made(raw)
+
+    def _tls_handshake_done(self, done: asyncio.Future[None]) -> None:
+        raw = self._tls_raw
+        if raw is None:
+            return  # the handshake succeeded: connection_made has run again
+        exc = None if done.cancelled() else done.exception()
+        if not self.close_reason and not self.owner.closing:
+            reason = f"{exc}" if exc is not None else "connection closed"
+            log.warning("refused connection from %s: TLS handshake failed: %s", self.peer_label, reason)
+            self.close_reason = f"TLS handshake failed: {reason}"
+        self._tls_raw = None
+        raw.abort()
+        self.connection_lost(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         prev = self.state
@@ -201,6 +273,7 @@ class Connection(asyncio.Protocol):
         if self.state == "closed":
             return
         self.owner.bytes_received += len(data)
+        self.last_received = self.owner.loop.time()
         try:
             bodies = self.frames_in.feed(data)
         except FrameTooLarge as exc:
@@ -238,6 +311,8 @@ class Connection(asyncio.Protocol):
                 target, msg = envelope
                 if type(target) is int:
                     path = in_paths[target]
+                elif type(target) is str:
+                    path = target
                 else:
                     ident, path = target
                     if ident != len(in_paths) or type(path) is not str:
@@ -248,6 +323,9 @@ class Connection(asyncio.Protocol):
                 return
             cell = cells.get(path)
             if type(msg) is Terminated:
+                if not isinstance(msg.ref, ActorRef):
+                    self.abort(f"refused a message from {self.peer_label}: Terminated without an actor ref")
+                    return
                 owner._on_remote_terminated(path, msg)
             if cell is not None:
                 try:
@@ -255,7 +333,11 @@ class Connection(asyncio.Protocol):
                 except MailboxFull:
                     owner.system._dead_letter(msg, cell.ref, "mailbox full (reject)")
             elif path == CONTROL_PATH:
-                owner._on_control(self, msg)
+                try:
+                    owner._on_control(self, msg)
+                except Exception as exc:
+                    self.abort(f"control message {type(msg).__name__} from {self.peer_label} failed: {exc!r}")
+                    return
             else:
                 owner.system.resolve_local(path).tell(msg)
             if self.state != "open":
@@ -276,7 +358,12 @@ class Connection(asyncio.Protocol):
             path, msg = queue.popleft()
             ident = out_paths.get(path)
             target: Any
-            target = [len(out_paths), path] if ident is None else ident
+            if ident is not None:
+                target = ident
+            elif path.startswith("/temp/"):
+                target = path  # short-lived (an ask's reply): sent in full, not given an id
+            else:
+                target = [len(out_paths), path]
             try:
                 body = encoder.encode([target, msg])
                 frames.add(body)
@@ -284,7 +371,7 @@ class Connection(asyncio.Protocol):
                 system._dead_letter(msg, assoc.ref(path) if assoc else None, f"not sent: {exc}")
                 log.warning("message to %s%s not sent: %s", self.peer_label, path, exc)
                 continue
-            if ident is None:
+            if ident is None and type(target) is list:
                 out_paths[path] = len(out_paths)
             if frames.pending_bytes >= _FLUSH_CHUNK:
                 self._write(tcp, frames.take())
@@ -324,10 +411,12 @@ class Connection(asyncio.Protocol):
                 self.owner._on_welcome(self, msg)
             elif self.inbound and kind == "confirm":
                 self.owner._on_confirm(self, msg)
-            elif not self.inbound and kind == "refused":
+            elif kind == "refused":
                 reason = str(msg.get("reason", "no reason given"))
                 self.close_reason = f"refused by {self.peer_label}: {reason}"
-                if reason.startswith("simultaneous"):
+                if self.inbound:
+                    log.warning("connection from %s refused by the peer: %s", self.peer_label, reason[:200])
+                elif reason.startswith("simultaneous"):
                     self.close_reason = "simultaneous"
                 self.close()
             else:
@@ -393,6 +482,7 @@ class Association:
         self.backoff = transport.config.reconnect_backoff_min
         self.failing_since: float | None = None
         self.gone = False
+        self.idle_checks = 0
         self.keep_alive = False  # set by the cluster for members: never give up on our own
         self.simultaneous_wait: asyncio.TimerHandle | None = None
         self._flush_cb = self.flush
@@ -404,9 +494,13 @@ class Association:
     def ref(self, path: str) -> ActorRef[Any]:
         ref = self.refs.get(path)
         if ref is None:
+            if path.startswith("/temp/"):
+                # short-lived refs are not cached: the association would grow with every ask
+                temp = RemoteTarget(self.transport, self.address, path, self)
+                return ActorRef(self.address, path, temp.tell, temp)
             target = self.targets.get(path)
             if target is None:
-                target = self.targets[path] = RemoteTarget(self, path)
+                target = self.targets[path] = RemoteTarget(self.transport, self.address, path, self)
             ref = self.refs[path] = ActorRef(self.address, path, target.tell, target)
         return ref
 
@@ -487,7 +581,10 @@ class Association:
         if reason is not None:
             if self.failing_since is None:
                 self.failing_since = now
-                level = logging.WARNING if (self.keep_alive or self.watches) else logging.INFO
+                # a refused handshake is a configuration error worth a warning; a peer that is
+                # merely gone is only worth one when someone waits on it
+                refused = reason.startswith("HandshakeError")
+                level = logging.WARNING if (self.keep_alive or self.watches or refused) else logging.INFO
                 log.log(level, "cannot reach %s (%s); retrying with backoff", self.address, reason)
             else:
                 log.debug("cannot reach %s (%s)", self.address, reason)
@@ -609,11 +706,15 @@ class RemoteTransport:
         self.associations: dict[ActorAddress, Association] = {}
         self.quarantined: set[int] = set()
         self._inbound: set[Connection] = set()
+        self._excess_logged_at = float("-inf")
+        self._excess_refused = 0
         self._server: asyncio.AbstractServer | None = None
         self.closing = False
         self.listeners: list[Callable[[str, Association], None]] = []
         self.remote_watchers: dict[ActorAddress, set[tuple[str, ActorRef[Any]]]] = {}
         self._ref_cache: dict[str, ActorRef[Any]] = {}
+        self._address_cache: dict[str, ActorAddress] = {}
+        self._keepalive: asyncio.TimerHandle | None = None
         self.control_handlers: dict[type, Callable[[Connection, Any], None]] = {}
         #: traffic counters (bytes on the wire after the handshake, and write() calls)
         self.bytes_sent = 0
@@ -630,7 +731,6 @@ class RemoteTransport:
                 lambda: Connection(self, inbound=True),
                 self.bind_host,
                 self.bind_port,
-                ssl=self.ssl_server,
                 reuse_address=True,
                 backlog=128,
             )
@@ -640,7 +740,70 @@ class RemoteTransport:
             if self.port == 0:
                 self.port = self.bind_port
         self.address = ActorAddress(self.system_name, self.host, self.port)
+        self._keepalive = self.loop.call_later(self._keepalive_interval(), self._check_liveness)
         return self.address
+
+    def _keepalive_interval(self) -> float:
+        return min(5.0, max(0.1, self.config.give_up_after / 4))
+
+    def _check_liveness(self) -> None:
+        """Probe connections that have been silent, and drop those silent for ``give_up_after``.
+
+        A connection can stay open while nothing gets through (a partition, a host that
+        vanished without a reset); outside a cluster nothing else would notice. Dropping it
+        hands the peer to the reconnect logic, which declares it gone (watchers get
+        ``Terminated``) after ``give_up_after`` more seconds of failed attempts."""
+        if self.closing:
+            return
+        now = self.loop.time()
+        interval = self._keepalive_interval()
+        limit = self.config.give_up_after
+        for assoc in list(self.associations.values()):
+            conn = assoc.conn
+            if conn is None:
+                self._prune_if_idle(assoc)
+                continue
+            assoc.idle_checks = 0
+            if conn.state != "open":
+                continue
+            silent = now - conn.last_received
+            if silent >= limit:
+                conn.abort(f"{assoc.address} sent nothing for {silent:.1f}s")
+            elif silent >= interval:
+                assoc.send(CONTROL_PATH, Ping())
+        self._keepalive = self.loop.call_later(interval, self._check_liveness)
+
+    def _prune_if_idle(self, assoc: Association) -> None:
+        """Drop an association with nothing to do (no connection, queue, watch or reconnect) after
+        two liveness rounds; its refs bind to a fresh one if they are used again."""
+        if assoc.dialing is not None or assoc.retry_handle is not None or assoc.queue or assoc.watches:
+            assoc.idle_checks = 0
+            return
+        if assoc.keep_alive:
+            return
+        assoc.idle_checks += 1
+        if assoc.idle_checks >= 2 and self.associations.get(assoc.address) is assoc:
+            del self.associations[assoc.address]
+            assoc.gone = True
+            for uri in [u for u, r in self._ref_cache.items() if r.address == assoc.address]:
+                del self._ref_cache[uri]
+
+    def _refuse_excess(self, peer_label: str) -> None:
+        """An inbound connection beyond ``max_connections`` is closed at once; logged at most
+        once per second, with the number refused since the last report."""
+        self._excess_refused += 1
+        now = self.loop.time()
+        if now - self._excess_logged_at >= 1.0:
+            log.warning(
+                "refused connection from %s: too many connections (%d inbound, remote.max_connections = %d); "
+                "%d refused since the last report",
+                peer_label,
+                len(self._inbound),
+                self.config.max_connections,
+                self._excess_refused,
+            )
+            self._excess_logged_at = now
+            self._excess_refused = 0
 
     async def close(self) -> None:
         if self.closing:
@@ -649,6 +812,8 @@ class RemoteTransport:
         for assoc in list(self.associations.values()):
             assoc.flush()
         self.closing = True
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         if self._server is not None:
             self._server.close()
         conns: list[Connection] = list(self._inbound)
@@ -689,18 +854,34 @@ class RemoteTransport:
     def resolve_ref(self, uri: str) -> ActorRef[Any]:
         """Turn a URI from the wire into a ref: local actors resolve to themselves."""
         ref = self._ref_cache.get(uri)
-        if ref is not None and not (ref._target.__class__ is RemoteTarget and ref._target.assoc.gone):
+        if ref is not None:
             return ref
-        try:
-            address, path = parse_uri(uri)
-        except ValueError as exc:
-            raise DeserializationError(str(exc), "ActorRef") from None
+        slash = uri.find("/", 8)
+        address = self._address_cache.get(uri[:slash]) if slash > 8 else None
+        if address is not None:
+            path = uri[slash:]
+        else:
+            try:
+                address, path = parse_uri(uri)
+            except ValueError as exc:
+                raise DeserializationError(str(exc), "ActorRef") from None
+            if len(self._address_cache) < 10_000:
+                self._address_cache[uri[:slash]] = address
         if address.host is None or self.is_self(address):
             ref = self.system.resolve_local(path)
             if not isinstance(ref._target, ActorCell):
                 return ref  # asks and dead refs are not cached
         else:
-            ref = self.remote_ref(address, path)
+            assoc = self.associations.get(address)
+            if assoc is not None:
+                ref = assoc.ref(path)
+            else:
+                # bound to an association only when used: a ref that is merely passed along
+                # costs no association
+                target = RemoteTarget(self, address, path)
+                ref = ActorRef(address, path, target.tell, target)
+            if path.startswith("/temp/"):
+                return ref
         if len(self._ref_cache) > 100_000:
             self._ref_cache.clear()
         self._ref_cache[uri] = ref
@@ -781,20 +962,28 @@ class RemoteTransport:
         """A remote actor we watched stopped: forget the watch on both ends of our bookkeeping."""
         ref = msg.ref
         target = ref._target
-        if isinstance(target, RemoteTarget):
-            watchers = target.assoc.watches.get(target.path)
+        if isinstance(target, RemoteTarget) and target.assoc is not None:
+            watches = target.assoc.watches
+            watchers = watches.get(target.path)
             if watchers is not None:
                 for watcher in [w for w in watchers if w.path == watcher_path]:
                     watchers.discard(watcher)
                 if not watchers:
-                    del target.assoc.watches[target.path]
+                    del watches[target.path]
         cell = self.system._cells.get(watcher_path)
         if cell is not None:
             cell.watching.discard(ref)
 
     # -- control messages ------------------------------------------------------------------
     def _on_control(self, conn: Connection, msg: object) -> None:
-        if isinstance(msg, Watch):
+        if isinstance(msg, (Watch, Unwatch)) and not (isinstance(msg.path, str) and isinstance(msg.watcher, ActorRef)):
+            raise DeserializationError(f"malformed {type(msg).__name__}: needs a path and an actor ref")
+        if isinstance(msg, Ping):
+            if conn.assoc is not None:
+                conn.assoc.send(CONTROL_PATH, Pong())
+        elif isinstance(msg, Pong):
+            pass  # its arrival already counted as a sign of life
+        elif isinstance(msg, Watch):
             local = self.system.resolve_local(msg.path)
             add = getattr(local._target, "add_watcher", None)
             if add is not None:
@@ -851,20 +1040,18 @@ class RemoteTransport:
             raise HandshakeError("handshake without a valid nonce")
         if address == self.address and uid == self.uid:
             raise HandshakeError("connected to itself")
-        assoc = self.association(address)
-        if kind == "client":
-            assoc.dialable = False
+        # no association is made before the peer is authenticated (in _on_confirm)
+        assoc = self.associations.get(address)
         # one connection per pair: when both sides dial at once, the lower address's dial wins
-        if assoc.dialing is not None and kind == "node":
+        if assoc is not None and assoc.dialing is not None and kind == "node":
             mine = (self.address.host or "", self.address.port or 0, self.uid)
             theirs = (address.host, address.port, uid)
             if mine < theirs:
                 raise HandshakeError("simultaneous connect: using the connection dialed by the lower address")
             assoc.dialing.cancel()
             assoc.dialing = None
-        conn.assoc = assoc
         conn.peer_nonce = nonce
-        conn.pending_peer = (assoc, uid)
+        conn.pending_peer = (address, uid, kind)
         mac = _mac(self.secret, b"acceptor", nonce, self.system_name) if self.secret else b""
         conn._send_handshake(
             {
@@ -884,15 +1071,15 @@ class RemoteTransport:
         pending = conn.pending_peer
         if pending is None:
             raise HandshakeError("confirm before hello")
-        assoc, uid = pending
+        address, uid, kind = pending
         if self.secret:
             mac = msg.get("mac")
             expected = _mac(self.secret, b"dialer", conn.nonce, self.system_name)
             if not isinstance(mac, bytes) or not hmac.compare_digest(mac, expected):
                 raise HandshakeError("cluster secret mismatch")
-        if assoc.gone:
-            # a peer we had given up on came back: start a fresh association
-            assoc = self.association(assoc.address)
+        assoc = self.association(address)  # a peer we had given up on gets a fresh one
+        if kind == "client":
+            assoc.dialable = False
         assoc.attach(conn, uid)
 
     # -- handshake (dialer side) -------------------------------------------------------------
@@ -910,6 +1097,9 @@ class RemoteTransport:
             expected = _mac(self.secret, b"acceptor", conn.nonce, self.system_name)
             if not isinstance(mac, bytes) or not hmac.compare_digest(mac, expected):
                 raise HandshakeError("cluster secret mismatch (the peer does not know the secret)")
+        elif msg.get("mac"):
+            # it would refuse our confirm after we had started sending: refuse first
+            raise HandshakeError("cluster secret mismatch (the peer requires a secret, this node has none)")
         mac_out = _mac(self.secret, b"dialer", nonce, self.system_name) if self.secret else b""
         conn._send_handshake({"t": "confirm", "mac": mac_out})
         assoc.attach(conn, uid)

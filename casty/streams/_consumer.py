@@ -49,6 +49,7 @@ class _ConsumerCore(Generic[T]):
         "acked_total",
         "batch",
         "ctx",
+        "demand_at",
         "heard_mark",
         "last_heard",
         "last_sent",
@@ -96,6 +97,9 @@ class _ConsumerCore(Generic[T]):
         now = self.loop.time()
         self.last_heard = now
         self.last_sent = now
+        # when new demand was last granted: the inactivity timeout counts from here (or from the
+        # last message heard), never from the consumer's own retries
+        self.demand_at = now
         self.acked_total = 0
         self.heard_mark = 0
         self.resend_asked_for = -1
@@ -108,7 +112,7 @@ class _ConsumerCore(Generic[T]):
     def start(self) -> None:
         self.ctx.watch(self.producer)
         self.producer.tell(Subscribe(self.self_ref, self.window.initial(), self.batch))
-        self.last_sent = self.loop.time()
+        self.last_sent = self.demand_at = self.loop.time()
         self.timeout_handle = self.loop.call_at(self.last_sent + self.timeout / 4, self._on_timeout)
         self.tick_handle = self.loop.call_later(self.resend_interval / 2, self._on_tick)
 
@@ -139,7 +143,7 @@ class _ConsumerCore(Generic[T]):
         received = window.expected
         self.producer.tell(StreamDemand(increment, window.requested_total, received))
         self.acked_total = received
-        self.last_sent = self.loop.time()
+        self.last_sent = self.demand_at = self.loop.time()
 
     def cancel(self, reason: str) -> None:
         """The user stopped consuming: cancel upstream and stop the consumer actor."""
@@ -231,7 +235,7 @@ class _ConsumerCore(Generic[T]):
         if self.outcome is not None:
             return
         now = self.loop.time()
-        last = max(self._heard(now), self.last_sent)
+        last = max(self._heard(now), self.demand_at)
         if not self._waiting():
             self.timeout_handle = self.loop.call_at(now + self.timeout, self._on_timeout)
             return
