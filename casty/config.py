@@ -380,12 +380,14 @@ class RemoteConfig(_Section):
         default=30.0,
         metadata=_doc(
             "Seconds of failed reconnects after which a non-cluster peer is considered gone "
-            "(its watchers get Terminated).",
+            "(its watchers get Terminated); a connection silent this long is dropped (it is "
+            "pinged after a quarter of it).",
             _positive,
         ),
     )
     """Seconds of failed reconnects after which a non-cluster peer is considered gone
-    (its watchers get Terminated)."""
+    (its watchers get Terminated); a connection silent this long is dropped (it is
+    pinged after a quarter of it)."""
     tcp_nodelay: bool = field(
         default=True, metadata=_doc("Set TCP_NODELAY on connections (disable Nagle's algorithm).")
     )
@@ -403,11 +405,6 @@ class RemoteConfig(_Section):
         default=256, metadata=_doc("Maximum number of inbound connections.", _at_least_one)
     )
     """Maximum number of inbound connections."""
-    idle_handshake_timeout: float = field(
-        default=5.0,
-        metadata=_doc("Seconds an inbound connection may stay silent before its handshake.", _positive),
-    )
-    """Seconds an inbound connection may stay silent before its handshake."""
 
     def _check_relations(self) -> None:
         if self.reconnect_backoff_min > self.reconnect_backoff_max:

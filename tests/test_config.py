@@ -47,7 +47,6 @@ tcp_nodelay = false
 strict_serialization = true
 allow_pickle = false
 max_connections = 64
-idle_handshake_timeout = 1.5
 
 [cluster]
 host = "10.0.0.5"
@@ -122,7 +121,7 @@ def test_defaults() -> None:
     assert (r.handshake_timeout, r.connect_timeout) == (5.0, 5.0)
     assert (r.reconnect_backoff_min, r.reconnect_backoff_max, r.give_up_after) == (0.05, 5.0, 30.0)
     assert (r.tcp_nodelay, r.strict_serialization, r.allow_pickle) == (True, False, False)
-    assert (r.max_connections, r.idle_handshake_timeout) == (256, 5.0)
+    assert r.max_connections == 256
     cl = c.cluster
     assert (cl.host, cl.port, cl.bind_host, cl.seed_nodes, cl.roles) == ("127.0.0.1", 25520, "", (), ())
     assert (cl.down_after, cl.retry_join_interval) == (10.0, 0.5)
@@ -160,7 +159,6 @@ def test_load_full_example(tmp_path: Path) -> None:
     assert c.remote.max_frame_size == 1048576
     assert c.remote.tcp_nodelay is False
     assert c.remote.strict_serialization is True
-    assert c.remote.idle_handshake_timeout == 1.5
     assert c.cluster.host == "10.0.0.5"
     assert c.cluster.port == 2552
     assert c.cluster.effective_bind_host == "0.0.0.0"
