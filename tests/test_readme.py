@@ -42,3 +42,14 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make demo" in readme
     assert "make test" in ci.splitlines()[-1]
+
+
+def test_reliability_report_names_only_existing_tests() -> None:
+    import re
+
+    doc = (ROOT / "docs" / "reliability.md").read_text()
+    sources = "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    files = {p.stem for p in (ROOT / "tests").glob("test_*.py")}
+    named = set(re.findall(r"(test_[a-z0-9_]+)", doc)) - files
+    missing = sorted(n for n in named if f"def {n}(" not in sources)
+    assert not missing, missing
