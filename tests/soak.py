@@ -99,6 +99,9 @@ async def start_producer(client: ClusterClient, control_ref: Any, name: str, cou
             return ack.ref
         except casty.AskTimeoutError:
             continue
+        except casty.ClusterUnavailable:
+            # the chaos cut the client's contact: asks fail at once until it has reconnected
+            await client.wait_connected(True, timeout=30)
     raise RuntimeError(f"could not start producer {name}")
 
 
@@ -169,7 +172,8 @@ async def soak(args: argparse.Namespace) -> int:
                 sources: list[SourceRef[int]] = []
                 for i, producer in enumerate(producers):
                     consumer = client.spawn(stream_consumer(producer, timeout=60.0), f"r{r}-consumer-{i}")
-                    sources.append(await client.ask(consumer, lambda reply: GetSource(reply), timeout=60))
+                    # a local ask: it never depends on the cluster being reachable
+                    sources.append(await client.system.ask(consumer, lambda reply: GetSource(reply), timeout=60))
                 results = await asyncio.gather(*(drain(s) for s in sources), return_exceptions=True)
                 node_report = await probe.expect(ConsumerReport, timeout=120)
                 elapsed = time.monotonic() - started
