@@ -171,6 +171,10 @@ def control() -> Behavior[Any]:
             if isinstance(msg, StartProducer):
                 ref = ctx.system.spawn(stream_producer(msg.buffer_size or None), msg.name)
                 sink: SinkRef[int] = await ctx.system.ask(ref, lambda r: GetSink(r), timeout=10)
+                if len(producers) >= 256:
+                    # keep the stats of recent producers only (a soak run starts thousands)
+                    for name in [n for n, p in producers.items() if p.done][: len(producers) - 255]:
+                        del producers[name]
                 state = producers[msg.name] = _Producer(msg.name, sink)
                 state.task = run(feed(state, msg.count, msg.fail_with, msg.reply_to))
                 msg.reply_to.tell(Started(ref))

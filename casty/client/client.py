@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ClusterClient", "ClusterUnavailable"]
 
+_LIVE = (MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING)
+
 log = logging.getLogger("casty.client")
 
 M = TypeVar("M")
@@ -265,6 +267,12 @@ class ClusterClient:
             self._view_changed.set()
 
     def _on_transport_event(self, event: str, assoc: Association) -> None:
+        if event == "disconnected" and not self._closing:
+            # Nodes reach the client's actors only over connections the client opened: re-dial
+            # a live member we were talking to, so its messages to us are not stranded.
+            node = _node(assoc.address)
+            if any(m.node == node and m.status in _LIVE for m in self.members):
+                assoc.keep_alive = True
         if self.contact is None or _node(assoc.address) != self.contact:
             return
         if event in ("disconnected", "gone", "restarted") and self._contact_lost is not None:

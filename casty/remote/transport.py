@@ -427,7 +427,9 @@ class Connection(asyncio.Protocol):
             self.abort(f"bad handshake from {self.peer_label}: {exc}")
 
     def refuse(self, reason: str) -> None:
-        log.warning("refused connection from %s: %s", self.peer_label, reason)
+        # a simultaneous connect is resolved, not a fault: not worth a warning
+        level = logging.DEBUG if reason.startswith("simultaneous") else logging.WARNING
+        log.log(level, "refused connection from %s: %s", self.peer_label, reason)
         if self.tcp is not None and not self.tcp.is_closing():
             self._send_handshake({"t": "refused", "reason": reason})
         self.close_reason = reason
@@ -498,6 +500,10 @@ class Association:
                 # short-lived refs are not cached: the association would grow with every ask
                 temp = RemoteTarget(self.transport, self.address, path, self)
                 return ActorRef(self.address, path, temp.tell, temp)
+            if len(self.refs) >= 10_000:
+                # a cache, not a registry: refs already handed out keep working without it
+                self.refs.clear()
+                self.targets.clear()
             target = self.targets.get(path)
             if target is None:
                 target = self.targets[path] = RemoteTarget(self.transport, self.address, path, self)
@@ -514,6 +520,11 @@ class Association:
             self.transport.system._dead_letter(msg, self.ref(path), f"outbound queue to {self.address} is full")
             return
         queue.append((path, msg))
+        if type(msg) is Terminated:
+            # a local actor this peer watched has stopped: the watch is over
+            entries = self.transport.remote_watchers.get(self.address)
+            if entries:
+                entries.discard((msg.ref.path, self.ref(path)))
         if not self.flush_scheduled:
             if self.conn is not None:
                 self.flush_scheduled = True
