@@ -1,13 +1,14 @@
 # casty: two commands on a fresh machine.
 #   make demo   sets up .venv and runs the sensor pipeline demo on loopback
 #   make test   sets up .venv and runs lint, type check, the suite (compiled and pure) and the benchmark gate
+#   make test-fast  the inner loop: unit + integration tiers without `slow` tests, compiled build (under a minute)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.casty-installed
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: demo test lint typecheck test-compiled test-pure bench bench-gate clean soak
+.PHONY: demo test test-fast lint typecheck test-compiled test-pure bench bench-gate clean soak
 
 $(STAMP): pyproject.toml setup.py $(wildcard casty/_fastpath/*.pyx)
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,9 @@ test-compiled: $(STAMP)
 
 test-pure: $(STAMP)
 	CASTY_NO_EXTENSIONS=1 $(PYTEST) -q
+
+test-fast: $(STAMP)
+	CASTY_EXPECT_COMPILED=1 $(PYTEST) -q -m "not slow" tests/unit tests/integration
 
 bench-gate: $(STAMP)
 	$(BIN)/python -m benchmarks --gate

@@ -48,6 +48,7 @@ PLAN: list[Planned] = [
     Planned("raw_baseline", 500_000, 200_000, impls=("raw",)),
     Planned("local_tell", 1_000_000, 600_000),
     Planned("local_ask", 20_000, 5_000, throughput=False),
+    Planned("stream_local", 200_000, 0),
     Planned("remote_tell", 500_000, 100_000),
     Planned("remote_ask", 5_000, 1_000, throughput=False),
     Planned("stream_node_node", 200_000, 60_000),

@@ -113,6 +113,30 @@ async def local_ask(n: int) -> dict[str, Any]:
     }
 
 
+async def stream_local(n: int) -> dict[str, Any]:
+    """Producer and consumer in one process: elements/s through ``async for`` (no network)."""
+    async with ActorSystem("bench") as system:
+        producer = system.spawn(stream_producer(), "producer")
+        sink = await system.ask(producer, lambda r: GetSink(reply_to=r))
+        consumer = system.spawn(stream_consumer(producer), "consumer")
+        source = await system.ask(consumer, lambda r: GetSource(reply_to=r))
+
+        async def feed() -> None:
+            for i in range(n):
+                await sink.put(i)
+            await sink.complete()
+
+        start = time.perf_counter()
+        feeder = asyncio.create_task(feed())
+        count = 0
+        async for _ in source:
+            count += 1
+        elapsed = time.perf_counter() - start
+        await feeder
+        assert count == n
+    return {"rate": n / elapsed, "unit": "el/s"}
+
+
 # -- cross-process scenarios ------------------------------------------------------------------
 async def raw_baseline(n: int) -> dict[str, Any]:
     """Raw asyncio (uvloop) + msgpack records between two processes, credit-based (records/s).
@@ -401,6 +425,7 @@ async def stream_memory(n: int) -> dict[str, Any]:
 SCENARIOS: dict[str, tuple[Callable[[int], Awaitable[dict[str, Any]]], int]] = {
     "local_tell": (local_tell, 1_000_000),
     "local_ask": (local_ask, 20_000),
+    "stream_local": (stream_local, 200_000),
     "raw_baseline": (raw_baseline, 500_000),
     "remote_tell": (remote_tell, 500_000),
     "remote_ask": (remote_ask, 5_000),

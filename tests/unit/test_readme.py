@@ -8,7 +8,7 @@ from typing import Any
 
 from casty.config import CastyConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def _keys(obj: Any, prefix: str = "") -> list[str]:
@@ -48,8 +48,8 @@ def test_reliability_report_names_only_existing_tests() -> None:
     import re
 
     doc = (ROOT / "docs" / "reliability.md").read_text()
-    sources = "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
-    files = {p.stem for p in (ROOT / "tests").glob("test_*.py")}
+    sources = "".join(p.read_text() for p in (ROOT / "tests").glob("*/test_*.py"))
+    files = {p.stem for p in (ROOT / "tests").glob("*/test_*.py")}
     named = set(re.findall(r"(test_[a-z0-9_]+)", doc)) - files
     missing = sorted(n for n in named if f"def {n}(" not in sources)
     assert not missing, missing

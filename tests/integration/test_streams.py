@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import pickle
 import random
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -691,59 +687,3 @@ def test_type_aliases_are_generic() -> None:
     consumer_msg: Any = StreamConsumerMsg[Reading]
     assert Subscribe[Reading] in producer_msg.__args__
     assert StreamElement[Reading] in consumer_msg.__args__
-
-
-# -- throughput (printed, not asserted) --------------------------------------------------------------
-
-_BENCH = textwrap.dedent(
-    """
-    import asyncio, time
-    from dataclasses import dataclass
-    from casty import ActorSystem, IMPLEMENTATION
-    from casty._run import new_event_loop
-    from casty.streams import GetSink, GetSource, stream_consumer, stream_producer
-
-    @dataclass(frozen=True)
-    class Tick:
-        n: int
-
-    async def main() -> None:
-        n = 200_000
-        async with ActorSystem("bench") as system:
-            producer = system.spawn(stream_producer(), "p")
-            sink = await system.ask(producer, lambda r: GetSink(reply_to=r))
-            consumer = system.spawn(stream_consumer(producer), "c")
-            source = await system.ask(consumer, lambda r: GetSource(reply_to=r))
-
-            async def feed() -> None:
-                for i in range(n):
-                    await sink.put(Tick(i))
-                await sink.complete()
-
-            start = time.perf_counter()
-            feeder = asyncio.create_task(feed())
-            count = 0
-            async for _ in source:
-                count += 1
-            elapsed = time.perf_counter() - start
-            await feeder
-            assert count == n
-            print(f"{IMPLEMENTATION}: {n / elapsed:,.0f} elements/s")
-
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(main())
-    """
-)
-
-
-def test_local_throughput_compiled_and_pure(capsys: pytest.CaptureFixture[str]) -> None:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    lines = []
-    for no_ext in ("0", "1"):
-        env = {**os.environ, "CASTY_NO_EXTENSIONS": no_ext, "PYTHONPATH": root}
-        out = subprocess.run(
-            [sys.executable, "-c", _BENCH], env=env, capture_output=True, text=True, timeout=50, check=True
-        )
-        lines.append(out.stdout.strip())
-    with capsys.disabled():
-        print("\nstream throughput (200k elements, async for): " + " | ".join(lines))
