@@ -28,6 +28,7 @@ from benchmarks.remote_app import (
     GetFeedStats,
     Node,
     OpenStream,
+    RawPinger,
     RawReceiver,
     SensorReading,
     StreamOpened,
@@ -138,17 +139,10 @@ async def stream_local(n: int) -> dict[str, Any]:
 
 
 # -- cross-process scenarios ------------------------------------------------------------------
-async def raw_baseline(n: int) -> dict[str, Any]:
-    """Raw asyncio (uvloop) + msgpack records between two processes, credit-based (records/s).
-
-    No casty at all: the sender (a node process) writes length-prefixed msgpack
-    ``[sensor, value, timestamp, node]`` records while it has credit, one ``write()`` per
-    loop turn; this process decodes them and grants 512 more per 512 consumed (window 1024).
-    The denominator of every ``*_over_raw`` ratio.
-    """
+async def _raw_stream(n: int, mode: str) -> dict[str, Any]:
     with Node("raw") as node:
         loop = asyncio.get_running_loop()
-        tcp, receiver = await loop.create_connection(lambda: RawReceiver(n), "127.0.0.1", node.port)
+        tcp, receiver = await loop.create_connection(lambda: RawReceiver(n, mode), "127.0.0.1", node.port)
         try:
             await receiver.done
         finally:
@@ -157,6 +151,49 @@ async def raw_baseline(n: int) -> dict[str, Any]:
         "rate": (receiver.count - 1) / (receiver.last - receiver.first),
         "unit": "records/s",
         "implementation": "raw",
+    }
+
+
+async def raw_baseline(n: int) -> dict[str, Any]:
+    """The strongest plain design for the stream job, no casty (records/s at the receiver).
+
+    A node process packs msgpack ``[sensor, value, timestamp, node]`` records back to back and
+    writes everything its credit allows in one ``write()`` per loop turn; this process feeds a
+    streaming ``msgpack.Unpacker``, builds one ``SensorReading`` per record and grants 1024
+    more per 1024 consumed (window 2048), on uvloop. The denominator of every ``*_over_raw``.
+    """
+    return await _raw_stream(n, "stream")
+
+
+async def raw_framed(n: int) -> dict[str, Any]:
+    """The same job with one length-prefixed frame per record (a weaker second reference)."""
+    return await _raw_stream(n, "framed")
+
+
+async def raw_pingpong(n: int) -> dict[str, Any]:
+    """Sequential msgpack request/response over one uvloop connection: the floor under ``ask``."""
+    with Node("raw") as node:
+        loop = asyncio.get_running_loop()
+        tcp, pinger = await loop.create_connection(RawPinger, "127.0.0.1", node.port)
+        try:
+            for i in range(200):  # warm-up
+                await pinger.ping(i)
+            samples: list[float] = []
+            start = time.perf_counter()
+            for i in range(n):
+                t0 = time.perf_counter()
+                await pinger.ping(i)
+                samples.append(time.perf_counter() - t0)
+            elapsed = time.perf_counter() - start
+        finally:
+            tcp.close()
+    samples.sort()
+    return {
+        "rate": n / elapsed,
+        "unit": "rtt/s",
+        "implementation": "raw",
+        "p50_us": samples[len(samples) // 2] * 1e6,
+        "p99_us": samples[int(len(samples) * 0.99)] * 1e6,
     }
 
 
@@ -318,6 +355,7 @@ async def stream_client_node(n: int) -> dict[str, Any]:
             async def one(count: int, name: str) -> tuple[remote_app.ConsumeStats, float]:
                 producer = client.spawn(stream_producer(), name)
                 sink: SinkRef[SensorReading] = await client.ask(producer, lambda r: GetSink(r), timeout=30)
+
                 def request(reply_to: ActorRef[remote_app.ConsumeStats]) -> remote_app.ConsumeStream:
                     return remote_app.ConsumeStream(producer, count, reply_to)
 
@@ -427,6 +465,8 @@ SCENARIOS: dict[str, tuple[Callable[[int], Awaitable[dict[str, Any]]], int]] = {
     "local_ask": (local_ask, 20_000),
     "stream_local": (stream_local, 200_000),
     "raw_baseline": (raw_baseline, 500_000),
+    "raw_framed": (raw_framed, 500_000),
+    "raw_pingpong": (raw_pingpong, 5_000),
     "remote_tell": (remote_tell, 500_000),
     "remote_ask": (remote_ask, 5_000),
     "stream_node_node": (stream_node_node, 200_000),
