@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from casty import config as config_module
 from casty.config import (
     CastyConfig,
     ClusterConfig,
@@ -20,6 +19,7 @@ from casty.config import (
     config_reference,
     load_config,
 )
+from casty.config import schema as config_module
 from casty.errors import ConfigError
 
 FULL_TOML = """

@@ -1,0 +1,56 @@
+"""``casty.toml`` into a typed, validated configuration.
+
+Every section of the file is a frozen dataclass; every knob has a default, so
+``CastyConfig()`` is a complete configuration and a file only needs the keys it changes.
+Values built with ``dataclasses.replace`` are checked (and normalised) exactly like values
+read from a file, and every error is a :class:`~casty.errors.ConfigError` naming the dotted
+key, for example ``cluster.port: expected int, got str``.
+
+The package has one module per job: :mod:`casty.config.schema` is the reference (every
+section and knob, each described once), ``_validation`` the generic engine that checks them,
+``_knobs`` how a knob declares its constraints and description, and ``_reference`` the
+markdown reference generated from the schema (``python -m casty.config README.md``).
+"""
+
+from __future__ import annotations
+
+from ._reference import config_reference
+from ._reference import update_readme as update_readme
+from .schema import (
+    ActorsConfig,
+    CastyConfig,
+    ClientConfig,
+    ClusterConfig,
+    DefaultsConfig,
+    FailureDetectorConfig,
+    GossipConfig,
+    HeartbeatConfig,
+    MailboxConfig,
+    MailboxStrategy,
+    RemoteConfig,
+    SecurityConfig,
+    StreamsConfig,
+    SystemConfig,
+    TlsConfig,
+    load_config,
+)
+
+__all__ = [
+    "ActorsConfig",
+    "CastyConfig",
+    "ClientConfig",
+    "ClusterConfig",
+    "DefaultsConfig",
+    "FailureDetectorConfig",
+    "GossipConfig",
+    "HeartbeatConfig",
+    "MailboxConfig",
+    "MailboxStrategy",
+    "RemoteConfig",
+    "SecurityConfig",
+    "StreamsConfig",
+    "SystemConfig",
+    "TlsConfig",
+    "config_reference",
+    "load_config",
+]

@@ -1,0 +1,352 @@
+"""The configuration schema: every section of ``casty.toml`` and every knob in it.
+
+This module is the reference. Each knob is written once: its type, its default, its value
+constraints (``metadata=limits(...)``) and the docstring under it, which is its description
+(``_knobs.describe_knobs`` reads it from here; the README's configuration reference is
+generated from it by ``_reference``). Every section is a frozen dataclass and every knob has
+a default, so ``CastyConfig()`` is a complete configuration and a file only needs the keys
+it changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import field
+from typing import ClassVar, Literal
+
+from casty.errors import ConfigError
+
+from ._knobs import at_least_one, describe_knobs, limits, non_negative, port_number, positive
+from ._validation import HostPort, Section, fail
+
+__all__ = [
+    "ActorsConfig",
+    "CastyConfig",
+    "ClientConfig",
+    "ClusterConfig",
+    "DefaultsConfig",
+    "FailureDetectorConfig",
+    "GossipConfig",
+    "HeartbeatConfig",
+    "MailboxConfig",
+    "MailboxStrategy",
+    "RemoteConfig",
+    "SecurityConfig",
+    "StreamsConfig",
+    "SystemConfig",
+    "TlsConfig",
+    "load_config",
+]
+
+MailboxStrategy = Literal["drop_new", "drop_oldest", "reject"]
+"""What a bounded mailbox does with a message that arrives while it is full."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SystemConfig(Section):
+    """``[system]``: identity of the actor system."""
+
+    _path: ClassVar[str] = "system"
+
+    name: str = "casty"
+    """Actor system name; must be the same on every cluster member."""
+
+    def _check_relations(self) -> None:
+        if not self.name:
+            raise fail("system.name", "must not be empty")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MailboxConfig(Section):
+    """``[defaults.mailbox]``: mailbox settings used when an actor does not give its own."""
+
+    _path: ClassVar[str] = "defaults.mailbox"
+
+    capacity: int = field(default=0, metadata=limits(non_negative))
+    """Maximum queued messages per actor; 0 means unbounded."""
+    strategy: MailboxStrategy = "drop_new"
+    """What a full bounded mailbox does with a new message: drop_new, drop_oldest or reject."""
+    throughput: int = field(default=64, metadata=limits(at_least_one))
+    """Messages one actor processes per turn before yielding to others."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DefaultsConfig(Section):
+    """``[defaults]``: defaults applied to every actor."""
+
+    _path: ClassVar[str] = "defaults"
+
+    mailbox: MailboxConfig = field(default_factory=MailboxConfig)
+    """Default mailbox settings."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ActorsConfig(Section):
+    """``[actors]``: behaviour of the actor runtime."""
+
+    _path: ClassVar[str] = "actors"
+
+    ask_timeout: float = field(default=5.0, metadata=limits(positive))
+    """Seconds an ask waits for its reply when no timeout is given."""
+    log_dead_letters: int = field(default=10, metadata=limits(non_negative))
+    """How many dead letters are logged at debug level before going quiet; counting continues."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RemoteConfig(Section):
+    """``[remote]``: the network transport between nodes."""
+
+    _path: ClassVar[str] = "remote"
+
+    max_frame_size: int = field(default=4194304, metadata=limits(at_least_one))
+    """Largest accepted frame, in bytes."""
+    outbound_buffer_size: int = field(default=4194304, metadata=limits(at_least_one))
+    """Bytes of encoded frames a peer connection may hold unsent before casty stops encoding
+    more for it (the socket's high-water mark)."""
+    outbound_queue_size: int = field(default=262144, metadata=limits(at_least_one))
+    """Messages queued per peer while it is unreachable or slow; further messages become
+    dead letters."""
+    handshake_timeout: float = field(default=5.0, metadata=limits(positive))
+    """Seconds allowed to complete a connection handshake."""
+    connect_timeout: float = field(default=5.0, metadata=limits(positive))
+    """Seconds allowed to open a TCP connection."""
+    reconnect_backoff_min: float = field(default=0.05, metadata=limits(positive))
+    """First delay, in seconds, before reconnecting."""
+    reconnect_backoff_max: float = field(default=5.0, metadata=limits(positive))
+    """Largest delay, in seconds, between reconnects."""
+    give_up_after: float = field(default=30.0, metadata=limits(positive))
+    """Seconds of failed reconnects after which a non-cluster peer is considered gone
+    (its watchers get Terminated); a connection silent this long is dropped (it is
+    pinged after a quarter of it)."""
+    tcp_nodelay: bool = True
+    """Set TCP_NODELAY on connections (disable Nagle's algorithm)."""
+    strict_serialization: bool = False
+    """Refuse to send messages whose types are not registered for serialization."""
+    allow_pickle: bool = False
+    """Allow pickle as a fallback serializer (unsafe with untrusted peers)."""
+    max_connections: int = field(default=256, metadata=limits(at_least_one))
+    """Maximum number of inbound connections."""
+
+    def _check_relations(self) -> None:
+        if self.reconnect_backoff_min > self.reconnect_backoff_max:
+            raise fail(
+                "remote.reconnect_backoff_min",
+                f"must not exceed remote.reconnect_backoff_max ({self.reconnect_backoff_max!r}), "
+                f"got {self.reconnect_backoff_min!r}",
+            )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GossipConfig(Section):
+    """``[cluster.gossip]``: membership gossip."""
+
+    _path: ClassVar[str] = "cluster.gossip"
+
+    interval: float = field(default=0.5, metadata=limits(positive))
+    """Seconds between gossip rounds."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HeartbeatConfig(Section):
+    """``[cluster.heartbeat]``: heartbeats between cluster members."""
+
+    _path: ClassVar[str] = "cluster.heartbeat"
+
+    interval: float = field(default=0.5, metadata=limits(positive))
+    """Seconds between heartbeats sent to each monitored member."""
+    availability_check_interval: float = field(default=0.5, metadata=limits(positive))
+    """Seconds between checks of the failure detector for unreachable members."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FailureDetectorConfig(Section):
+    """``[cluster.failure_detector]``: the phi accrual failure detector."""
+
+    _path: ClassVar[str] = "cluster.failure_detector"
+
+    threshold: float = field(default=8.0, metadata=limits(positive))
+    """Phi value above which a member is considered unreachable."""
+    acceptable_heartbeat_pause: float = field(default=2.0, metadata=limits(non_negative))
+    """Seconds of missing heartbeats tolerated before phi starts to rise."""
+    min_std_deviation: float = field(default=0.1, metadata=limits(positive))
+    """Lower bound, in seconds, of the heartbeat interval standard deviation."""
+    max_sample_size: int = field(default=200, metadata=limits(at_least_one))
+    """Number of heartbeat intervals kept for the estimate."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClusterConfig(Section):
+    """``[cluster]``: cluster membership of this node."""
+
+    _path: ClassVar[str] = "cluster"
+
+    host: str = "127.0.0.1"
+    """Host name or address other members use to reach this node."""
+    port: int = field(default=25520, metadata=limits(port_number))
+    """TCP port of this node (0 picks a free port)."""
+    bind_host: str = ""
+    """Address to listen on; empty means the same as host."""
+    seed_nodes: tuple[HostPort, ...] = ()
+    """Members contacted to join the cluster, as "host:port" strings or [host, port] pairs."""
+    roles: tuple[str, ...] = ()
+    """Roles this node advertises to the cluster."""
+    down_after: float = field(default=10.0, metadata=limits(positive))
+    """Seconds a member stays unreachable before it is downed."""
+    retry_join_interval: float = field(default=0.5, metadata=limits(positive))
+    """Seconds between attempts to join via the seed nodes."""
+    gossip: GossipConfig = field(default_factory=GossipConfig)
+    """Membership gossip."""
+    heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
+    """Heartbeats between members."""
+    failure_detector: FailureDetectorConfig = field(default_factory=FailureDetectorConfig)
+    """Phi accrual failure detector."""
+
+    def _check_relations(self) -> None:
+        if not self.host:
+            raise fail("cluster.host", "must not be empty")
+        for i, role in enumerate(self.roles):
+            if not role:
+                raise fail(f"cluster.roles[{i}]", "must not be empty")
+
+    @property
+    def effective_bind_host(self) -> str:
+        """The address to listen on: ``bind_host``, or ``host`` when that is empty."""
+        return self.bind_host or self.host
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StreamsConfig(Section):
+    """``[streams]``: backpressured streams."""
+
+    _path: ClassVar[str] = "streams"
+
+    buffer_size: int = field(default=1024, metadata=limits(at_least_one))
+    """Producer buffer: elements accepted from the producing code before it waits for demand."""
+    initial_demand: int = field(default=1024, metadata=limits(at_least_one))
+    """Consumer window: elements requested ahead of consumption."""
+    timeout: float = field(default=30.0, metadata=limits(positive))
+    """Seconds of consumer inactivity, or waiting for a subscription, before failing."""
+    resend_interval: float = field(default=1.0, metadata=limits(positive))
+    """Seconds a producer waits for acknowledgement before resending its unacknowledged window."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TlsConfig(Section):
+    """``[tls]``: TLS for node-to-node and client connections."""
+
+    _path: ClassVar[str] = "tls"
+
+    enabled: bool = False
+    """Encrypt connections with TLS."""
+    certfile: str = ""
+    """PEM certificate chain of this node."""
+    keyfile: str = ""
+    """PEM private key of this node."""
+    cafile: str = ""
+    """PEM CA bundle used to verify peers; empty uses the system store."""
+    require_client_cert: bool = False
+    """Require peers to present a certificate (mutual TLS)."""
+
+    def _check_relations(self) -> None:
+        if self.enabled:
+            for key in ("certfile", "keyfile"):
+                if not getattr(self, key):
+                    raise fail(f"tls.{key}", "must be set when tls.enabled is true")
+        if self.require_client_cert and not self.enabled:
+            raise fail("tls.require_client_cert", "needs tls.enabled = true")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SecurityConfig(Section):
+    """``[security]``: authentication of cluster members."""
+
+    _path: ClassVar[str] = "security"
+
+    cluster_secret: str = ""
+    """Shared secret for the HMAC challenge at handshake; empty disables the challenge."""
+    secret_file: str = ""
+    """Read the shared secret from this file instead of cluster_secret."""
+
+    def _check_relations(self) -> None:
+        if self.cluster_secret and self.secret_file:
+            raise fail("security.secret_file", "set either security.cluster_secret or security.secret_file, not both")
+
+    def resolve_secret(self) -> bytes:
+        """The shared secret as bytes (empty when none is configured).
+
+        With ``secret_file`` the file is read now and surrounding whitespace stripped."""
+        if self.secret_file:
+            try:
+                with open(self.secret_file, "rb") as fh:
+                    secret = fh.read().strip()
+            except OSError as exc:
+                raise fail("security.secret_file", f"cannot read {self.secret_file!r}: {exc}") from exc
+            if not secret:
+                raise fail("security.secret_file", f"{self.secret_file!r} is empty")
+            return secret
+        return self.cluster_secret.encode()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClientConfig(Section):
+    """``[client]``: the cluster client used from outside the cluster."""
+
+    _path: ClassVar[str] = "client"
+
+    reconnect_backoff_min: float = field(default=0.1, metadata=limits(positive))
+    """First delay, in seconds, before reconnecting."""
+    reconnect_backoff_max: float = field(default=5.0, metadata=limits(positive))
+    """Largest delay, in seconds, between reconnects."""
+    service_wait_timeout: float = field(default=30.0, metadata=limits(positive))
+    """Seconds to wait for a requested service to become available."""
+
+    def _check_relations(self) -> None:
+        if self.reconnect_backoff_min > self.reconnect_backoff_max:
+            raise fail(
+                "client.reconnect_backoff_min",
+                f"must not exceed client.reconnect_backoff_max ({self.reconnect_backoff_max!r}), "
+                f"got {self.reconnect_backoff_min!r}",
+            )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CastyConfig(Section):
+    """The whole configuration; ``CastyConfig()`` is every default."""
+
+    _path: ClassVar[str] = ""
+
+    system: SystemConfig = field(default_factory=SystemConfig)
+    """Identity of the actor system."""
+    defaults: DefaultsConfig = field(default_factory=DefaultsConfig)
+    """Defaults applied to every actor."""
+    actors: ActorsConfig = field(default_factory=ActorsConfig)
+    """Actor runtime behaviour."""
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
+    """Network transport between nodes."""
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    """Cluster membership."""
+    streams: StreamsConfig = field(default_factory=StreamsConfig)
+    """Backpressured streams."""
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    """TLS settings."""
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    """Authentication of cluster members."""
+    client: ClientConfig = field(default_factory=ClientConfig)
+    """Cluster client settings."""
+
+
+def load_config(path: str | os.PathLike[str]) -> CastyConfig:
+    """Read and validate a ``casty.toml`` file."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{os.fspath(path)}: invalid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{os.fspath(path)}: cannot read configuration: {exc}") from exc
+    return CastyConfig.from_dict(data)
+
+
+describe_knobs(CastyConfig)

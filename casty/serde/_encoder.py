@@ -1,0 +1,242 @@
+"""The msgpack encoder: one per connection direction, with that direction's id tables.
+
+The first use of a type or an actor URI on a connection defines it inline (TYPE_DEF,
+REF_DEF); later uses send its short id. See ``_wire`` for the layout and ``_records`` for
+how record runs are flattened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from operator import attrgetter
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped, unused-ignore]
+
+from casty.actors.ref import ActorRef
+from casty.errors import FrameTooLarge, SerializationError
+
+from ._records import RecordRun, flatten_run, run_class
+from ._registry import TypeEntry, TypeRegistry, dataclass_info, is_dataclass_type, is_enum_type, type_name
+from ._wire import (
+    EXT_BIGINT,
+    EXT_REF_DEF,
+    EXT_REF_INLINE,
+    EXT_REF_REF,
+    EXT_TYPE_DEF,
+    EXT_TYPE_REF,
+    FROZENSET_MARK,
+    MAX_ID,
+    SET_MARK,
+    TUPLE_MARK,
+    ExtType,
+    id_bytes,
+    pack_u32,
+)
+
+__all__ = ["MsgpackEncoder"]
+
+
+def _describe(obj: object) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _encode_tuple(obj: tuple[Any, ...]) -> list[Any]:
+    return [TUPLE_MARK, *obj]
+
+
+def _encode_set(obj: set[Any]) -> list[Any]:
+    return [SET_MARK, *obj]
+
+
+def _encode_frozenset(obj: frozenset[Any]) -> list[Any]:
+    return [FROZENSET_MARK, *obj]
+
+
+def _encode_bigint(obj: int) -> Any:
+    # The packer hands exact ints to ``default`` only when they do not fit in 64 bits.
+    return ExtType(EXT_BIGINT, obj.to_bytes(obj.bit_length() // 8 + 1, "big", signed=True))
+
+
+def _value_handler(mark: Any, names: tuple[str, ...]) -> Callable[[Any], list[Any]]:
+    """A function turning a dataclass instance into ``[mark, *init field values]``."""
+    if not names:
+        return lambda obj: [mark]
+    if len(names) == 1:
+        get_one = attrgetter(names[0])
+        return lambda obj: [mark, get_one(obj)]
+    get_all = attrgetter(*names)
+    return lambda obj: [mark, *get_all(obj)]
+
+
+def _enum_handler(mark: Any) -> Callable[[Any], list[Any]]:
+    return lambda obj: [mark, obj._value_]
+
+
+def _custom_handler(mark: Any, encode: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:
+    return lambda obj: [mark, encode(obj)]
+
+
+class MsgpackEncoder:
+    """Encodes messages for one connection direction; keeps that direction's id tables.
+
+    A failed ``encode`` leaves the tables exactly as they were before the call.
+    """
+
+    __slots__ = (
+        "_handlers",
+        "_learned",
+        "_packer",
+        "_ref_order",
+        "_ref_to_wire",
+        "_refs",
+        "_registry",
+        "_run_specs",
+        "_strict",
+        "max_size",
+    )
+
+    def __init__(self, registry: TypeRegistry, strict: bool, ref_to_wire: Callable[[ActorRef[Any]], str]) -> None:
+        #: an encoded message longer than this raises FrameTooLarge (tables rolled back)
+        self.max_size: int = 0xFFFFFFFF
+        self._registry = registry
+        self._strict = strict
+        self._ref_to_wire = ref_to_wire
+        self._refs: dict[str, Any] = {}
+        self._ref_order: list[str] = []
+        self._learned: list[type] = []
+        #: record classes that can travel in a RecordRun: (type mark, field getter, field count)
+        self._run_specs: dict[type, tuple[Any, Callable[[Any], Any], int]] = {}
+        handlers: dict[type, Callable[[Any], Any]] = {
+            RecordRun: self._encode_run,
+            tuple: _encode_tuple,
+            set: _encode_set,
+            frozenset: _encode_frozenset,
+            int: _encode_bigint,
+            ActorRef: self._encode_ref,
+        }
+        self._handlers = handlers
+        learn = self._learn
+
+        def default(obj: Any) -> Any:
+            handler = handlers.get(type(obj))
+            if handler is None:
+                return learn(obj)
+            return handler(obj)
+
+        self._packer = msgpack.Packer(default=default, strict_types=True, use_bin_type=True, autoreset=True)
+
+    @property
+    def known_types(self) -> int:
+        """Types defined on this connection so far."""
+        return len(self._learned)
+
+    @property
+    def known_refs(self) -> int:
+        """Actor URIs defined on this connection so far."""
+        return len(self._ref_order)
+
+    def encode(self, obj: object) -> bytes:
+        """Encode one message; raises :class:`SerializationError` naming an unsupported type."""
+        types_before = len(self._learned)
+        refs_before = len(self._ref_order)
+        try:
+            data: bytes = self._packer.pack(obj)
+            if len(data) > self.max_size:
+                raise FrameTooLarge(len(data), self.max_size)
+            return data
+        except BaseException as exc:
+            self._rollback(types_before, refs_before)
+            if isinstance(exc, (SerializationError, FrameTooLarge)) or not isinstance(exc, Exception):
+                raise
+            raise SerializationError(f"cannot serialize {_describe(obj)} message: {exc}") from exc
+
+    def _rollback(self, types_before: int, refs_before: int) -> None:
+        learned = self._learned
+        while len(learned) > types_before:
+            cls = learned.pop()
+            del self._handlers[cls]
+            self._run_specs.pop(cls, None)
+        order = self._ref_order
+        while len(order) > refs_before:
+            del self._refs[order.pop()]
+
+    def _encode_ref(self, ref: ActorRef[Any]) -> Any:
+        uri = self._ref_to_wire(ref)
+        mark = self._refs.get(uri)
+        if mark is not None:
+            return mark
+        if not isinstance(uri, str):
+            raise SerializationError(f"ref_to_wire returned {_describe(uri)}, not str")
+        if "/temp/" in uri:
+            # a short-lived ref (an ask's reply, a probe): sent in full, never given an id, so
+            # the tables of a long-lived connection do not grow with every ask
+            return ExtType(EXT_REF_INLINE, uri.encode("utf-8"))
+        ident = len(self._ref_order)
+        if ident > MAX_ID:
+            raise SerializationError("too many distinct actor refs on one connection")
+        self._refs[uri] = ExtType(EXT_REF_REF, id_bytes(ident))
+        self._ref_order.append(uri)
+        return ExtType(EXT_REF_DEF, pack_u32(ident) + uri.encode("utf-8"))
+
+    def _encode_run(self, run: RecordRun) -> Any:
+        """A RecordRun of one record class goes column-wise; anything else as a plain list."""
+        if not run:
+            return []
+        cls = run_class(run)
+        if cls is None:
+            return list(run)  # mixed classes: an ordinary list, item by item
+        spec = self._run_specs.get(cls)
+        mark: Any
+        if spec is None:
+            if cls in self._handlers or not is_dataclass_type(cls) or is_enum_type(cls):
+                return list(run)
+            first = self._learn(run[0])  # defines the type on this connection
+            spec = self._run_specs.get(cls)
+            if spec is None:  # a registered type with a codec of its own, or a record without fields
+                return [first, *run[1:]]
+            mark = first[0]
+        else:
+            mark = spec[0]
+        return flatten_run(mark, spec[1], spec[2], run)
+
+    def _learn(self, obj: Any) -> Any:
+        """First use of a class on this encoder: define it inline, remember the short form."""
+        cls = type(obj)
+        if isinstance(obj, ActorRef):
+            self._handlers[cls] = self._encode_ref
+            return self._encode_ref(obj)
+        entry: TypeEntry | None = self._registry.entry_for_class(cls)
+        if entry is not None:
+            name = entry.name
+        elif self._strict:
+            raise SerializationError(f"type {type_name(cls)} is not registered (strict serializer)")
+        elif is_dataclass_type(cls) or is_enum_type(cls):
+            name = type_name(cls)
+            if "<locals>" in name:
+                raise SerializationError(f"type {name} is local to a function; register it with an explicit name")
+        else:
+            raise SerializationError(f"cannot serialize an object of type {type_name(cls)}")
+        ident = len(self._learned)
+        if ident > MAX_ID:
+            raise SerializationError("too many distinct types on one connection")
+        ref_mark = ExtType(EXT_TYPE_REF, id_bytes(ident))
+        def_mark = ExtType(EXT_TYPE_DEF, pack_u32(ident) + name.encode("utf-8"))
+        if entry is not None and entry.encode is not None:
+            handler = _custom_handler(ref_mark, entry.encode)
+            first = _custom_handler(def_mark, entry.encode)
+        elif issubclass(cls, Enum):
+            handler = _enum_handler(ref_mark)
+            first = _enum_handler(def_mark)
+        else:
+            names = dataclass_info(cls).names
+            handler = _value_handler(ref_mark, names)
+            first = _value_handler(def_mark, names)
+            if names:
+                getter = attrgetter(*names)
+                self._run_specs[cls] = (ref_mark, getter, len(names))
+        self._handlers[cls] = handler
+        self._learned.append(cls)
+        return first(obj)
