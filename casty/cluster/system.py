@@ -7,7 +7,7 @@ Joining
     member, answers ``Welcome`` with the membership gossip.
 
 Membership
-    The replicated state is a :class:`~casty.cluster._membership.Gossip` with a vector clock.
+    The replicated state is a :class:`~casty.cluster.gossip.Gossip` with a vector clock.
     Every ``cluster.gossip.interval`` each node sends its gossip to one member (preferring those
     that have not seen the current version); a receiver merges and answers with the merge when
     it knows more. The leader (lowest address among reachable up members) moves members
@@ -46,28 +46,7 @@ from typing import TYPE_CHECKING, Any
 from casty.actors.receptionist import Listing, ServiceKey
 from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
 from casty.cluster._failure_detector import FailureDetectorRegistry
-from casty.cluster._membership import (
-    ClusterState,
-    Gossip,
-    LeaderChanged,
-    Member,
-    MemberDowned,
-    MemberEvent,
-    MemberExited,
-    MemberLeft,
-    MemberRemoved,
-    MembershipState,
-    MemberStatus,
-    MemberUp,
-    ReachableMember,
-    UnreachableMember,
-    gossip_targets,
-    keep_majority_decision,
-)
 from casty.cluster._protocol import (
-    ClientBye,
-    ClientHello,
-    ClientUpdate,
     GossipEnvelope,
     Heartbeat,
     HeartbeatAck,
@@ -76,9 +55,24 @@ from casty.cluster._protocol import (
     Join,
     RegistryDigest,
     RegistryPull,
-    RegistrySnapshot,
     Welcome,
 )
+from casty.cluster.client_protocol import ClientBye, ClientHello, ClientUpdate, RegistrySnapshot
+from casty.cluster.downing import keep_majority_decision
+from casty.cluster.events import (
+    LeaderChanged,
+    MemberDowned,
+    MemberEvent,
+    MemberExited,
+    MemberLeft,
+    MemberRemoved,
+    MemberUp,
+    ReachableMember,
+    UnreachableMember,
+)
+from casty.cluster.gossip import Gossip, gossip_targets
+from casty.cluster.members import ClusterState, Member, MemberStatus
+from casty.cluster.state import MembershipState
 from casty.remote.system import RemoteActorSystem
 from casty.remote.transport import Association, Connection
 

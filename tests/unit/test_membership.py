@@ -16,34 +16,24 @@ from hypothesis import strategies as st
 
 from casty.actors.ref import NodeAddress
 from casty.cluster._failure_detector import FailureDetectorRegistry, PhiAccrualFailureDetector
-from casty.cluster._membership import (
-    ClusterState,
-    Gossip,
+from casty.cluster.downing import keep_majority_decision
+from casty.cluster.events import (
     LeaderChanged,
-    Member,
     MemberDowned,
     MemberEvent,
     MemberExited,
     MemberJoined,
     MemberLeft,
     MemberRemoved,
-    MembershipState,
-    MemberStatus,
     MemberUp,
     ReachableMember,
     UnreachableMember,
-    VectorOrder,
-    compare_versions,
     diff,
-    gossip_targets,
-    keep_majority_decision,
-    leader,
-    leader_actions,
-    member_key,
-    merge_versions,
-    new_uid,
-    parse_member_key,
 )
+from casty.cluster.gossip import Gossip, gossip_targets, leader, leader_actions
+from casty.cluster.members import ClusterState, Member, MemberStatus, member_key, new_uid, parse_member_key
+from casty.cluster.state import MembershipState
+from casty.cluster.vector_clock import VectorOrder, compare_versions, merge_versions
 from casty.config import FailureDetectorConfig
 
 # ---------------------------------------------------------------------------
