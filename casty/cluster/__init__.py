@@ -1,5 +1,8 @@
 """Clustering: membership by gossip, phi-accrual failure detection, downing, service discovery."""
 
+# loaded for the wire names of the membership types and the client protocol (see each module)
+from casty.cluster import _membership as _membership
+from casty.cluster import _protocol as _protocol
 from casty.cluster.events import LeaderChanged as LeaderChanged
 from casty.cluster.events import MemberDowned as MemberDowned
 from casty.cluster.events import MemberExited as MemberExited

@@ -2,7 +2,8 @@
 
 Joining, gossip, heartbeats and registry replication (with
 :class:`~casty.cluster.client_protocol.RegistrySnapshot`, which clients receive too).  What
-nodes and clients say to each other is in :mod:`casty.cluster.client_protocol`.
+nodes and clients say to each other is in :mod:`casty.cluster.client_protocol`; those
+messages keep this module's name on the wire (``module:qualname``), so it re-exports them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from casty.actors.ref import NodeAddress
+from casty.cluster.client_protocol import ClientBye as ClientBye
+from casty.cluster.client_protocol import ClientHello as ClientHello
+from casty.cluster.client_protocol import ClientUpdate as ClientUpdate
+from casty.cluster.client_protocol import RegistrySnapshot as RegistrySnapshot
 from casty.cluster.gossip import Gossip
 from casty.cluster.members import Member
 

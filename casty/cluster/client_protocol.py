@@ -4,6 +4,10 @@ Sent on the transport's control channel.  A client says :class:`ClientHello` to 
 contact node, which then pushes a :class:`ClientUpdate` (the members and every node's
 registrations) on every membership or registry change until the client says
 :class:`ClientBye` or its connection is gone.
+
+Wire names: a record's type travels as ``module:qualname``.  These messages were first
+defined in ``casty.cluster._protocol``, so they keep that module name (``__module__``) and
+that module re-exports them: peers of any version decode them alike.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from casty.actors.ref import ActorRef, NodeAddress
 from casty.cluster.members import Member
 
 __all__ = ["ClientBye", "ClientHello", "ClientUpdate", "Entries", "RegistrySnapshot"]
+
+_WIRE_MODULE = "casty.cluster._protocol"
 
 #: one node's own registrations: ((key name, (refs, ...)), ...)
 Entries = tuple[tuple[str, tuple[ActorRef[Any], ...]], ...]
@@ -53,3 +59,7 @@ class ClientUpdate:
     members: tuple[Member, ...]
     unreachable: tuple[NodeAddress, ...]
     registries: tuple[RegistrySnapshot, ...]
+
+
+for _cls in (RegistrySnapshot, ClientHello, ClientBye, ClientUpdate):
+    _cls.__module__ = _WIRE_MODULE  # the wire name, see the module docstring

@@ -2,6 +2,10 @@
 
 :func:`diff` computes the events that take one gossip's view to another's; a node
 publishes them on its event stream as it applies changes.
+
+Wire names: a record's type travels as ``module:qualname``.  The membership types were
+first defined in ``casty.cluster._membership``, so they keep that module name (``__module__``)
+and that module re-exports them: peers of any version decode them alike.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ __all__ = [
     "UnreachableMember",
     "diff",
 ]
+
+_WIRE_MODULE = "casty.cluster._membership"
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,3 +175,17 @@ def diff(old: Gossip, new: Gossip) -> list[MemberEvent]:
     if old_leader != new_leader:
         events.append(LeaderChanged(new_leader))
     return events
+
+
+for _cls in (
+    MemberJoined,
+    MemberUp,
+    MemberLeft,
+    MemberExited,
+    MemberDowned,
+    MemberRemoved,
+    UnreachableMember,
+    ReachableMember,
+    LeaderChanged,
+):
+    _cls.__module__ = _WIRE_MODULE  # the wire name, see the module docstring

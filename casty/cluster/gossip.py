@@ -55,6 +55,10 @@ that makes the change calls :meth:`Gossip.bump` with its own key, which
 :class:`~casty.cluster.state.MembershipState` does for every change it makes.
 
 :func:`gossip_targets` picks the members a node sends its gossip to.
+
+Wire names: a record's type travels as ``module:qualname``.  The membership types were
+first defined in ``casty.cluster._membership``, so they keep that module name (``__module__``)
+and that module re-exports them: peers of any version decode them alike.
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ if TYPE_CHECKING:
     from casty.cluster.state import MembershipState
 
 __all__ = ["DEFAULT_TOMBSTONE_TTL", "Gossip", "gossip_targets", "leader", "leader_actions"]
+
+_WIRE_MODULE = "casty.cluster._membership"
 
 DEFAULT_TOMBSTONE_TTL = 24 * 3600.0
 """Seconds a tombstone is kept before :meth:`Gossip.prune_tombstones` may drop it."""
@@ -450,3 +456,6 @@ def gossip_targets(state: MembershipState, rng: _Chooser, fanout: int = 1) -> li
     if missing > 0 and seen_members:
         chosen += rng.sample(seen_members, min(missing, len(seen_members)))
     return chosen
+
+
+Gossip.__module__ = _WIRE_MODULE  # the wire name, see the module docstring

@@ -12,6 +12,10 @@ Life cycle
     (see :mod:`casty.cluster.gossip` for who moves it and when).
 
 :class:`ClusterState` is the snapshot of the membership handed to subscribers.
+
+Wire names: a record's type travels as ``module:qualname``.  The membership types were
+first defined in ``casty.cluster._membership``, so they keep that module name (``__module__``)
+and that module re-exports them: peers of any version decode them alike.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
     from casty.cluster.gossip import Gossip
 
 __all__ = ["ClusterState", "Member", "MemberStatus", "member_key", "new_uid", "parse_member_key"]
+
+_WIRE_MODULE = "casty.cluster._membership"
 
 
 def member_key(node: NodeAddress | tuple[str, int], uid: int) -> str:
@@ -158,3 +164,7 @@ class ClusterState:
     def up_members(self) -> tuple[Member, ...]:
         """Members whose status is UP."""
         return tuple(m for m in self.members if m.status is MemberStatus.UP)
+
+
+for _cls in (MemberStatus, Member, ClusterState):
+    _cls.__module__ = _WIRE_MODULE  # the wire name, see the module docstring

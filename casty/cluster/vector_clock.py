@@ -3,6 +3,10 @@
 A clock is a plain tuple so it travels inside a message. :func:`merge_versions` is the
 pointwise maximum (the join); :func:`compare_versions` tells whether one clock happened
 before another, after it, is the same, or is concurrent with it.
+
+Wire names: a record's type travels as ``module:qualname``.  The membership types were
+first defined in ``casty.cluster._membership``, so they keep that module name (``__module__``)
+and that module re-exports them: peers of any version decode them alike.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from collections.abc import Iterable
 from enum import Enum
 
 __all__ = ["Version", "VectorOrder", "compare_versions", "merge_versions"]
+
+_WIRE_MODULE = "casty.cluster._membership"
 
 Version = tuple[tuple[str, int], ...]
 """A vector clock: ``(member key, counter)`` pairs sorted by key, missing keys counting as 0."""
@@ -56,3 +62,6 @@ def merge_versions(*clocks: Iterable[tuple[str, int]]) -> Version:
             if counter > out.get(key, 0):
                 out[key] = counter
     return tuple(sorted(out.items()))
+
+
+VectorOrder.__module__ = _WIRE_MODULE  # the wire name, see the module docstring
