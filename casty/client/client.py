@@ -26,8 +26,8 @@ from casty.actors.behaviors import Behavior
 from casty.actors.mailbox import Mailbox
 from casty.actors.receptionist import Listing, Registry, ServiceKey
 from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
-from casty.cluster._membership import Member, MemberStatus
-from casty.cluster._protocol import ClientBye, ClientHello, ClientUpdate
+from casty.cluster.client_protocol import ClientBye, ClientHello, ClientUpdate
+from casty.cluster.members import Member, MemberStatus
 from casty.errors import CastyError
 from casty.remote.system import RemoteActorSystem
 from casty.remote.transport import Association, Connection
