@@ -141,7 +141,7 @@ class ActorCell:
 
     # -- helpers ---------------------------------------------------------------------------
     def _dead_letter(self, msg: object, reason: str) -> None:
-        self.system._dead_letter(msg, self.ref, reason)
+        self.system.dead_letter(msg, self.ref, reason)
 
     def _spawn_task(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = self.system.loop.create_task(coro)  # type: ignore[arg-type]
@@ -392,12 +392,17 @@ class ActorCell:
         if not self.stopped.done():
             self.stopped.set_result(None)
 
+    # -- the RefTarget contract (a local ref's tell goes straight to the mailbox) ----------------
+    def tell(self, msg: object) -> None:
+        self.mailbox.put(msg)
+
     # -- death watch (this cell as the watched target) ----------------------------------------
-    def add_watcher(self, watcher: ActorRef[Any]) -> None:
+    def add_watcher(self, watcher: ActorRef[Any]) -> bool:
         if self.state is CellState.STOPPED:
             watcher.tell(Terminated(self.ref))
         else:
             self.watchers.add(watcher)
+        return True
 
     def remove_watcher(self, watcher: ActorRef[Any]) -> None:
         self.watchers.discard(watcher)
@@ -407,20 +412,14 @@ class ActorCell:
         if ref == self.ref or ref in self.watching:
             return
         self.watching.add(ref)
-        target = ref._target
-        add = getattr(target, "add_watcher", None)
-        if add is None:
+        if not ref.target.add_watcher(self.ref):
             self.ref.tell(Terminated(ref, "not watchable"))
-        else:
-            add(self.ref)
 
     def unwatch(self, ref: ActorRef[Any]) -> None:
         if ref not in self.watching:
             return
         self.watching.discard(ref)
-        remove = getattr(ref._target, "remove_watcher", None)
-        if remove is not None:
-            remove(self.ref)
+        ref.target.remove_watcher(self.ref)
 
     # -- pipe_to_self ----------------------------------------------------------------------
     def pipe_to_self(

@@ -29,8 +29,7 @@ from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
 from casty.cluster._membership import Member, MemberStatus
 from casty.cluster._protocol import ClientBye, ClientHello, ClientUpdate
 from casty.errors import CastyError
-from casty.remote.system import RemoteActorSystem
-from casty.remote.transport import Association, Connection
+from casty.remote import Association, Connection, RemoteActorSystem
 
 if TYPE_CHECKING:
     from casty.config import CastyConfig
@@ -113,7 +112,7 @@ class ClusterClient:
             return
         await self.system.start()
         loop = self.system.loop
-        transport = self.system._require_transport()
+        transport = self.system.require_transport()
         transport.add_control_handler(ClientUpdate, self._on_update)
         transport.listeners.append(self._on_transport_event)
         self._first_view = loop.create_future()
@@ -142,7 +141,7 @@ class ClusterClient:
                 await self._task
         # stop our actors first: their cluster-side watchers get Terminated, then say goodbye so
         # the nodes forget this client at once instead of waiting for it to reconnect
-        await self.system._stop_actors()
+        await self.system.stop_actors()
         transport = self.system.transport
         if transport is not None:
             for assoc in list(transport.associations.values()):
@@ -188,7 +187,7 @@ class ClusterClient:
     async def _contact_loop(self) -> None:
         cfg = self.config.client
         backoff = cfg.reconnect_backoff_min
-        transport = self.system._require_transport()
+        transport = self.system.require_transport()
         assert self._contact_lost is not None
         failures = 0
         while not self._closing:
