@@ -162,7 +162,7 @@ class ActorCell:
             return
         except BaseException as exc:
             self._resolving = False
-            self._on_failure(exc, None)
+            self.on_failure(exc, None)
             return
         self._resolving = False
         if self.state is CellState.STARTING:
@@ -215,7 +215,7 @@ class ActorCell:
             else:
                 raise TypeError(f"{behavior!r} is not a behavior an actor can start with")
 
-    def _on_result(self, result: object, msg: object) -> None:
+    def on_result(self, result: object, msg: object) -> None:
         """Called by the mailbox when a handler returned something other than same/None."""
         if isinstance(result, ReceiveBehavior):
             self.mailbox.receive = result.handler
@@ -232,7 +232,7 @@ class ActorCell:
             self._resolving = True
             self._spawn_task(self._become(result, msg))
         else:
-            self._on_failure(
+            self.on_failure(
                 TypeError(f"handler of {self.path} returned {type(result).__name__}, not a Behavior"), msg
             )
 
@@ -243,14 +243,14 @@ class ActorCell:
             return
         except BaseException as exc:
             self._resolving = False
-            self._on_failure(exc, msg)
+            self.on_failure(exc, msg)
             return
         self._resolving = False
         if self.state is CellState.RUNNING:
             self.mailbox.resume()
 
     # -- suspension: a handler that really awaits ------------------------------------------
-    def _on_suspend(self, coro: Any, yielded: Any, msg: object) -> None:
+    def on_suspend(self, coro: Any, yielded: Any, msg: object) -> None:
         task = self._spawn_task(_finish(_Continue(coro, yielded)))
         self._continuation = task
         task.add_done_callback(lambda t: self._on_continuation_done(t, msg))
@@ -262,20 +262,20 @@ class ActorCell:
                 task.exception()  # retrieved: a failure while stopping is not reported twice
             return
         if task.cancelled():
-            self._on_failure(asyncio.CancelledError(), msg)
+            self.on_failure(asyncio.CancelledError(), msg)
         else:
             exc = task.exception()
             if exc is not None:
-                self._on_failure(exc, msg)
+                self.on_failure(exc, msg)
             else:
                 result = task.result()
                 if result is not None and result is not SAME:
-                    self._on_result(result, msg)
+                    self.on_result(result, msg)
         if self.state is CellState.RUNNING and not self._resolving:
             self.mailbox.resume()
 
     # -- failure and supervision -----------------------------------------------------------
-    def _on_failure(self, exc: BaseException, msg: object) -> None:
+    def on_failure(self, exc: BaseException, msg: object) -> None:
         if self.state >= CellState.STOPPING:
             return
         strategy = self.strategy
@@ -301,7 +301,7 @@ class ActorCell:
         if directive is Directive.ESCALATE and self.parent is not None:
             log.error("%s failed on %r; escalating to %s", self.path, msg, self.parent.path, exc_info=exc)
             self.stop()
-            self.parent._on_failure(exc, None)
+            self.parent.on_failure(exc, None)
             return
         log.error("%s failed on %r and stops", self.path, msg, exc_info=exc)
         self.stop()
@@ -335,7 +335,7 @@ class ActorCell:
             return
         except BaseException as failure:
             self._resolving = False
-            self._on_failure(failure, None)
+            self.on_failure(failure, None)
             return
         self._resolving = False
         if self.state is CellState.STARTING:
@@ -437,7 +437,7 @@ class ActorCell:
                 if on_failure is not None:
                     self.ref.tell(on_failure(exc))
                 else:
-                    self._on_failure(exc, None)
+                    self.on_failure(exc, None)
                 return
             self.ref.tell(mapper(value))
 
