@@ -1,6 +1,7 @@
 """ClusterClient: use a cluster from outside it, without joining and without a listening port.
 
-The client runs a small actor system of its own whose address is ``casty://name@client-<id>:0``.
+The client runs a small actor system of its own whose address is ``casty://name@client-<id>:0``
+(the host part is only a unique name: nodes know a client by the ``kind`` its handshake carries).
 It never listens: it opens one connection to each node it talks to, and the nodes reach its
 actors back over those same connections (so it works behind NAT).
 
