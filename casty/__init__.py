@@ -32,6 +32,7 @@ from casty.actors.receptionist import Subscribe as Subscribe
 from casty.actors.ref import ActorAddress as ActorAddress
 from casty.actors.ref import ActorRef as ActorRef
 from casty.actors.ref import NodeAddress as NodeAddress
+from casty.actors.ref import RefTarget as RefTarget
 from casty.actors.system import ActorSystem as ActorSystem
 from casty.actors.system import InvalidActorName as InvalidActorName
 from casty.client import ClusterClient as ClusterClient
@@ -158,6 +159,7 @@ __all__ = (
     "OneForOneStrategy",
     "ProtocolError",
     "Publish",
+    "RefTarget",
     "Register",
     "SerializationError",
     "ServiceInstance",

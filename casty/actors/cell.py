@@ -141,7 +141,7 @@ class ActorCell:
 
     # -- helpers ---------------------------------------------------------------------------
     def _dead_letter(self, msg: object, reason: str) -> None:
-        self.system._dead_letter(msg, self.ref, reason)
+        self.system.dead_letter(msg, self.ref, reason)
 
     def _spawn_task(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = self.system.loop.create_task(coro)  # type: ignore[arg-type]
@@ -162,7 +162,7 @@ class ActorCell:
             return
         except BaseException as exc:
             self._resolving = False
-            self._on_failure(exc, None)
+            self.on_failure(exc, None)
             return
         self._resolving = False
         if self.state is CellState.STARTING:
@@ -215,7 +215,7 @@ class ActorCell:
             else:
                 raise TypeError(f"{behavior!r} is not a behavior an actor can start with")
 
-    def _on_result(self, result: object, msg: object) -> None:
+    def on_result(self, result: object, msg: object) -> None:
         """Called by the mailbox when a handler returned something other than same/None."""
         if isinstance(result, ReceiveBehavior):
             self.mailbox.receive = result.handler
@@ -232,7 +232,7 @@ class ActorCell:
             self._resolving = True
             self._spawn_task(self._become(result, msg))
         else:
-            self._on_failure(
+            self.on_failure(
                 TypeError(f"handler of {self.path} returned {type(result).__name__}, not a Behavior"), msg
             )
 
@@ -243,14 +243,14 @@ class ActorCell:
             return
         except BaseException as exc:
             self._resolving = False
-            self._on_failure(exc, msg)
+            self.on_failure(exc, msg)
             return
         self._resolving = False
         if self.state is CellState.RUNNING:
             self.mailbox.resume()
 
     # -- suspension: a handler that really awaits ------------------------------------------
-    def _on_suspend(self, coro: Any, yielded: Any, msg: object) -> None:
+    def on_suspend(self, coro: Any, yielded: Any, msg: object) -> None:
         task = self._spawn_task(_finish(_Continue(coro, yielded)))
         self._continuation = task
         task.add_done_callback(lambda t: self._on_continuation_done(t, msg))
@@ -262,20 +262,20 @@ class ActorCell:
                 task.exception()  # retrieved: a failure while stopping is not reported twice
             return
         if task.cancelled():
-            self._on_failure(asyncio.CancelledError(), msg)
+            self.on_failure(asyncio.CancelledError(), msg)
         else:
             exc = task.exception()
             if exc is not None:
-                self._on_failure(exc, msg)
+                self.on_failure(exc, msg)
             else:
                 result = task.result()
                 if result is not None and result is not SAME:
-                    self._on_result(result, msg)
+                    self.on_result(result, msg)
         if self.state is CellState.RUNNING and not self._resolving:
             self.mailbox.resume()
 
     # -- failure and supervision -----------------------------------------------------------
-    def _on_failure(self, exc: BaseException, msg: object) -> None:
+    def on_failure(self, exc: BaseException, msg: object) -> None:
         if self.state >= CellState.STOPPING:
             return
         strategy = self.strategy
@@ -301,7 +301,7 @@ class ActorCell:
         if directive is Directive.ESCALATE and self.parent is not None:
             log.error("%s failed on %r; escalating to %s", self.path, msg, self.parent.path, exc_info=exc)
             self.stop()
-            self.parent._on_failure(exc, None)
+            self.parent.on_failure(exc, None)
             return
         log.error("%s failed on %r and stops", self.path, msg, exc_info=exc)
         self.stop()
@@ -335,7 +335,7 @@ class ActorCell:
             return
         except BaseException as failure:
             self._resolving = False
-            self._on_failure(failure, None)
+            self.on_failure(failure, None)
             return
         self._resolving = False
         if self.state is CellState.STARTING:
@@ -392,12 +392,17 @@ class ActorCell:
         if not self.stopped.done():
             self.stopped.set_result(None)
 
+    # -- the RefTarget contract (a local ref's tell goes straight to the mailbox) ----------------
+    def tell(self, msg: object) -> None:
+        self.mailbox.put(msg)
+
     # -- death watch (this cell as the watched target) ----------------------------------------
-    def add_watcher(self, watcher: ActorRef[Any]) -> None:
+    def add_watcher(self, watcher: ActorRef[Any]) -> bool:
         if self.state is CellState.STOPPED:
             watcher.tell(Terminated(self.ref))
         else:
             self.watchers.add(watcher)
+        return True
 
     def remove_watcher(self, watcher: ActorRef[Any]) -> None:
         self.watchers.discard(watcher)
@@ -407,20 +412,14 @@ class ActorCell:
         if ref == self.ref or ref in self.watching:
             return
         self.watching.add(ref)
-        target = ref._target
-        add = getattr(target, "add_watcher", None)
-        if add is None:
+        if not ref.target.add_watcher(self.ref):
             self.ref.tell(Terminated(ref, "not watchable"))
-        else:
-            add(self.ref)
 
     def unwatch(self, ref: ActorRef[Any]) -> None:
         if ref not in self.watching:
             return
         self.watching.discard(ref)
-        remove = getattr(ref._target, "remove_watcher", None)
-        if remove is not None:
-            remove(self.ref)
+        ref.target.remove_watcher(self.ref)
 
     # -- pipe_to_self ----------------------------------------------------------------------
     def pipe_to_self(
@@ -438,7 +437,7 @@ class ActorCell:
                 if on_failure is not None:
                     self.ref.tell(on_failure(exc))
                 else:
-                    self._on_failure(exc, None)
+                    self.on_failure(exc, None)
                 return
             self.ref.tell(mapper(value))
 

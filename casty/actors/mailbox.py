@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from casty._fastpath import _mailbox_py
+from casty._fastpath import modules
 
 __all__ = ["Mailbox", "MailboxOverflowStrategy"]
 
@@ -29,10 +29,10 @@ class MailboxOverflowStrategy(enum.Enum):
         return _CODES[self.value]
 
 
-_CODES = {
-    "drop_new": _mailbox_py.DROP_NEW,
-    "drop_oldest": _mailbox_py.DROP_OLDEST,
-    "reject": _mailbox_py.REJECT,
+_CODES: dict[str, int] = {
+    "drop_new": modules["mailbox"].DROP_NEW,
+    "drop_oldest": modules["mailbox"].DROP_OLDEST,
+    "reject": modules["mailbox"].REJECT,
 }
 
 

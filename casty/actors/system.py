@@ -28,8 +28,8 @@ from casty.actors.receptionist import (
     ServiceKey,
     Subscribe,
 )
-from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
-from casty.errors import AskTimeoutError, CastyError
+from casty.actors.ref import ActorAddress, ActorRef, NodeAddress, RefTarget
+from casty.errors import AskTimeoutError, CastyError, MailboxFull
 
 if TYPE_CHECKING:
     from casty.config import CastyConfig
@@ -58,9 +58,15 @@ class _PromiseTarget:
 
     def tell(self, msg: object) -> None:
         if self.future.done():
-            self.system._dead_letter(msg, None, "ask already completed or timed out")
+            self.system.dead_letter(msg, None, "ask already completed or timed out")
         else:
             self.future.set_result(msg)
+
+    def add_watcher(self, watcher: ActorRef[Any]) -> bool:
+        return False  # a reply slot has no life of its own to watch
+
+    def remove_watcher(self, watcher: ActorRef[Any]) -> None:
+        return None
 
 
 class _DeadTarget:
@@ -74,10 +80,11 @@ class _DeadTarget:
         self.path = path
 
     def tell(self, msg: object) -> None:
-        self.system._dead_letter(msg, None, f"no actor at {self.path}")
+        self.system.dead_letter(msg, None, f"no actor at {self.path}")
 
-    def add_watcher(self, watcher: ActorRef[Any]) -> None:
+    def add_watcher(self, watcher: ActorRef[Any]) -> bool:
         watcher.tell(Terminated(self.system._ref_for(self.path, self), "no such actor"))
+        return True
 
     def remove_watcher(self, watcher: ActorRef[Any]) -> None:
         return None
@@ -105,7 +112,13 @@ class _EventStream:
                 if not subs:
                     del self.subscribers[msg.event_type]
         else:
-            self.system._dead_letter(msg, None, "the event stream accepts Publish/EventStreamSubscribe")
+            self.system.dead_letter(msg, None, "the event stream accepts Publish/EventStreamSubscribe")
+
+    def add_watcher(self, watcher: ActorRef[Any]) -> bool:
+        return False  # a system service: it lives as long as the system
+
+    def remove_watcher(self, watcher: ActorRef[Any]) -> None:
+        return None
 
     def publish(self, event: object) -> None:
         for cls in type(event).__mro__:
@@ -144,7 +157,13 @@ class _ReceptionistTarget:
         elif isinstance(msg, Subscribe):
             registry.subscribe(msg.key, msg.reply_to)
         else:
-            self.system._dead_letter(msg, None, "the receptionist accepts Register/Deregister/Find/Subscribe")
+            self.system.dead_letter(msg, None, "the receptionist accepts Register/Deregister/Find/Subscribe")
+
+    def add_watcher(self, watcher: ActorRef[Any]) -> bool:
+        return False  # a system service: it lives as long as the system
+
+    def remove_watcher(self, watcher: ActorRef[Any]) -> None:
+        return None
 
 
 class ActorSystem:
@@ -204,7 +223,7 @@ class ActorSystem:
         self.address = address
         self.event_stream = ActorRef(address, "/system/eventStream", self._events.tell, self._events)
         target = self.receptionist._target
-        self.receptionist = ActorRef(address, "/system/receptionist", target.tell, target)  # type: ignore[attr-defined]
+        self.receptionist = ActorRef(address, "/system/receptionist", target.tell, target)
 
     async def __aenter__(self) -> Self:
         self.loop  # noqa: B018 - binds the running loop
@@ -307,8 +326,43 @@ class ActorSystem:
         dead = _DeadTarget(self, path)
         return self._ref_for(path, dead)
 
-    def _ref_for(self, path: str, target: Any) -> ActorRef[Any]:
+    def _ref_for(self, path: str, target: RefTarget) -> ActorRef[Any]:
         return ActorRef(self.address, path, target.tell, target)
+
+    # -- delivery for transports and other layers -------------------------------------------------
+    def local_actor(self, path: str) -> ActorRef[Any] | None:
+        """The ref of the live actor at ``path`` in this system, or None (asks, system services
+        and paths without an actor give None; ``resolve_local`` answers for those)."""
+        cell = self._cells.get(path)
+        return cell.ref if cell is not None else None
+
+    def deliver(self, path: str, msg: object) -> None:
+        """Deliver ``msg`` to whatever lives at the local ``path``: an actor's mailbox (a full
+        mailbox that rejects makes it a dead letter), a pending ask, a system service, or, for
+        a path with no actor, the dead letters."""
+        cell = self._cells.get(path)
+        if cell is not None:
+            try:
+                cell.mailbox.put(msg)
+            except MailboxFull:
+                self.dead_letter(msg, cell.ref, "mailbox full (reject)")
+        else:
+            self.resolve_local(path).tell(msg)
+
+    def bind_temp(self, path: str, target: RefTarget) -> ActorRef[Any]:
+        """Make ``target`` reachable at the short-lived local ``path`` (under ``/temp/``), from
+        this process and, like an ask's reply ref, from others; returns its ref."""
+        if not path.startswith("/temp/"):
+            raise ValueError(f"a temporary target's path starts with /temp/, got {path!r}")
+        self._temp[path] = target
+        return ActorRef(self.address, path, target.tell, target)
+
+    def watch_ended(self, watcher_path: str, ref: ActorRef[Any]) -> None:
+        """``ref``, watched by the local actor at ``watcher_path``, has terminated: the watcher
+        no longer watches it (a transport calls this when the Terminated arrives from afar)."""
+        cell = self._cells.get(watcher_path)
+        if cell is not None:
+            cell.watching.discard(ref)
 
     # -- ask -------------------------------------------------------------------------------
     async def ask(
@@ -335,7 +389,9 @@ class ActorSystem:
             del self._temp[path]
 
     # -- dead letters and events ---------------------------------------------------------------
-    def _dead_letter(self, msg: object, recipient: ActorRef[Any] | None, reason: str) -> None:
+    def dead_letter(self, msg: object, recipient: ActorRef[Any] | None, reason: str) -> None:
+        """Count ``msg`` as undeliverable to ``recipient`` (None when unknown) for ``reason``:
+        logged up to ``actors.log_dead_letters`` times and published as a ``DeadLetter`` event."""
         self.dead_letters += 1
         if self.dead_letters <= self._dead_letter_log_limit:
             log.debug("dead letter to %s (%s): %r", recipient, reason, msg)
@@ -366,7 +422,7 @@ class ActorSystem:
         if self._termination_started is not None and not self._termination_started.done():
             self._termination_started.set_result(None)
         try:
-            await self._stop_actors()
+            await self.stop_actors()
             await self._shutdown_services()
         finally:
             for path, promise in list(self._temp.items()):
@@ -374,7 +430,9 @@ class ActorSystem:
                     promise.future.set_exception(AskTimeoutError(f"actor system stopped before {path} got a reply"))
             self._terminated.set_result(None)
 
-    async def _stop_actors(self) -> None:
+    async def stop_actors(self) -> None:
+        """Stop every actor (children before parents, post-stop hooks run) and wait for them,
+        leaving the system itself running; ``shutdown`` does this first."""
         cells = list(self._top.values())
         for cell in cells:
             cell.stop()

@@ -1,6 +1,7 @@
 """ClusterClient: use a cluster from outside it, without joining and without a listening port.
 
-The client runs a small actor system of its own whose address is ``casty://name@client-<id>:0``.
+The client runs a small actor system of its own whose address is ``casty://name@client-<id>:0``
+(the host part is only a unique name: nodes know a client by the ``kind`` its handshake carries).
 It never listens: it opens one connection to each node it talks to, and the nodes reach its
 actors back over those same connections (so it works behind NAT).
 
@@ -29,8 +30,7 @@ from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
 from casty.cluster.client_protocol import ClientBye, ClientHello, ClientUpdate
 from casty.cluster.members import Member, MemberStatus
 from casty.errors import CastyError
-from casty.remote.system import RemoteActorSystem
-from casty.remote.transport import Association, Connection
+from casty.remote import Association, Connection, RemoteActorSystem
 
 if TYPE_CHECKING:
     from casty.config import CastyConfig
@@ -113,7 +113,7 @@ class ClusterClient:
             return
         await self.system.start()
         loop = self.system.loop
-        transport = self.system._require_transport()
+        transport = self.system.require_transport()
         transport.add_control_handler(ClientUpdate, self._on_update)
         transport.listeners.append(self._on_transport_event)
         self._first_view = loop.create_future()
@@ -142,7 +142,7 @@ class ClusterClient:
                 await self._task
         # stop our actors first: their cluster-side watchers get Terminated, then say goodbye so
         # the nodes forget this client at once instead of waiting for it to reconnect
-        await self.system._stop_actors()
+        await self.system.stop_actors()
         transport = self.system.transport
         if transport is not None:
             for assoc in list(transport.associations.values()):
@@ -188,7 +188,7 @@ class ClusterClient:
     async def _contact_loop(self) -> None:
         cfg = self.config.client
         backoff = cfg.reconnect_backoff_min
-        transport = self.system._require_transport()
+        transport = self.system.require_transport()
         assert self._contact_lost is not None
         failures = 0
         while not self._closing:
