@@ -177,7 +177,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         if self.membership is not None:
             return
         await super().start()
-        transport = self._require_transport()
+        transport = self.require_transport()
         me = Member(self.self_node, transport.uid, MemberStatus.JOINING, self.roles)
         self.membership = MembershipState(me)
         if self.node_id is None:
@@ -324,7 +324,7 @@ class ClusteredActorSystem(RemoteActorSystem):
 
     @property
     def _uid(self) -> int:
-        return self._require_transport().uid
+        return self.require_transport().uid
 
     # -- applying membership changes ----------------------------------------------------------
     def _apply(self, events: list[MemberEvent]) -> None:

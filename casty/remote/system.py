@@ -99,7 +99,6 @@ class RemoteActorSystem(ActorSystem):
             raise RuntimeError("the system is not started; use `async with` or `await system.start()`")
         return self.transport
 
-    _require_transport = require_transport  # the name subclasses used before it was public
 
     def resolve_local(self, path: str) -> ActorRef[Any]:
         return super().resolve_local(path)
