@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import random
+import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,8 +29,10 @@ from casty.actors.receptionist import Listing, Registry, ServiceKey
 from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
 from casty.cluster._membership import Member, MemberStatus
 from casty.cluster._protocol import ClientBye, ClientHello, ClientUpdate
+from casty.config import TlsConfig
 from casty.errors import CastyError
 from casty.remote.system import RemoteActorSystem
+from casty.remote.tls import client_context
 from casty.remote.transport import Association, Connection
 
 if TYPE_CHECKING:
@@ -68,18 +71,45 @@ class ClusterClient:
         connect_timeout: float = 10.0,
         serializer: Serializer | None = None,
         client_id: str | None = None,
+        address_map: Callable[[tuple[str, int]], tuple[str, int]] | None = None,
+        tls: TlsConfig | ssl.SSLContext | Any | None = None,
+        client_host: str = "127.0.0.1",
+        client_port: int = 0,
+        advertised_host: str | None = None,
+        advertised_port: int | None = None,
     ) -> None:
+        """``address_map((host, port))`` turns a member's advertised address into one this client
+        can reach (nodes behind NAT or inside a container network); every connection the client
+        opens to a member goes to the mapped address, while refs keep the advertised one.
+
+        ``tls`` encrypts the client's connections: a ``[tls]`` config section, an
+        ``ssl.SSLContext`` for the client side, or an object with a ``client_context`` attribute
+        holding one (default: the config's ``[tls]``). ``serializer`` replaces the wire serializer.
+
+        ``client_host``, ``client_port``, ``advertised_host`` and ``advertised_port`` are accepted
+        for programs written for casty 0.21 and have no effect: the client opens every connection
+        itself and listens on no port.
+        """
         if not contact_points:
             raise ValueError("a ClusterClient needs at least one contact point")
+        if address_map is not None and not callable(address_map):
+            raise TypeError("address_map must be a callable mapping (host, port) to (host, port)")
         self.contact_points: tuple[NodeAddress, ...] = tuple(NodeAddress(h, int(p)) for h, p in contact_points)
         self.system_name = system_name
         self.client_id = client_id or os.urandom(6).hex()
+        self.address_map = address_map
+        if (client_host, client_port, advertised_host, advertised_port) != ("127.0.0.1", 0, None, None):
+            log.debug(
+                "client_host/client_port/advertised_host/advertised_port have no effect: "
+                "the client listens on no port and reaches the cluster over connections it opens"
+            )
         self.system = RemoteActorSystem(
             system_name,
             host=f"client-{self.client_id}",
             port=0,
             config=config,
             serializer=serializer,
+            ssl_client=_client_ssl(tls),
             listen=False,
             kind="client",
         )
@@ -112,6 +142,8 @@ class ClusterClient:
         if self._task is not None:
             return
         await self.system.start()
+        if self.address_map is not None and self.system.transport is not None:
+            self.system.transport.address_map = self.address_map
         loop = self.system.loop
         transport = self.system._require_transport()
         transport.add_control_handler(ClientUpdate, self._on_update)
@@ -322,7 +354,7 @@ class ClusterClient:
             await self._view_changed.wait()
 
     # -- actors ------------------------------------------------------------------------------
-    def spawn(self, behavior: Behavior[M], name: str, *, mailbox: Mailbox | None = None) -> ActorRef[M]:
+    def spawn(self, behavior: Behavior[M], name: str, *, mailbox: Mailbox[Any] | None = None) -> ActorRef[M]:
         """Start an actor inside the client; its ref can be sent to cluster actors, which reach it
         over the connections the client opened."""
         return self.system.spawn(behavior, name, mailbox=mailbox)
@@ -349,6 +381,23 @@ class ClusterClient:
     @property
     def event_stream(self) -> ActorRef[Any]:
         return self.system.event_stream
+
+
+def _client_ssl(tls: Any) -> ssl.SSLContext | None:
+    """The client-side SSL context for ``tls`` (None: the config's ``[tls]`` decides)."""
+    if tls is None:
+        return None
+    if isinstance(tls, ssl.SSLContext):
+        return tls
+    if isinstance(tls, TlsConfig):
+        return client_context(tls) if tls.enabled else None
+    ctx = getattr(tls, "client_context", None)
+    if isinstance(ctx, ssl.SSLContext):
+        return ctx
+    raise TypeError(
+        f"tls must be a [tls] TlsConfig, an ssl.SSLContext or have a client_context SSLContext, "
+        f"not {type(tls).__name__}"
+    )
 
 
 def _node(address: ActorAddress) -> NodeAddress:
