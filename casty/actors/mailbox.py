@@ -70,8 +70,10 @@ class Mailbox(Generic[M]):
         *,
         strategy: MailboxOverflowStrategy | str | None = None,
     ) -> None:
-        if overflow is not None and strategy is not None and MailboxOverflowStrategy(overflow) is not (
-            MailboxOverflowStrategy(strategy)
+        if (
+            overflow is not None
+            and strategy is not None
+            and MailboxOverflowStrategy(overflow) is not (MailboxOverflowStrategy(strategy))
         ):
             raise TypeError("give the overflow strategy once (overflow= or strategy=)")
         chosen = overflow if overflow is not None else strategy

@@ -170,7 +170,9 @@ class ActorSystem:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.address: ActorAddress = ActorAddress(self.name)
         mb = self.config.defaults.mailbox
-        self._default_mailbox: Mailbox[Any] = Mailbox(capacity=mb.capacity, strategy=MailboxOverflowStrategy(mb.strategy))
+        self._default_mailbox: Mailbox[Any] = Mailbox(
+            capacity=mb.capacity, strategy=MailboxOverflowStrategy(mb.strategy)
+        )
         self._default_throughput: int = mb.throughput
         self._ask_timeout: float = self.config.actors.ask_timeout
         self._dead_letter_log_limit: int = self.config.actors.log_dead_letters

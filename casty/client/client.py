@@ -125,6 +125,7 @@ class ClusterClient:
         self._task: asyncio.Task[None] | None = None
         self._rng = random.Random()
         self._closing = False
+        self._switch_to: NodeAddress | None = None
         self._contact_lost: asyncio.Event | None = None
         self._state_events: dict[bool, asyncio.Event] = {}
 
@@ -209,6 +210,9 @@ class ClusterClient:
     def _candidates(self) -> list[NodeAddress]:
         up = [m.node for m in self.members if m.status is MemberStatus.UP and m.node not in self.unreachable]
         self._rng.shuffle(up)
+        if self._switch_to is not None:
+            up.insert(0, self._switch_to)
+            self._switch_to = None
         seen: set[NodeAddress] = set()
         ordered: list[NodeAddress] = []
         for node in [*up, *self.contact_points]:
@@ -242,9 +246,14 @@ class ClusterClient:
                 backoff = cfg.reconnect_backoff_min
                 await self._contact_lost.wait()
                 self._set_connected(False)
+                if self._switch_to is not None:
+                    break  # the contact point is a member known by another address: use that one
                 if not self._closing:
                     log.warning("lost contact node %s; moving to another member", node)
-            failures += 1
+            else:
+                failures += 1
+            if self._switch_to is not None:
+                continue
             if failures == 1 or failures % 10 == 0:
                 log.warning(
                     "no cluster member reachable (tried %s); retrying in %.1fs",
@@ -256,7 +265,9 @@ class ClusterClient:
 
     async def _wait_connected(self, assoc: Association) -> None:
         assert self._view_changed is not None
-        while not (assoc.conn is not None and self._connected and self.contact == _node(assoc.address)):
+        while self._switch_to is None and not (
+            assoc.conn is not None and self._connected and self.contact == _node(assoc.address)
+        ):
             self._view_changed.clear()
             await self._view_changed.wait()
 
@@ -266,6 +277,20 @@ class ClusterClient:
         sender = _node(conn.assoc.address)
         if sender != self.contact:
             return  # a stale update from a previous contact
+        alias = self._member_behind(sender, msg.members)
+        if alias is not None:
+            # The contact point is a member that advertises another address (address_map maps that
+            # one to the contact point). Talk to it under its advertised address only: refs from
+            # the cluster carry that one, and a second connection would replace this one.
+            log.debug("contact point %s is member %s; reconnecting under that address", sender, alias)
+            self._switch_to = alias
+            conn.assoc.keep_alive = False
+            conn.close()
+            if self._contact_lost is not None:
+                self._contact_lost.set()
+            if self._view_changed is not None:
+                self._view_changed.set()
+            return
         old_members = {m.key: m for m in self.members}
         self.members = msg.members
         self.unreachable = frozenset(msg.unreachable)
@@ -297,6 +322,22 @@ class ClusterClient:
             self._first_view.set_result(None)
         if self._view_changed is not None:
             self._view_changed.set()
+
+    def _dial_target(self, node: NodeAddress) -> tuple[str, int]:
+        if self.address_map is None:
+            return (node.host, node.port)
+        host, port = self.address_map((node.host, node.port))
+        return (str(host), int(port))
+
+    def _member_behind(self, contact: NodeAddress, members: Sequence[Member]) -> NodeAddress | None:
+        """The live member that ``contact`` reaches under another address, if any."""
+        if self.address_map is None or any(m.node == contact for m in members):
+            return None
+        target = self._dial_target(contact)
+        for member in members:
+            if member.status in _LIVE and self._dial_target(member.node) == target:
+                return member.node
+        return None
 
     def _on_transport_event(self, event: str, assoc: Association) -> None:
         if event == "disconnected" and not self._closing:
