@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -12,7 +13,9 @@ import pytest
 
 from casty import ActorContext, ActorRef, Behavior, Behaviors, ClusteredActorSystem, NodeAddress, ServiceKey
 from casty.client.client import ClusterClient, ClusterUnavailable
+from casty.config import TlsConfig
 from casty.errors import AskTimeoutError
+from tests.certs import Pki, make_pki, openssl_available
 from tests.cluster_app import fast_cluster_config
 from tests.conftest import eventually
 
@@ -125,3 +128,30 @@ def test_client_arguments_are_checked() -> None:
         ClusterClient(contact_points=[("127.0.0.1", 1)], system_name="x", address_map={"a": 1})  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         ClusterClient(contact_points=[("127.0.0.1", 1)], system_name="x", tls="yes")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    if not openssl_available():
+        pytest.skip("the openssl command line tool is needed to generate test certificates")
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+async def test_client_tls_argument_is_honoured(pki: Pki) -> None:
+    node_cfg = fast_cluster_config("secure")
+    node_cfg = dataclasses.replace(node_cfg, tls=TlsConfig.from_dict(pki.tls_section("node", require_client_cert=True)))
+    async with AsyncExitStack() as stack:
+        node = await stack.enter_async_context(
+            ClusteredActorSystem(name="secure", host="127.0.0.1", port=0, config=node_cfg)
+        )
+        node.spawn(Behaviors.discoverable(where(), key=KEY), "svc")
+        await node.wait_for(1, timeout=10)
+        contact = [("127.0.0.1", node.port)]
+        with pytest.raises(ClusterUnavailable):  # plaintext client against a TLS node
+            async with ClusterClient(contact_points=contact, system_name="secure", connect_timeout=1.5):
+                pass
+        for tls in (pki.client_context(cert="client"), TlsConfig.from_dict(pki.tls_section("client"))):
+            async with ClusterClient(contact_points=contact, system_name="secure", tls=tls) as client:
+                await eventually(lambda: bool(client.lookup(KEY).instances), timeout=10, what="service visible")
+                ref = next(iter(client.lookup(KEY).instances)).ref
+                assert await client.ask(ref, lambda r: Where(reply_to=r), timeout=5.0) == str(ref)
