@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from casty._discover import discover_config as discover_config
 from casty._fastpath import COMPILED as COMPILED
 from casty._fastpath import IMPLEMENTATION as IMPLEMENTATION
 from casty._run import run as run
@@ -9,9 +10,12 @@ from casty.actors.behaviors import Behavior as Behavior
 from casty.actors.behaviors import Behaviors as Behaviors
 from casty.actors.behaviors import Directive as Directive
 from casty.actors.behaviors import OneForOneStrategy as OneForOneStrategy
+from casty.actors.behaviors import Signal as Signal
 from casty.actors.behaviors import SupervisionStrategy as SupervisionStrategy
 from casty.actors.context import ActorContext as ActorContext
+from casty.actors.context import Interceptor as Interceptor
 from casty.actors.context import TimerScheduler as TimerScheduler
+from casty.actors.events import ActorRestarted as ActorRestarted
 from casty.actors.events import ActorStarted as ActorStarted
 from casty.actors.events import ActorStopped as ActorStopped
 from casty.actors.events import DeadLetter as DeadLetter
@@ -20,6 +24,8 @@ from casty.actors.events import EventStreamUnsubscribe as EventStreamUnsubscribe
 from casty.actors.events import Publish as Publish
 from casty.actors.events import Terminated as Terminated
 from casty.actors.events import UnhandledMessage as UnhandledMessage
+from casty.actors.eventstream import EventStreamMsg as EventStreamMsg
+from casty.actors.eventstream import event_stream_actor as event_stream_actor
 from casty.actors.mailbox import Mailbox as Mailbox
 from casty.actors.mailbox import MailboxOverflowStrategy as MailboxOverflowStrategy
 from casty.actors.receptionist import Deregister as Deregister
@@ -29,12 +35,19 @@ from casty.actors.receptionist import Register as Register
 from casty.actors.receptionist import ServiceInstance as ServiceInstance
 from casty.actors.receptionist import ServiceKey as ServiceKey
 from casty.actors.receptionist import Subscribe as Subscribe
+from casty.actors.receptionist import receptionist_actor as receptionist_actor
 from casty.actors.ref import ActorAddress as ActorAddress
 from casty.actors.ref import ActorRef as ActorRef
 from casty.actors.ref import NodeAddress as NodeAddress
 from casty.actors.ref import RefTarget as RefTarget
+from casty.actors.scheduler import CancelSchedule as CancelSchedule
+from casty.actors.scheduler import ScheduleOnce as ScheduleOnce
+from casty.actors.scheduler import SchedulerMsg as SchedulerMsg
+from casty.actors.scheduler import ScheduleTick as ScheduleTick
+from casty.actors.scheduler import scheduler as scheduler
 from casty.actors.system import ActorSystem as ActorSystem
 from casty.actors.system import InvalidActorName as InvalidActorName
+from casty.actors.system import System as System
 from casty.client import ClusterClient as ClusterClient
 from casty.client import ClusterUnavailable as ClusterUnavailable
 from casty.cluster.events import LeaderChanged as LeaderChanged
@@ -174,4 +187,17 @@ __all__ = (
     "UnhandledMessage",
     "load_config",
     "run",
+    "ActorRestarted",
+    "CancelSchedule",
+    "EventStreamMsg",
+    "Interceptor",
+    "ScheduleOnce",
+    "ScheduleTick",
+    "SchedulerMsg",
+    "Signal",
+    "System",
+    "discover_config",
+    "event_stream_actor",
+    "receptionist_actor",
+    "scheduler",
 )

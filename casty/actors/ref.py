@@ -116,6 +116,13 @@ class ActorRef(Generic[M]):
         return f"{self.address}{self.path}"
 
     @property
+    def id(self) -> str:
+        """The actor's id: its path below ``/user/`` for user actors (``"a/b"``, which
+        ``system.lookup`` accepts), the path without its leading slash otherwise."""
+        path = self.path
+        return path[6:] if path.startswith("/user/") else path.lstrip("/")
+
+    @property
     def name(self) -> str:
         """The last element of the path."""
         return self.path.rsplit("/", 1)[-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
@@ -32,14 +32,16 @@ from casty.actors.ref import ActorAddress, ActorRef, NodeAddress, RefTarget
 from casty.errors import AskTimeoutError, CastyError, MailboxFull
 
 if TYPE_CHECKING:
+    from casty.actors.scheduler import SchedulerMsg
     from casty.config import CastyConfig
 
-__all__ = ["ActorSystem", "InvalidActorName"]
+__all__ = ["ActorSystem", "InvalidActorName", "System"]
 
 log = logging.getLogger("casty.system")
 
 M = TypeVar("M")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class InvalidActorName(CastyError, ValueError):
@@ -174,16 +176,22 @@ class ActorSystem:
     """
 
     def __init__(self, name: str | None = None, config: CastyConfig | None = None) -> None:
+        """``name`` defaults to ``config``'s ``[system] name`` when a config is given, else
+        ``"casty-system"``."""
         from casty.config import CastyConfig
 
+        if name is None:
+            name = config.system.name if config is not None else "casty-system"
         self.config: CastyConfig = config if config is not None else CastyConfig()
-        self.name: str = name if name is not None else self.config.system.name
+        self.name: str = name
         if not self.name or any(c in self.name for c in "/@: "):
             raise ValueError(f"invalid actor system name {self.name!r}")
         self._loop: asyncio.AbstractEventLoop | None = None
         self.address: ActorAddress = ActorAddress(self.name)
         mb = self.config.defaults.mailbox
-        self._default_mailbox = Mailbox(capacity=mb.capacity, strategy=MailboxOverflowStrategy(mb.strategy))
+        self._default_mailbox: Mailbox[Any] = Mailbox(
+            capacity=mb.capacity, strategy=MailboxOverflowStrategy(mb.strategy)
+        )
         self._default_throughput: int = mb.throughput
         self._ask_timeout: float = self.config.actors.ask_timeout
         self._dead_letter_log_limit: int = self.config.actors.log_dead_letters
@@ -197,6 +205,7 @@ class ActorSystem:
         self._shutdown_started = False
         self._terminated: asyncio.Future[None] | None = None
         self._termination_started: asyncio.Future[None] | None = None
+        self._scheduler: ActorRef[Any] | None = None
         self.event_stream: ActorRef[EventStreamSubscribe[Any] | EventStreamUnsubscribe[Any] | Publish] = (
             ActorRef(self.address, "/system/eventStream", self._events.tell, self._events)
         )
@@ -240,12 +249,12 @@ class ActorSystem:
         self.loop  # noqa: B018
 
     # -- spawning --------------------------------------------------------------------------
-    def spawn(self, behavior: Behavior[M], name: str, *, mailbox: Mailbox | None = None) -> ActorRef[M]:
+    def spawn(self, behavior: Behavior[M], name: str, *, mailbox: Mailbox[Any] | None = None) -> ActorRef[M]:
         """Start a top-level actor at ``/user/<name>`` and return its ref."""
         return self._spawn_cell(behavior, name, None, mailbox)
 
     def _spawn_cell(
-        self, behavior: Behavior[M], name: str, parent: ActorCell | None, mailbox: Mailbox | None
+        self, behavior: Behavior[M], name: str, parent: ActorCell | None, mailbox: Mailbox[Any] | None
     ) -> ActorRef[M]:
         if self._shutdown_started:
             raise RuntimeError(f"actor system {self.name!r} is shutting down")
@@ -263,8 +272,21 @@ class ActorSystem:
         cell = ActorCell(self, parent, behavior, name, path, mailbox or self._default_mailbox)
         siblings[name] = cell
         self._cells[path] = cell
+        if mailbox is not None:
+            mailbox._attach(cell.mailbox)
         cell.start()
         return cell.ref
+
+    @property
+    def scheduler(self) -> ActorRef[SchedulerMsg]:
+        """A scheduler actor (``ScheduleOnce``/``ScheduleTick``/``CancelSchedule``), started on
+        first use at ``/user/_scheduler``."""
+        ref = self._scheduler
+        if ref is None or self._cells.get(ref.path) is None:
+            from casty.actors.scheduler import scheduler
+
+            ref = self._scheduler = self.spawn(scheduler(), "_scheduler")
+        return ref
 
     def _stop_ref(self, ref: ActorRef[Any], requester: ActorCell | None = None) -> None:
         target = ref._target
@@ -295,20 +317,35 @@ class ActorSystem:
             del siblings[cell.name]
         self._events.remove(cell.ref)
         self.registry.unsubscribe_ref(cell.ref)
+        self.registry.remove_ref(cell.ref)
 
     # -- lookup and addressing -----------------------------------------------------------------
     @overload
-    async def lookup(self, target: str) -> ActorRef[Any] | None: ...
+    def lookup(self, target: str) -> ActorRef[Any] | None: ...
 
     @overload
-    async def lookup(self, target: ServiceKey[M]) -> Listing[M]: ...
+    def lookup(self, target: ServiceKey[M]) -> Awaitable[Listing[M]]: ...
 
-    async def lookup(self, target: str | ServiceKey[Any]) -> ActorRef[Any] | Listing[Any] | None:
-        """``lookup("/user/name")`` gives the local actor's ref (or None); ``lookup(key)`` gives the
-        current ``Listing`` of a service key."""
+    def lookup(self, target: str | ServiceKey[Any]) -> ActorRef[Any] | Awaitable[Listing[Any]] | None:
+        """``lookup(path)`` gives the ref of the local actor at ``path``, or None (synchronous);
+        ``await lookup(key)`` gives the current ``Listing`` of a service key.
+
+        A path is absolute (``"/user/a/b"``) or relative to the user actors: ``"a"``, ``"/a"``
+        and ``"a/b"`` name the top-level actor ``a`` and its child ``b``.
+        """
         if isinstance(target, ServiceKey):
-            return self.registry.listing(target)
-        cell = self._cells.get(target)
+            return _ready(self.registry.listing(target))
+        if not isinstance(target, str):
+            raise TypeError(f"lookup takes an actor path or a ServiceKey, not {type(target).__name__}")
+        return self._lookup_path(target)
+
+    def _lookup_path(self, path: str) -> ActorRef[Any] | None:
+        cell = self._cells.get(path)
+        if cell is None:
+            relative = path.strip("/")
+            if not relative:
+                return None
+            cell = self._cells.get(f"/user/{relative}")
         return cell.ref if cell is not None else None
 
     def resolve_local(self, path: str) -> ActorRef[Any]:
@@ -366,12 +403,14 @@ class ActorSystem:
 
     # -- ask -------------------------------------------------------------------------------
     async def ask(
-        self, ref: ActorRef[Any], factory: Callable[[ActorRef[R]], Any], timeout: float | None = None
+        self, ref: ActorRef[Any], msg_factory: Callable[[ActorRef[R]], Any], timeout: float | None = None
     ) -> R:
-        """Tell ``factory(reply_to)`` to ``ref`` and await the first message sent to ``reply_to``.
+        """Tell ``msg_factory(reply_to)`` to ``ref`` and await the first message sent to ``reply_to``.
 
-        Raises :class:`~casty.AskTimeoutError` (a ``TimeoutError``) when no reply arrives in time.
+        Raises :class:`~casty.AskTimeoutError` (a ``TimeoutError``) when no reply arrives in time
+        (``timeout`` None: ``[actors] ask_timeout``).
         """
+        factory = msg_factory
         loop = self.loop
         if timeout is None:
             timeout = self._ask_timeout
@@ -387,6 +426,16 @@ class ActorSystem:
         finally:
             handle.cancel()
             del self._temp[path]
+
+    async def ask_or_none(
+        self, ref: ActorRef[Any], msg_factory: Callable[[ActorRef[R]], Any], timeout: float | None = None
+    ) -> R | None:
+        """Like :meth:`ask`, but None instead of :class:`~casty.AskTimeoutError` when no reply
+        arrives in time."""
+        try:
+            return await self.ask(ref, msg_factory, timeout=timeout)
+        except AskTimeoutError:
+            return None
 
     # -- dead letters and events ---------------------------------------------------------------
     def dead_letter(self, msg: object, recipient: ActorRef[Any] | None, reason: str) -> None:
@@ -454,6 +503,14 @@ class ActorSystem:
     @property
     def is_terminated(self) -> bool:
         return self._terminated is not None and self._terminated.done()
+
+
+async def _ready(value: T) -> T:
+    return value
+
+
+System = ActorSystem
+"""What ``ctx.system`` is: the actor system (an ``ActorSystem`` or one of its subclasses)."""
 
 
 def _expire(future: asyncio.Future[Any], ref: ActorRef[Any], timeout: float) -> None:

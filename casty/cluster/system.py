@@ -428,8 +428,26 @@ class ClusteredActorSystem(RemoteActorSystem):
             raise RuntimeError("the cluster system is not started")
         return state.self_member
 
-    async def lookup(self, target: Any) -> Any:
-        return await super().lookup(target)
+    def lookup(self, target: Any, *, node: Any = None, timeout: float = 5.0) -> Any:
+        """``lookup(path)``: the ref of the local actor at ``path``, or None (synchronous);
+        ``lookup(path, node=member)``: a ref to ``path`` on that member (a ``NodeAddress``, a
+        ``(host, port)`` pair or a node id), without asking it whether the actor exists;
+        ``await lookup(key)``: the current ``Listing`` of a service key (``timeout`` is accepted
+        for programs written for casty 0.21; the answer is local and immediate)."""
+        if isinstance(target, ServiceKey) or node is None:
+            return super().lookup(target)
+        if isinstance(node, str):
+            if node == self.node_id:
+                return super().lookup(target)
+            host, sep, port = node.rpartition(":")
+            if not sep or not port.isdigit():
+                raise ValueError(f"unknown node {node!r}: give a NodeAddress, (host, port) or 'host:port'")
+            node = NodeAddress(host, int(port))
+        member = NodeAddress(node[0], int(node[1]))
+        if member == self.self_node:
+            return super().lookup(target)
+        path = target if target.startswith(("/user/", "/system/")) else "/user/" + target.strip("/")
+        return self.actor_ref(member, path)
 
     def listing(self, key: ServiceKey[Any]) -> Listing[Any]:
         """The current ``Listing`` of ``key`` (synchronous form of ``await lookup(key)``)."""

@@ -136,11 +136,16 @@ class Association:
         cfg = transport.config
         host, port = self.address.host, self.address.port
         assert host is not None and port is not None
+        dial_host, dial_port = (host, port) if transport.address_map is None else transport.address_map((host, port))
         try:
             conn = Connection(transport, inbound=False, assoc=self)
             await asyncio.wait_for(
                 transport.loop.create_connection(
-                    lambda: conn, host, port, ssl=transport.ssl_client, server_hostname=host if transport.ssl_client else None
+                    lambda: conn,
+                    dial_host,
+                    dial_port,
+                    ssl=transport.ssl_client,
+                    server_hostname=host if transport.ssl_client else None,
                 ),
                 cfg.connect_timeout,
             )

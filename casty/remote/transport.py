@@ -89,6 +89,8 @@ class RemoteTransport:
         self.secret = secret
         self.ssl_server = ssl_server
         self.ssl_client = ssl_client
+        #: maps a peer's advertised (host, port) to the address to dial (a client behind NAT)
+        self.address_map: Callable[[tuple[str, int]], tuple[str, int]] | None = None
         if serializer is None:
             serializer = PickleSerializer() if config.allow_pickle else MsgpackSerializer(strict=config.strict_serialization)
         self.serializer: Serializer = serializer
