@@ -215,7 +215,5 @@ def upgrade_021(data: Mapping[str, Any], *, source: str = "casty.toml") -> dict[
     if upgrade.mapped:
         log.info("%s: casty 0.21 keys read as: %s", source, "; ".join(upgrade.mapped))
     if upgrade.ignored:
-        log.warning(
-            "%s: casty 0.21 keys with no meaning here are ignored: %s", source, ", ".join(upgrade.ignored)
-        )
+        log.warning("%s: casty 0.21 keys with no meaning here are ignored: %s", source, ", ".join(upgrade.ignored))
     return result
