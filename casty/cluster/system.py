@@ -106,24 +106,16 @@ class ClusteredActorSystem(RemoteActorSystem):
 
     ``async with ClusteredActorSystem(name="app", host="127.0.0.1", port=25520,
     node_id="node-1", seed_nodes=[("127.0.0.1", 25520)]) as system`` binds, joins through the
-    seeds, and on exit leaves the cluster gracefully before stopping its actors.
-
-    Arguments left out come from ``config`` (``[system]``, ``[cluster]``, ``[tls]``):
-
-    - ``node_id``: a label for this node, in its logs and as ``system.node_id`` (default
-      ``cluster.node_id``, else ``"host:port"``). Members know each other by address, so
-      ``Member.id`` is ``"host:port"`` whatever the label.
-    - ``roles``: roles this node advertises (any iterable of str; a set is sorted).
-    - ``tls``: a :class:`~casty.config.TlsConfig` used instead of ``config.tls``
-      (``TlsConfig.from_paths(certfile=..., cafile=..., keyfile=...)`` for mutual TLS).
-    - ``required_quorum``: ``async with`` (and :meth:`__aenter__`) returns only once this many
-      members are up, as this node sees them, waiting at most 60 seconds (then the system is
-      shut down and ``TimeoutError`` raised). None returns as soon as the node is started.
-    - ``serializer``: the wire serializer (default msgpack, per ``[remote]``).
+    seeds, and on exit leaves the cluster gracefully before stopping its actors. Arguments left
+    out come from ``config`` (``[system]``, ``[cluster]``, ``[tls]``). ``node_id`` labels this
+    node in its logs (default ``cluster.node_id``, else ``"host:port"``); members know each
+    other by address, so ``Member.id`` is ``"host:port"``. ``tls`` replaces ``config.tls``.
+    With ``required_quorum=n``, ``async with`` returns only once n members are up in this
+    node's view; after ``QUORUM_TIMEOUT`` seconds the node shuts down and it raises
+    ``TimeoutError``.
     """
 
     QUORUM_TIMEOUT = 60.0
-    """Seconds ``__aenter__`` waits for ``required_quorum`` members to be up."""
 
     def __init__(
         self,
