@@ -363,9 +363,12 @@ CONFIG_FILE_NAME = "casty.toml"
 
 
 def discover_config(start: str | os.PathLike[str] | None = None) -> Path | None:
-    """The nearest ``casty.toml``: in ``start`` (default: the working directory) or the
-    closest of its parent directories that has one; None when there is none."""
+    """The nearest ``casty.toml``: in ``start`` (default: the working directory; a file stands
+    for its directory) or the closest of its parent directories that has one; None when there
+    is none."""
     current = Path(start if start is not None else Path.cwd()).resolve()
+    if current.is_file():
+        current = current.parent
     for directory in (current, *current.parents):
         candidate = directory / CONFIG_FILE_NAME
         if candidate.is_file():

@@ -69,7 +69,6 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-@pytest.mark.xfail(strict=False, reason="needs ClusterClient(client_host=...)")
 async def test_sensor_pipeline_as_written_for_021(tmp_path: Path) -> None:
     config = tmp_path / "casty.toml"
     config.write_text(CASTY_TOML_021)
