@@ -120,8 +120,12 @@ class _ProducerCore(Generic[T]):
         try:
             await fut
         finally:
-            # cancelled or timed out: leave nothing behind (woken waiters were already removed)
-            self.put_waiters.pop(fut, None)
+            # cancelled or timed out: leave nothing behind (woken waiters were already removed),
+            # not even the table of a dict that once held many waiters
+            waiters = self.put_waiters
+            waiters.pop(fut, None)
+            if not waiters:
+                self.put_waiters = {}
 
     def _wake_putters(self) -> None:
         waiters = self.put_waiters
