@@ -456,11 +456,32 @@ class SourceRef(Generic[T]):
         try:
             while True:
                 if queue:
+                    if core.outcome is not None:
+                        yield popleft()
+                        continue
+                    # Hand out a chunk of what already arrived with one window update: the chunk
+                    # ends at the element whose taking tops up the demand, so demand goes out
+                    # exactly when it did with one update per element.
+                    due = window.requested_total - window.consumed_total - window.window + window.batch
+                    k = len(queue)
+                    if due < k:
+                        k = due if due > 1 else 1
+                    n = k - 1
+                    for i in range(n):
+                        if not queue:  # cancelled meanwhile: the queue was cleared
+                            n = i
+                            break
+                        yield popleft()
+                    if core.outcome is not None:
+                        continue  # ended meanwhile: no demand to account for
+                    if n < k - 1 or not queue:
+                        if n:
+                            window.consumed(n)
+                        continue
                     element = popleft()
-                    if core.outcome is None:
-                        increment = window.consumed(1)
-                        if increment:
-                            core.send_demand(increment)
+                    increment = window.consumed(k)
+                    if increment:
+                        core.send_demand(increment)
                     yield element
                     continue
                 outcome = core.outcome

@@ -174,7 +174,11 @@ class _ProducerCore(Generic[T]):
                 while n > 0:
                     k = n if n < batch else batch
                     first = ledger.next_seq
-                    run = RecordRun([popleft() for _ in range(k)])
+                    if k == len(buf):
+                        run = RecordRun(buf)
+                        buf.clear()
+                    else:
+                        run = RecordRun([popleft() for _ in range(k)])
                     ledger.take_many(k)
                     extend(run)
                     tell(StreamElements(first, run))
@@ -242,11 +246,15 @@ class _ProducerCore(Generic[T]):
 
     def _trim(self) -> None:
         """Forget the elements the consumer acknowledged."""
-        drop = len(self.unacked) - self.ledger.unacked()
+        unacked = self.unacked
+        drop = len(unacked) - self.ledger.unacked()
         if drop > 0:
-            popleft = self.unacked.popleft
-            for _ in range(drop):
-                popleft()
+            if drop == len(unacked):
+                unacked.clear()
+            else:
+                popleft = unacked.popleft
+                for _ in range(drop):
+                    popleft()
             self.progress_at = self.loop.time()
 
     # -- closing -------------------------------------------------------------------------
