@@ -191,3 +191,22 @@ async def test_complete_and_fail_work_awaited_or_not(awaited: bool) -> None:
             assert [str(w.message) for w in caught] == []
             assert got == [1]
             assert outcome == ("completed" if ending == "complete" else "StreamFailed")
+
+
+async def test_cancel_inside_the_loop_ends_it_with_elements_still_queued() -> None:
+    async with ActorSystem("midchunk") as system:
+        producer = system.spawn(stream_producer(), "producer")
+        sink: SinkRef[int] = await system.ask(producer, lambda r: GetSink(reply_to=r))
+        consumer = system.spawn(stream_consumer(producer, initial_demand=64), "consumer")
+        source: SourceRef[int] = await system.ask(consumer, lambda r: GetSource(reply_to=r))
+        for i in range(50):
+            await sink.put(i)
+        await eventually(lambda: len(source) == 50)
+        got: list[int] = []
+        async for x in source:  # cancelled in the middle of a chunk of queued elements
+            got.append(x)
+            if x == 2:
+                source.cancel()
+        assert got == [0, 1, 2]
+        assert source.done and len(source) == 0
+        await asyncio.wait_for(asyncio.shield(producer._target.stopped), 5)  # type: ignore[attr-defined]
