@@ -4,7 +4,11 @@ A stream runs between one producer actor and one subscribed consumer actor:
 
 * ``Subscribe`` (consumer → producer) asks for the stream, with the consumer's first demand;
   the producer answers ``Subscribed`` or, when it already has a subscriber,
-  ``SubscriptionRefused``.
+  ``SubscriptionRefused``.  A plain ``Subscribe(consumer, demand=n)`` (any hand-written
+  subscriber) gets at most what it demanded, each element once, in order; its demand is its
+  acknowledgement, so the producer keeps nothing for resending (an element lost with a
+  connection stays lost).  casty's own consumer subscribes with ``reliable=True`` and gets the
+  acknowledged, resending protocol below.
 * ``StreamElement`` (producer → consumer) carries one element and its sequence number
   (0, 1, 2, ...).  The producer never sends a sequence number the consumer did not ask for.
 * ``StreamDemand`` (consumer → producer) grants more elements.  Demand from casty's own
@@ -61,8 +65,9 @@ class Subscribe(Generic[T]):
 
     ``Subscribe(consumer, demand=n)`` is the plain protocol any actor may speak: the producer
     sends at most the elements demanded (``demand`` here, then each ``StreamDemand(n)``) as
-    ``StreamElement`` messages, once each, and ``StreamCompleted`` / ``StreamError`` at the
-    end; demand is the acknowledgement, nothing is kept for resending.  casty's own consumer
+    ``StreamElement`` messages, once each and in order, and ``StreamCompleted`` /
+    ``StreamError`` at the end, then stops; demand is the acknowledgement, nothing is kept
+    for resending (an element lost with a connection is not sent again).  casty's own consumer
     sets ``reliable=True``: its demand is cumulative (``demand`` is then the total granted so
     far, also readable as ``requested_total``), it acknowledges what arrived and the producer
     resends after a gap or a lost connection.
