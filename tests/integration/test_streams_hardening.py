@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import random
 import tracemalloc
 import warnings
 from typing import Any
@@ -210,3 +211,40 @@ async def test_cancel_inside_the_loop_ends_it_with_elements_still_queued() -> No
         assert got == [0, 1, 2]
         assert source.done and len(source) == 0
         await asyncio.wait_for(asyncio.shield(producer._target.stopped), 5)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_iteration_tops_up_demand_at_the_same_element_as_one_update_per_element(seed: int) -> None:
+    """``async for`` accounts for the elements it hands out once per chunk; demand must still go
+    out when the user takes the element that brings the open demand down to window - batch."""
+    rng = random.Random(seed)
+    n = 5_000
+    async with ActorSystem("chunks") as system:
+        producer = system.spawn(stream_producer(rng.choice([4, 64, 1024])), "producer")
+        sink: SinkRef[int] = await system.ask(producer, lambda r: GetSink(reply_to=r))
+        window_size = rng.choice([1, 2, 3, 8, 64, 1000])
+        consumer = system.spawn(stream_consumer(producer, initial_demand=window_size), "consumer")
+        source: SourceRef[int] = await system.ask(consumer, lambda r: GetSource(reply_to=r))
+
+        async def feed() -> None:
+            for i in range(n):
+                await sink.put(i)
+                if rng.random() < 0.01:
+                    await asyncio.sleep(0)
+            sink.complete()
+
+        feeder = asyncio.create_task(feed())
+        window = source._core.window
+        batch = window.batch
+        requested = window_size  # what one window update per element would have granted so far
+        taken = 0
+        async for x in source:
+            assert x == taken
+            taken += 1
+            if not source.done and requested - taken <= window_size - batch:
+                requested = taken + window_size
+            assert window.requested_total == requested, (window, taken)
+            if rng.random() < 0.05:
+                await asyncio.sleep(0)
+        await feeder
+        assert taken == n
