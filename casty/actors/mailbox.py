@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from casty._fastpath import _mailbox_py
+from casty._fastpath import DROP_NEW, DROP_OLDEST, REJECT
 
 __all__ = ["Mailbox", "MailboxOverflowStrategy"]
 
@@ -30,9 +30,9 @@ class MailboxOverflowStrategy(enum.Enum):
 
 
 _CODES = {
-    "drop_new": _mailbox_py.DROP_NEW,
-    "drop_oldest": _mailbox_py.DROP_OLDEST,
-    "reject": _mailbox_py.REJECT,
+    "drop_new": DROP_NEW,
+    "drop_oldest": DROP_OLDEST,
+    "reject": REJECT,
 }
 
 

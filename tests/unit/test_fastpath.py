@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import os
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 import casty
 from casty import _fastpath
 from casty._fastpath import _mailbox_py
+from casty._fastpath._env import EXPECT_COMPILED, NO_EXTENSIONS, env_flag
 from casty.errors import MailboxFull
 
 
@@ -36,12 +36,12 @@ MAILBOX_IMPLS = [
 
 def test_compiled_modules_loaded_when_expected() -> None:
     """A build that should have compiled the fast paths must not silently fall back."""
-    if os.environ.get("CASTY_NO_EXTENSIONS", "") not in ("", "0"):
+    if env_flag(NO_EXTENSIONS):
         assert not casty.COMPILED
         assert casty.IMPLEMENTATION == "pure"
         assert all(m.__name__.endswith("_py") for m in _fastpath.modules.values())
         return
-    if os.environ.get("CASTY_EXPECT_COMPILED") == "1":
+    if env_flag(EXPECT_COMPILED):
         assert casty.COMPILED, {k: m.__name__ for k, m in _fastpath.modules.items()}
         assert casty.IMPLEMENTATION == "compiled"
         assert all(m.__name__.endswith("_c") for m in _fastpath.modules.values())
