@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import logging
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from casty._fastpath._env import NO_EXTENSIONS as _NO_EXTENSIONS_VAR
 from casty._fastpath._env import env_flag
@@ -91,7 +91,7 @@ if TYPE_CHECKING:
     from casty._fastpath._mailbox_py import DROP_NEW, DROP_OLDEST, REJECT, MailboxRunner
 
     COMPILED: bool
-    IMPLEMENTATION: str
+    IMPLEMENTATION: Literal["compiled", "pure", "mixed"]
     modules: dict[str, ModuleType]
 else:
     modules = {}
