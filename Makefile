@@ -31,7 +31,7 @@ FIND_PYTHON = if python$$v -c "" >/dev/null 2>&1; then command -v python$$v; \
 $(STAMP): pyproject.toml setup.py $(wildcard casty/_fastpath/*.pyx)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77"
-	CASTY_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[test]'
+	CASTY_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -65,14 +65,13 @@ test-matrix-one: .venv-$(PYV)/.casty-installed
 	CASTY_EXPECT_COMPILED=1 .venv-$(PYV)/bin/python -m pytest -p no:cacheprovider -q $(MATRIX_FAST)
 	CASTY_EXPECT_COMPILED=1 .venv-$(PYV)/bin/python -m pytest -p no:cacheprovider -q $(MATRIX_SLOW)
 
-# Editable installs use the compat mode (a .pth naming the checkout): setuptools prints no banner
-# for it. Each matrix venv builds its own compiled modules in place (their file names carry the Python
+# Each matrix venv builds its own compiled modules in place (their file names carry the Python
 # version, so they sit beside the default interpreter's).
 .venv-%/.casty-installed: pyproject.toml setup.py $(wildcard casty/_fastpath/*.pyx)
 	@test -n "$(MATRIX_PYTHON)" || { echo "$@: run it through make test-matrix"; exit 1; }
 	$(MATRIX_PYTHON) -m venv .venv-$*
 	.venv-$*/bin/python -m pip install --quiet --upgrade pip "setuptools>=77"
-	CASTY_REQUIRE_EXTENSIONS=1 .venv-$*/bin/python -m pip install --quiet --config-settings editable_mode=compat -e '.[test]'
+	CASTY_REQUIRE_EXTENSIONS=1 .venv-$*/bin/python -m pip install --quiet -e '.[test]'
 	touch $@
 
 bench-gate: $(STAMP)
