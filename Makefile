@@ -19,6 +19,8 @@ MATRIX_SLOW := tests/multiprocess/test_client.py tests/multiprocess/test_streams
 # To keep `make test` near 10 minutes the matrix skips two files of the fast selection that do not
 # depend on the interpreter: the membership property tests (pure logic, the slowest unit file) and
 # the README checks.
+# the test extra's runners only (its lint, type and build tools run on the default interpreter)
+MATRIX_DEPS := "pytest>=8" "pytest-timeout>=2.3" "hypothesis>=6.100"
 MATRIX_FAST := $(FAST_SELECTION) --ignore=tests/unit/test_membership.py --ignore=tests/unit/test_readme.py
 # Shell: the interpreter for version $$v: python$$v on PATH if it runs, else pyenv's newest 3.X.
 FIND_PYTHON = if python$$v -c "" >/dev/null 2>&1; then command -v python$$v; \
@@ -71,7 +73,7 @@ test-matrix-one: .venv-$(PYV)/.casty-installed
 	@test -n "$(MATRIX_PYTHON)" || { echo "$@: run it through make test-matrix"; exit 1; }
 	$(MATRIX_PYTHON) -m venv .venv-$*
 	.venv-$*/bin/python -m pip install --quiet --upgrade pip "setuptools>=77"
-	CASTY_REQUIRE_EXTENSIONS=1 .venv-$*/bin/python -m pip install --quiet -e '.[test]'
+	CASTY_REQUIRE_EXTENSIONS=1 .venv-$*/bin/python -m pip install --quiet -e . $(MATRIX_DEPS)
 	touch $@
 
 bench-gate: $(STAMP)
