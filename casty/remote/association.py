@@ -13,11 +13,22 @@ Reconnect
     ``remote.give_up_after`` seconds of failures it is declared gone. A client peer is never
     dialed: it is reached only over the connections it opens, and is declared gone when it
     does not come back within ``give_up_after``.
+
+A dead process versus a silent one
+    When the connection to a known incarnation is lost and the redial is refused (nothing
+    listens on the peer's address any more), the peer's process is gone: no later connection
+    can reach that incarnation again, so everything watched there ends with ``Terminated`` at
+    once (streams to and from it fail within a reconnect delay) instead of after
+    ``give_up_after``. Queued messages and the reconnect attempts are kept as before (a new
+    incarnation on the same address gets them, and ends the old one's watches on its
+    handshake). A peer that is merely silent (a partition, a host that vanished without a
+    reset) is not refused, and keeps the resume-then-give-up behaviour.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import ssl
@@ -66,6 +77,9 @@ class Association:
         self.idle_checks = 0
         self.keep_alive = False  # set by the cluster for members: never give up on our own
         self.simultaneous_wait: asyncio.TimerHandle | None = None
+        #: the incarnation whose address refused a redial after its connection was lost: its
+        #: process is gone (None while no such refusal was seen since the last connection)
+        self.dead_uid: int | None = None
         self._flush_cb = self.flush
 
     def __repr__(self) -> str:
@@ -155,6 +169,8 @@ class Association:
             raise
         except (OSError, TimeoutError, CastyError, ssl.SSLError) as exc:
             self.dialing = None
+            if self.peer_uid is not None and _refused(exc):
+                self._process_gone(f"{type(exc).__name__}: {exc}")
             if isinstance(exc, HandshakeError) and str(exc) == "simultaneous":
                 # the peer dials us; its connection wins. Retry only if it never arrives.
                 self._schedule_retry(reason=None, delay=cfg.handshake_timeout)
@@ -204,6 +220,7 @@ class Association:
         if peer_kind == "client":
             self.dialable = False  # it has no listening port: reached only over its connections
         self.conn = conn
+        self.dead_uid = None
         self.failing_since = None
         self.backoff = self.transport.config.reconnect_backoff_min
         if self.retry_handle is not None:
@@ -238,6 +255,14 @@ class Association:
             self.failing_since = loop.time()
             self.retry_handle = loop.call_later(self.transport.config.give_up_after, self._client_gone)
 
+    def _process_gone(self, reason: str) -> None:
+        """A redial after losing the connection was refused: the incarnation we knew is dead."""
+        if self.dead_uid == self.peer_uid:
+            return  # already ended (a later watch ends at once in add_watch)
+        self.dead_uid = self.peer_uid
+        log.info("the process at %s is gone (%s): ending the watches of its actors", self.address, reason)
+        self.transport.watch.on_peer_process_gone(self, reason)
+
     def _client_gone(self) -> None:
         self.retry_handle = None
         if self.conn is None:
@@ -247,6 +272,9 @@ class Association:
     def add_watch(self, path: str, watcher: ActorRef[Any]) -> None:
         if self.gone:
             watcher.tell(Terminated(self.ref(path), f"{self.address} is gone"))
+            return
+        if self.dead_uid is not None and self.conn is None:
+            watcher.tell(Terminated(self.ref(path), f"the process at {self.address} is gone (connection refused)"))
             return
         watchers = self.watches.setdefault(path, set())
         if watcher not in watchers:
@@ -270,3 +298,8 @@ class Association:
             terminated = Terminated(self.ref(path), reason)
             for watcher in watchers:
                 watcher.tell(terminated)
+
+
+def _refused(exc: BaseException) -> bool:
+    """True when a dial failed because nothing listens at the address (not a timeout, not TLS)."""
+    return isinstance(exc, ConnectionRefusedError) or (isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED)
