@@ -274,7 +274,7 @@ class Association:
             watcher.tell(Terminated(self.ref(path), f"{self.address} is gone"))
             return
         if self.dead_uid is not None and self.conn is None:
-            watcher.tell(Terminated(self.ref(path), f"the process at {self.address} is gone (connection refused)"))
+            watcher.tell(Terminated(self.ref(path), f"node lost: process gone ({self.address} refuses connections)"))
             return
         watchers = self.watches.setdefault(path, set())
         if watcher not in watchers:

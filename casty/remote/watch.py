@@ -87,7 +87,7 @@ class RemoteWatch:
     def on_peer_process_gone(self, assoc: Association, reason: str) -> None:
         """The peer's process is gone (its address refused a redial): what we watched there has
         stopped, and its watches on us end; the association itself stays (queue, reconnects)."""
-        assoc.end_watches(f"process gone: {reason}")
+        assoc.end_watches(f"node lost: process gone ({reason})")
         self.drop_remote_watchers(assoc.address)
 
     def on_peer_restarted(self, assoc: Association, old_uid: int, new_uid: int) -> None:
