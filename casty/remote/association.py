@@ -33,6 +33,7 @@ import logging
 import random
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from casty.actors.events import Terminated
@@ -81,6 +82,9 @@ class Association:
         #: process is gone (None while no such refusal was seen since the last connection)
         self.dead_uid: int | None = None
         self._flush_cb = self.flush
+        #: callbacks that run at the start of the next flush (stream producers moving their
+        #: buffered elements into the queue), so what they send is written in the same turn
+        self.pre_flush: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         state = "open" if self.conn else ("gone" if self.gone else "idle")
@@ -128,11 +132,31 @@ class Association:
             self.flush_scheduled = True
             self.transport.loop.call_soon(self._flush_cb)
 
+    def flush_with(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` at the start of the next flush, before the queue is written: what it
+        sends goes out with the same ``write()`` instead of one loop turn later."""
+        self.pre_flush.append(callback)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.transport.loop.call_soon(self._flush_cb)
+
     def flush(self) -> None:
+        hooks = self.pre_flush
+        if hooks:
+            self.pre_flush = []
+            self.flush_scheduled = True  # what the hooks send joins this flush
+            for hook in hooks:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("pre-flush callback for %s failed", self.address)
         self.flush_scheduled = False
         conn = self.conn
-        if conn is not None and self.queue:
-            conn.write_queue(self.queue)
+        if self.queue:
+            if conn is not None:
+                conn.write_queue(self.queue)
+            elif self.dialing is None and self.retry_handle is None:
+                self.connect()
 
     # -- connecting ------------------------------------------------------------------------
     def connect(self) -> None:

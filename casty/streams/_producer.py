@@ -55,6 +55,7 @@ class _ProducerCore(Generic[T]):
         "closed_reason",
         "ctx",
         "cut_at",
+        "defer",
         "error",
         "flush_scheduled",
         "ledger",
@@ -87,6 +88,9 @@ class _ProducerCore(Generic[T]):
         self.tell: Callable[[Any], None] | None = None
         self.flush_scheduled = False
         self._flush_cb = self._flush
+        #: the subscriber's "run this just before your next write" (a remote consumer's
+        #: transport), so a flush fills the same write() in the same loop turn; else call_soon
+        self.defer: Callable[[Callable[[], None]], object] = self.loop.call_soon
         # insertion-ordered set: a cancelled or timed-out put removes its own waiter in O(1)
         self.put_waiters: dict[asyncio.Future[None], None] = {}
         self.terminal: _Terminal | None = None
@@ -119,7 +123,7 @@ class _ProducerCore(Generic[T]):
     def schedule_flush(self) -> None:
         if not self.flush_scheduled and self.tell is not None:
             self.flush_scheduled = True
-            self.loop.call_soon(self._flush_cb)
+            self.defer(self._flush_cb)
 
     async def wait_for_room(self) -> None:
         fut: asyncio.Future[None] = self.loop.create_future()
@@ -416,6 +420,7 @@ class _ProducerCore(Generic[T]):
         if first:
             self.subscriber = consumer
             self.tell = consumer.tell
+            self.defer = getattr(consumer.target, "flush_with", None) or self.loop.call_soon
             _SENDERS.setdefault(consumer, []).append(self)
             self.reliable = reliable
             self.batch = max(0, min(int(msg.batch), _MAX_BATCH)) if reliable else 0
@@ -494,7 +499,7 @@ class SinkRef(Generic[T]):
                 core.buffer.append(element)
                 if not core.flush_scheduled and core.tell is not None:
                     core.flush_scheduled = True
-                    core.loop.call_soon(core._flush_cb)
+                    core.defer(core._flush_cb)
                 return
             await core.wait_for_room()
 
