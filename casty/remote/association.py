@@ -157,6 +157,10 @@ class Association:
                 conn.write_queue(self.queue)
             elif self.dialing is None and self.retry_handle is None:
                 self.connect()
+        if self.pre_flush and not self.flush_scheduled:
+            # a callback asked for a flush while this one ran: it gets the next one
+            self.flush_scheduled = True
+            self.transport.loop.call_soon(self._flush_cb)
 
     # -- connecting ------------------------------------------------------------------------
     def connect(self) -> None:
