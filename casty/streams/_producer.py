@@ -446,7 +446,7 @@ def element_too_large(recipient: ActorRef[Any], seq: int, element: Any, size: in
     core = next((c for c in cores if c.owns(seq, element)), None)
     if core is None:
         # a plain subscriber's elements are not kept: the only plain producer streaming to it
-        plain = [c for c in cores if not c.reliable and c.ledger.acked <= seq < c.ledger.next_seq]
+        plain = [c for c in cores if not c.reliable and seq < c.ledger.next_seq]
         if len(plain) != 1:
             return False
         core = plain[0]

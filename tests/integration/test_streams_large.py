@@ -169,3 +169,26 @@ async def test_large_elements_within_one_system_need_no_frame() -> None:
         await sink.put(blob(0, 5 * MiB))
         sink.complete()
         assert await asyncio.wait_for(receive_all(source, 5 * MiB), 10) == 1
+
+
+async def test_a_plain_subscriber_gets_the_failure_of_an_element_over_the_limit() -> None:
+    # a hand-written subscriber (plain protocol, one StreamElement per element) in another system
+    from casty import StreamElement, StreamError, StreamSubscribe, Subscribed
+    from casty.testkit import TestProbe
+
+    async with two_systems() as (a, b):
+        ref = a.spawn(stream_producer(), "plain")
+        sink: SinkRef[bytes] = await a.ask(ref, lambda r: GetSink(r), timeout=5)
+        probe = TestProbe(b)
+        remote_ref = b.ref(f"casty://big@127.0.0.1:{a.port}/user/plain")
+        remote_ref.tell(StreamSubscribe(probe.ref, demand=10))
+        await probe.expect(Subscribed, timeout=5)
+        await sink.put(blob(0, 100))
+        await sink.put(blob(1, 5 * MiB))
+        first = await probe.expect(StreamElement, timeout=5)
+        assert (first.seq, first.element) == (0, blob(0, 100))
+        error = await probe.expect(StreamError, timeout=5)
+        assert (error.cause_type, error.total) == ("ElementTooLarge", 1)
+        assert str(LIMIT) in error.cause_message
+        with pytest.raises(ElementTooLarge):
+            await asyncio.wait_for(sink.put(blob(2, 8)), 5)
