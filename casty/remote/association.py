@@ -66,6 +66,8 @@ class Association:
         self.idle_checks = 0
         self.keep_alive = False  # set by the cluster for members: never give up on our own
         self.simultaneous_wait: asyncio.TimerHandle | None = None
+        #: messages sent to the peer's actors (not counting control messages)
+        self.sent = 0
         self._flush_cb = self.flush
 
     def __repr__(self) -> str:
@@ -99,6 +101,8 @@ class Association:
             self.transport.system.dead_letter(msg, self.ref(path), f"outbound queue to {self.address} is full")
             return
         queue.append((path, msg))
+        if path != CONTROL_PATH:
+            self.sent += 1
         if type(msg) is Terminated:
             # a local actor this peer watched has stopped: the watch is over
             self.transport.watch.on_terminated_sent(self, msg.ref.path, path)

@@ -161,8 +161,6 @@ class Handshake:
         transport = self.transport
         if transport.closing:
             raise HandshakeError("shutting down")
-        if len(transport._inbound) > transport.config.max_connections:
-            raise HandshakeError("too many connections")
         address, uid, kind = self._peer_identity(msg)
         nonce = msg.get("nonce")
         if not isinstance(nonce, bytes) or len(nonce) < 16:
@@ -232,6 +230,8 @@ class Handshake:
             expected = _mac(transport.secret, b"dialer", self.nonce, transport.system_name)
             if not isinstance(mac, bytes) or not hmac.compare_digest(mac, expected):
                 raise HandshakeError("cluster secret mismatch")
+        if not transport.guard.make_room(self.conn):
+            raise HandshakeError("too many connections")
         assoc = transport.association(address)  # a peer we had given up on gets a fresh one
         assoc.attach(self.conn, uid, kind)
 
