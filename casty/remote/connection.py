@@ -79,6 +79,7 @@ class Connection(asyncio.Protocol):
         # -- the guard's accounting (casty.remote.guard) --
         self.source = ""
         self.admitted = False
+        self.handshake_started = 0.0
         self.wait_timer: asyncio.TimerHandle | None = None
         self.read_blocks = 0
         self.partial_held = 0
@@ -87,7 +88,7 @@ class Connection(asyncio.Protocol):
         self.delivered = 0
         self.pressure_high = transport.config.inbound_high_watermark
         self.last_active = self.last_received
-        self._activity_seen = 0
+        self.sent_seen = 0
         self._backlog: list[bytes] = []
         self._backlog_pos = 0
         self._continue_cb = self._continue_backlog
@@ -158,15 +159,11 @@ class Connection(asyncio.Protocol):
         ``remote.inbound_high_watermark`` deep."""
         self.owner.guard.pressured(self, mailbox)
 
-    def carries_nothing(self, now: float) -> bool:
-        """True when no message went to or came from an actor since the last look, and the
-        peer has nothing that keeps it (watches, queued messages, cluster membership)."""
+    def carries_nothing(self) -> bool:
+        """True when the peer has nothing that keeps this connection (watches, queued
+        messages, cluster membership); ``last_active`` says when it last carried a message to
+        or from an actor."""
         assoc = self.assoc
-        activity = self.delivered + (assoc.sent if assoc is not None else 0)
-        if activity != self._activity_seen:
-            self._activity_seen = activity
-            self.last_active = now
-            return False
         if assoc is None:
             return True
         return not (assoc.watches or assoc.queue or assoc.keep_alive)
@@ -223,10 +220,13 @@ class Connection(asyncio.Protocol):
             if self.state != "open":
                 return
         if bodies:
+            delivered = self.delivered
             if self._backlog:
                 self._backlog.extend(bodies)  # read before the pause took effect
             else:
                 self._run_bodies(bodies, 0)
+            if self.delivered != delivered:
+                self.last_active = self.last_received
         self._check_failure()
 
     def _check_failure(self) -> None:
@@ -266,7 +266,10 @@ class Connection(asyncio.Protocol):
         bodies = self._backlog
         if not bodies or self.state != "open" or self.read_blocks & self.PRESSURE:
             return
+        delivered = self.delivered
         self._run_bodies(bodies, self._backlog_pos)
+        if self.delivered != delivered:
+            self.last_active = self.owner.loop.time()
         if not self._backlog:
             self._check_failure()
             self.unblock_reading(self.BACKLOG)
@@ -324,6 +327,9 @@ class Connection(asyncio.Protocol):
         out_paths = self.out_paths
         system = self.owner.system
         assoc = self.assoc
+        if assoc is not None and assoc.sent != self.sent_seen:
+            self.sent_seen = assoc.sent
+            self.last_active = self.owner.loop.time()
         while queue and not self.paused:
             path, msg = queue.popleft()
             ident = out_paths.get(path)

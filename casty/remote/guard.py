@@ -40,8 +40,6 @@ __all__ = ["ConnectionGuard"]
 
 log = logging.getLogger("casty.remote")
 
-#: an established connection must have carried nothing for this long to make room for another
-_EVICT_AFTER = 1.0
 
 
 class _Source:
@@ -97,7 +95,7 @@ class ConnectionGuard:
             self._refuse(conn, source, host, f"too many connections from {host} (over remote.accept_rate_per_address)")
             return
         source.tokens -= 1.0
-        if len(self.unauthenticated) >= cfg.max_connections:
+        if len(self.unauthenticated) >= cfg.max_connections and not self._displace(source):
             self._refuse(conn, source, host, "too many connections (remote.max_connections not yet authenticated)")
             return
         if source.unauthenticated >= cfg.max_unauthenticated_per_address:
@@ -108,7 +106,9 @@ class ConnectionGuard:
         conn.source = host
         source.unauthenticated += 1
         self.unauthenticated.add(conn)
-        if self.handshaking < cfg.max_handshakes and source.handshaking < cfg.max_handshakes_per_address:
+        if source.handshaking < cfg.max_handshakes_per_address and (
+            self.handshaking < cfg.max_handshakes or self._preempt(source)
+        ):
             self._admit(conn, source)
             return
         # wait unread; admitted in turn, or closed when it has waited a handshake timeout
@@ -116,6 +116,50 @@ class ConnectionGuard:
             self._turns.append(host)
         source.waiting.append(conn)
         conn.wait_for_admission(cfg.handshake_timeout)
+
+    def _displace(self, newcomer: _Source) -> bool:
+        """The unauthenticated pool is full: make room by closing the newest connection of the
+        source address that holds the most, if it holds more than the newcomer's. One address
+        (or a few) cannot keep every other out."""
+        biggest = max(self._sources.values(), key=lambda s: s.unauthenticated)
+        if biggest.unauthenticated <= newcomer.unauthenticated + 1:
+            return False
+        victim: Connection | None
+        if biggest.waiting:
+            victim = biggest.waiting[-1]
+        else:
+            victim = max(
+                (c for c in self.unauthenticated if self._sources.get(c.source) is biggest),
+                key=lambda c: c.handshake_started,
+                default=None,
+            )
+            if victim is None:
+                return False
+        victim.close_reason = "closed to make room for a connection from another address"
+        self._leave_unauthenticated(victim)
+        if victim.tcp is not None:
+            victim.tcp.abort()
+        return True
+
+    def _preempt(self, newcomer: _Source) -> bool:
+        """Every handshake slot is taken: free one by closing the oldest handshake of the source
+        address that runs the most, if it runs more than the newcomer's. Handshake slots go
+        round the addresses instead of to whoever came first."""
+        biggest = max(self._sources.values(), key=lambda s: s.handshaking)
+        if biggest.handshaking <= newcomer.handshaking + 1:
+            return False
+        victim = min(
+            (c for c in self.unauthenticated if c.admitted and self._sources.get(c.source) is biggest),
+            key=lambda c: c.handshake_started,
+            default=None,
+        )
+        if victim is None:
+            return False
+        victim.close_reason = "closed to give its handshake slot to a connection from another address"
+        self._leave_unauthenticated(victim, admit=False)
+        if victim.tcp is not None:
+            victim.tcp.abort()
+        return self.handshaking < self.config.max_handshakes
 
     def _refuse(self, conn: Connection, source: _Source, host: str, reason: str) -> None:
         self.refused += 1
@@ -133,6 +177,7 @@ class ConnectionGuard:
         self.handshaking += 1
         source.handshaking += 1
         conn.admitted = True
+        conn.handshake_started = self.transport.loop.time()
         conn.admit()
 
     def _admit_waiting(self) -> None:
@@ -159,7 +204,7 @@ class ConnectionGuard:
             self._admit(conn, source)
 
     # -- leaving the unauthenticated pool ---------------------------------------------------
-    def _leave_unauthenticated(self, conn: Connection) -> None:
+    def _leave_unauthenticated(self, conn: Connection, admit: bool = True) -> None:
         if conn not in self.unauthenticated:
             return
         self.unauthenticated.discard(conn)
@@ -179,7 +224,8 @@ class ConnectionGuard:
                 pass
         if not source.unauthenticated and source.tokens >= self.config.accept_rate_per_address - 1:
             del self._sources[host]
-        self._admit_waiting()
+        if admit:
+            self._admit_waiting()
 
     def make_room(self, conn: Connection) -> bool:
         """``conn`` has authenticated: is there room for it among the established connections?
@@ -188,11 +234,9 @@ class ConnectionGuard:
         established = self.established
         if len(established) < self.config.max_connections:
             return True
-        now = self.transport.loop.time()
         victim: Connection | None = None
         for other in established:
-            idle = other.carries_nothing(now) and now - other.last_active >= _EVICT_AFTER
-            if idle and (victim is None or other.last_active < victim.last_active):
+            if (victim is None or other.last_active < victim.last_active) and other.carries_nothing():
                 victim = other
         if victim is None:
             return False
@@ -213,6 +257,8 @@ class ConnectionGuard:
             self._leave_unauthenticated(conn)
             self.established.add(conn)
             conn.last_active = self.transport.loop.time()
+            if conn.assoc is not None:
+                conn.sent_seen = conn.assoc.sent
 
     def on_closed(self, conn: Connection) -> None:
         if conn.inbound:
@@ -232,7 +278,7 @@ class ConnectionGuard:
         those that carried nothing for ``remote.idle_timeout``."""
         limit = self.config.idle_timeout
         for conn in list(self.established):
-            if conn.carries_nothing(now) and now - conn.last_active >= limit:
+            if now - conn.last_active >= limit and conn.carries_nothing():
                 conn.close_reason = f"idle for {now - conn.last_active:.0f}s (remote.idle_timeout)"
                 log.info(
                     "closing connection from %s: carried nothing for %.0fs", conn.peer_label, now - conn.last_active
