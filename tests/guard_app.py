@@ -286,4 +286,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # run as the importable module, so its message classes are tests.guard_app's own
+    from tests.guard_app import main as imported_main
+
+    imported_main()

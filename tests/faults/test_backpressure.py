@@ -1,0 +1,61 @@
+"""Inbound backpressure: a fast sender and a slow actor in another process. The receiving
+connection stops reading while the actor's mailbox is deep, so TCP pushes back on the sender
+and the receiver's memory stays bounded; every message still arrives.
+
+``CASTY_BACKPRESSURE_MESSAGES`` sets how many messages are sent (default 150,000; the figure
+in docs/reliability.md is for 1,000,000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+import pytest
+
+from casty import CastyConfig, RemoteActorSystem
+from tests.guard_app import SYSTEM, Reading, Tally, rss_kib
+from tests.procs import NodeProcess
+
+MESSAGES = int(os.environ.get("CASTY_BACKPRESSURE_MESSAGES", "150000"))
+
+pytestmark = pytest.mark.timeout(max(60, MESSAGES // 10_000 * 3))
+
+
+async def test_remote_tells_to_a_slow_actor_keep_the_receiver_bounded() -> None:
+    sender_cfg = CastyConfig.from_dict({"remote": {"outbound_queue_size": MESSAGES + 1000}})
+    async with (
+        NodeProcess("tests.guard_app", "node", json.dumps({})) as node,
+        RemoteActorSystem(SYSTEM, config=sender_cfg) as sender,
+    ):
+        pid = node.info["pid"]
+        tally = sender.ref(f"casty://{SYSTEM}@127.0.0.1:{node.port}/user/tally")
+        assert await sender.ask(tally, Tally, timeout=5) == 0
+        before = rss_kib(pid)
+        peak = before
+        done = asyncio.Event()
+
+        async def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, rss_kib(pid))
+                await asyncio.sleep(0.1)
+
+        sampler = asyncio.ensure_future(sample())
+        started = time.monotonic()
+        for i in range(MESSAGES):
+            tally.tell(Reading(i))
+            if i % 10_000 == 9_999:
+                await asyncio.sleep(0)
+        count = 0
+        while count < MESSAGES:
+            count = await sender.ask(tally, Tally, timeout=30)
+        elapsed = time.monotonic() - started
+        done.set()
+        await sampler
+        growth = (peak - before) / 1024
+        print(f"{MESSAGES:,} remote tells to a slow actor: receiver RSS +{growth:.1f} MB at most, {elapsed:.1f}s")
+        assert count == MESSAGES
+        assert growth < 16, growth
