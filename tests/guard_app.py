@@ -4,6 +4,11 @@
 echo actor at ``/user/echo`` and a slow counter at ``/user/tally`` (see :func:`tally`), prints
 ``{"port", "pid"}`` and runs until its stdin closes.
 
+``python -m tests.guard_app fleet-node CONFIG_JSON`` starts a one-node cluster whose tally is
+discoverable under ``TALLY_KEY``; ``python -m tests.guard_app clients PORT COUNT READINGS``
+starts COUNT ``ClusterClient``s at once against it, each telling the tally READINGS readings,
+and prints ``{"connected", "seconds"}`` once all are in and done.
+
 ``python -m tests.guard_app attack KIND PORT COUNT SOURCE`` runs one attack against the node
 on ``PORT`` from the local address ``SOURCE`` (any of 127.0.0.0/8 on Linux), prints
 ``{"ready": ...}`` once the attack is in place and keeps it up until its stdin closes. Kinds:
@@ -36,13 +41,14 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped, unused-ignore]
 
 import casty
-from casty import ActorContext, ActorRef, Behavior, Behaviors
+from casty import ActorContext, ActorRef, Behavior, Behaviors, ClusterClient, ServiceKey
 from casty.remote import PROTOCOL_VERSION
 from casty.remote.control import CONTROL_PATH, Ping
 from casty.serde import MsgpackSerializer
 from tests.remote_app import _wait_for_exit, echo
 
 SYSTEM = "guard"
+TALLY_KEY: ServiceKey[Any] = ServiceKey("tally")
 FRAME_LIMIT = 4 * 1024 * 1024
 
 
@@ -98,6 +104,35 @@ async def run_node(config: dict[str, Any], seed_port: int | None) -> None:
         system.spawn(tally(), "tally")
         print(json.dumps({"port": system.port, "pid": os.getpid()}), flush=True)
         await _wait_for_exit()
+
+
+async def run_fleet_node(config: dict[str, Any]) -> None:
+    cfg = casty.CastyConfig.from_dict(config)
+    async with casty.ClusteredActorSystem(SYSTEM, "127.0.0.1", 0, config=cfg) as system:
+        system.spawn(Behaviors.discoverable(tally(), key=TALLY_KEY), "tally")
+        await system.wait_for(1, timeout=30)
+        print(json.dumps({"port": system.port, "pid": os.getpid()}), flush=True)
+        await _wait_for_exit()
+
+
+async def run_clients(port: int, count: int, readings: int) -> None:
+    """``count`` clients connect at once; each finds the tally and tells it ``readings`` readings."""
+    started = asyncio.get_running_loop().time()
+    clients = [ClusterClient(contact_points=[("127.0.0.1", port)], system_name=SYSTEM) for _ in range(count)]
+
+    async def one(index: int, client: ClusterClient) -> None:
+        await client.__aenter__()
+        listing = await client.wait_for_service(TALLY_KEY, timeout=50)
+        ref = next(iter(listing.instances)).ref
+        for seq in range(readings):
+            ref.tell(Reading(index * readings + seq))
+
+    results = await asyncio.gather(*(one(i, c) for i, c in enumerate(clients)), return_exceptions=True)
+    failed = [repr(r) for r in results if isinstance(r, BaseException)]
+    seconds = asyncio.get_running_loop().time() - started
+    print(json.dumps({"connected": count - len(failed), "failed": failed[:5], "seconds": seconds}), flush=True)
+    await _wait_for_exit()
+    await asyncio.gather(*(c.__aexit__(None, None, None) for c in clients), return_exceptions=True)
 
 
 # -- the attackers -----------------------------------------------------------------------------------
@@ -278,9 +313,13 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args[0] == "node":
         seed = int(args[3]) if len(args) > 3 and args[2] == "--cluster" else None
-        asyncio.run(run_node(json.loads(args[1]), seed))
+        casty.run(run_node(json.loads(args[1]), seed))
+    elif args[0] == "fleet-node":
+        casty.run(run_fleet_node(json.loads(args[1])))
+    elif args[0] == "clients":
+        casty.run(run_clients(int(args[1]), int(args[2]), int(args[3])))
     elif args[0] == "attack":
-        asyncio.run(run_attack(args[1], int(args[2]), int(args[3]), args[4]))
+        casty.run(run_attack(args[1], int(args[2]), int(args[3]), args[4]))
     else:
         raise SystemExit(f"unknown program {args[0]!r}")
 

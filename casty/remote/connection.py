@@ -36,7 +36,7 @@ log = logging.getLogger("casty.remote")
 #: encoded bytes written per ``write()`` at most while draining a long queue
 _FLUSH_CHUNK = 1 << 20
 #: frame bodies dispatched between two looks at the clock
-_DISPATCH_SLICE = 256
+_DISPATCH_SLICE = 64
 #: seconds one connection may dispatch before it yields the event loop to others
 _DISPATCH_QUANTUM = 0.005
 

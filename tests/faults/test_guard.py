@@ -17,6 +17,11 @@ from typing import Any
 import pytest
 
 from casty import (
+    ActorContext,
+    ActorRef,
+    Behavior,
+    Behaviors,
+    CastyConfig,
     ClusteredActorSystem,
     EventStreamSubscribe,
     MemberDowned,
@@ -26,9 +31,10 @@ from casty import (
 )
 from casty.testkit import TestProbe
 from tests.cluster_app import fast_cluster_config
+from tests.conftest import eventually
 from tests.guard_app import SYSTEM, rss_kib
 from tests.procs import NodeProcess
-from tests.remote_app import Echo
+from tests.remote_app import Echo, echo
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -69,6 +75,19 @@ async def fresh_peers_served(port: int, seconds: float = ASKING_FOR) -> list[flo
         times.append(await fresh_ask(port, len(times)))
     assert max(times) < 1.0, times
     return times
+
+
+def watch_then_forward(target: ActorRef[Any], notify: ActorRef[Any]) -> Behavior[Any]:
+    async def setup(ctx: ActorContext[Any]) -> Behavior[Any]:
+        ctx.watch(target)
+        notify.tell("watching")
+
+        async def receive(ctx: ActorContext[Any], msg: Any) -> None:
+            notify.tell(msg)
+
+        return Behaviors.receive(receive)
+
+    return Behaviors.setup(setup)
 
 
 async def test_handshaken_idle_connections_do_not_hold_every_slot() -> None:
@@ -156,3 +175,32 @@ async def test_type_definitions_cannot_take_a_member_out_of_the_cluster() -> Non
             state = await seed.get_cluster_state()
             assert len(state.members) == 2 and not state.unreachable
         print(f"cluster member under 120,000 type definitions: fresh asks max {max(times):.3f}s")
+
+
+async def test_an_idle_connection_that_carries_nothing_is_closed() -> None:
+    """``idle_timeout``: a peer that asked once and went quiet loses its connection (and gets
+    a new one when it asks again); a peer that watches an actor here keeps its own."""
+    cfg = CastyConfig.from_dict({"remote": {"idle_timeout": 1.0, "give_up_after": 2.0}})
+    async with (
+        RemoteActorSystem(SYSTEM, config=cfg) as node,
+        RemoteActorSystem(SYSTEM) as quiet,
+        RemoteActorSystem(SYSTEM) as watching,
+    ):
+        node.spawn(echo(), "echo")
+        transport = node.transport
+        assert transport is not None
+        uri = f"{node.address}/user/echo"
+        assert await quiet.ask(quiet.ref(uri), lambda r: Echo(1, r), timeout=5) == 1
+        watched = watching.ref(uri)
+        probe = TestProbe(watching)
+        watching.spawn(watch_then_forward(watched, probe.ref), "watcher")
+        assert await probe.receive(5) == "watching"
+
+        def holds(peer: RemoteActorSystem) -> bool:
+            return any(c.assoc is not None and c.assoc.address == peer.address for c in transport._established)
+
+        await eventually(lambda: holds(watching), 5, what="the watching peer's connection")
+        await eventually(lambda: len(transport._established) == 1, 10, what="the quiet peer's connection to close")
+        (kept,) = transport._established
+        assert kept.assoc is not None and kept.assoc.address == watching.address
+        assert await quiet.ask(quiet.ref(uri), lambda r: Echo(2, r), timeout=5) == 2
