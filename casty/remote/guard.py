@@ -21,7 +21,8 @@ Two pools of inbound connections
 Memory
     Bytes of incomplete frames held by all connections together are bounded by
     ``remote.max_partial_frame_bytes``: a connection whose partial frame would go beyond it
-    stops reading until others complete theirs (TCP holds the rest). A connection whose
+    stops reading until others complete theirs (TCP holds the rest); the connection that has
+    held its incomplete frame longest always reads on, so they cannot all wait on each other. A connection whose
     messages wait in a mailbox that is ``remote.inbound_high_watermark`` deep stops reading
     until that mailbox is down to ``remote.inbound_low_watermark``.
 """
@@ -73,6 +74,8 @@ class ConnectionGuard:
         #: bytes of incomplete frames held by every connection together
         self.partial_bytes = 0
         self._budget_waiters: deque[Connection] = deque()
+        #: connections holding an incomplete frame, oldest first
+        self._holders: dict[Connection, None] = {}
         #: mailbox -> the connections that stopped reading until it drains
         self._pressured: dict[Any, list[Connection]] = {}
         self.evicted = 0
@@ -291,18 +294,31 @@ class ConnectionGuard:
         """``conn`` holds ``delta`` more (or fewer) bytes of an incomplete frame."""
         if not delta:
             return
-        conn.partial_held += delta
+        before = conn.partial_held
+        conn.partial_held = held = before + delta
         self.partial_bytes += delta
+        holders = self._holders
+        if not before:
+            holders[conn] = None
+        elif not held:
+            del holders[conn]
         budget = self.config.max_partial_frame_bytes
         if delta > 0:
-            if self.partial_bytes > budget and conn.partial_held > 0:
+            # the oldest holder always goes on, so incomplete frames cannot wait on each other
+            if self.partial_bytes > budget and held > 0 and next(iter(holders)) is not conn:
                 conn.block_reading(conn.BUDGET)
                 self._budget_waiters.append(conn)
-        elif self._budget_waiters and self.partial_bytes < budget:
+        elif self._budget_waiters:
             waiters = self._budget_waiters
-            self._budget_waiters = deque()
-            for waiter in waiters:
-                waiter.unblock_reading(waiter.BUDGET)
+            if self.partial_bytes < budget:
+                self._budget_waiters = deque()
+                for waiter in waiters:
+                    waiter.unblock_reading(waiter.BUDGET)
+            elif holders:
+                oldest = next(iter(holders))
+                if oldest.read_blocks & oldest.BUDGET:
+                    waiters.remove(oldest)
+                    oldest.unblock_reading(oldest.BUDGET)
 
     # -- inbound pressure -----------------------------------------------------------------------
     def pressured(self, conn: Connection, mailbox: Any) -> None:

@@ -204,3 +204,29 @@ async def test_an_idle_connection_that_carries_nothing_is_closed() -> None:
         (kept,) = transport._established
         assert kept.assoc is not None and kept.assoc.address == watching.address
         assert await quiet.ask(quiet.ref(uri), lambda r: Echo(2, r), timeout=5) == 2
+
+
+async def test_large_frames_from_many_peers_all_arrive_under_a_small_partial_frame_budget() -> None:
+    """Six peers send 2 MiB messages at once to a node whose budget for incomplete frames is
+    1 MiB: connections wait their turn (the oldest incomplete frame always reads on), and
+    every message arrives."""
+    cfg = CastyConfig.from_dict({"remote": {"max_partial_frame_bytes": 1 << 20}})
+    async with RemoteActorSystem(SYSTEM, config=cfg) as node:
+        probe = TestProbe(node)
+        uri = f"{node.address}{probe.ref.path}"
+        peers = [RemoteActorSystem(SYSTEM) for _ in range(6)]
+        try:
+            for peer in peers:
+                await peer.start()
+            for i, peer in enumerate(peers):
+                ref = peer.ref(uri)
+                for j in range(3):
+                    ref.tell(bytes([i * 3 + j]) * (2 << 20))
+            got = sorted([(await probe.receive(20))[0] for _ in range(18)])
+            assert got == list(range(18))
+        finally:
+            for peer in peers:
+                await peer.shutdown()
+        transport = node.transport
+        assert transport is not None
+        assert transport.guard.partial_bytes == 0
