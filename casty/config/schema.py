@@ -130,6 +130,10 @@ class RemoteConfig(Section):
     """Maximum number of established inbound connections (handshake complete); when they are
     all taken, a newly authenticated peer replaces the least recently active one that carries
     nothing. As many again may be open and not yet authenticated, in a pool of their own."""
+    listen_backlog: int = field(default=4096, metadata=limits(at_least_one))
+    """Connections the kernel queues for this node to accept (capped by the system's
+    ``somaxconn``); a full queue drops connection attempts, which their senders retry only
+    after a second or more."""
     max_unauthenticated_per_address: int = field(default=64, metadata=limits(at_least_one))
     """Inbound connections one source address may hold before they complete the handshake
     (waiting or handshaking); beyond it, new ones from that address are closed at once."""

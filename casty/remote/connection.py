@@ -36,7 +36,7 @@ log = logging.getLogger("casty.remote")
 #: encoded bytes written per ``write()`` at most while draining a long queue
 _FLUSH_CHUNK = 1 << 20
 #: frame bodies dispatched between two looks at the clock
-_DISPATCH_SLICE = 64
+_DISPATCH_SLICE = 16
 #: seconds one connection may dispatch before it yields the event loop to others
 _DISPATCH_QUANTUM = 0.005
 
@@ -104,13 +104,16 @@ class Connection(asyncio.Protocol):
             return
         peer = transport.get_extra_info("peername")
         self.peer_label = f"{peer[0]}:{peer[1]}" if peer else "?"
+        # the guard first: a connection it refuses costs nothing more
+        if self.inbound and not owner.guard.arrive(self, peer[0] if peer else "?"):
+            return
         sock = transport.get_extra_info("socket")
         if sock is not None and owner.config.tcp_nodelay:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         tcp.set_write_buffer_limits(high=owner.config.outbound_buffer_size)
         if self.inbound:
-            owner.guard.arrive(self, peer[0] if peer else "?")
+            owner.guard.start(self)
             return
         self.handshake.begin(tcp)
 

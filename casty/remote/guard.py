@@ -82,8 +82,9 @@ class ConnectionGuard:
         self.refused = 0
 
     # -- arrival ----------------------------------------------------------------------------
-    def arrive(self, conn: Connection, host: str) -> None:
-        """A TCP connection was accepted: refuse it, make it wait, or start its handshake."""
+    def arrive(self, conn: Connection, host: str) -> bool:
+        """A TCP connection was accepted: False when it is refused (and closed), else it joins
+        the unauthenticated pool (``start`` then runs or queues its handshake)."""
         cfg = self.config
         loop = self.transport.loop
         now = loop.time()
@@ -96,19 +97,26 @@ class ConnectionGuard:
             source.updated = now
         if source.tokens < 1.0:
             self._refuse(conn, source, host, f"too many connections from {host} (over remote.accept_rate_per_address)")
-            return
+            return False
         source.tokens -= 1.0
-        if len(self.unauthenticated) >= cfg.max_connections and not self._displace(source):
-            self._refuse(conn, source, host, "too many connections (remote.max_connections not yet authenticated)")
-            return
         if source.unauthenticated >= cfg.max_unauthenticated_per_address:
             self._refuse(
                 conn, source, host, f"too many connections from {host} (remote.max_unauthenticated_per_address)"
             )
-            return
+            return False
+        if len(self.unauthenticated) >= cfg.max_connections and not self._displace(source):
+            self._refuse(conn, source, host, "too many connections (remote.max_connections not yet authenticated)")
+            return False
         conn.source = host
         source.unauthenticated += 1
         self.unauthenticated.add(conn)
+        return True
+
+    def start(self, conn: Connection) -> None:
+        """Start the handshake of a connection that joined the pool, or make it wait its turn."""
+        cfg = self.config
+        host = conn.source
+        source = self._sources[host]
         if source.handshaking < cfg.max_handshakes_per_address and (
             self.handshaking < cfg.max_handshakes or self._preempt(source)
         ):

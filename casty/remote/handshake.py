@@ -63,7 +63,7 @@ class Handshake:
     def __init__(self, conn: Connection, transport: RemoteTransport) -> None:
         self.conn = conn
         self.transport = transport
-        self.nonce = os.urandom(16)
+        self.nonce = b""  # drawn when the handshake begins (a refused connection needs none)
         self.peer_nonce = b""
         #: the acceptor's record of the dialer between hello and confirm: address, uid, kind
         self.pending_peer: tuple[ActorAddress, int, str] | None = None
@@ -74,6 +74,7 @@ class Handshake:
     # -- 1. the connection is made: start the clock, then TLS (acceptor) or hello (dialer) ------
     def begin(self, tcp: asyncio.Transport) -> None:
         transport = self.transport
+        self.nonce = os.urandom(16)
         # the timer also bounds an inbound TLS handshake: it starts before it
         self.timer = transport.loop.call_later(transport.config.handshake_timeout, self._timed_out)
         if self.conn.inbound:

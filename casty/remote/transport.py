@@ -129,7 +129,7 @@ class RemoteTransport:
                 self.bind_host,
                 self.bind_port,
                 reuse_address=True,
-                backlog=128,
+                backlog=self.config.listen_backlog,
             )
             sockets = self._server.sockets or ()
             if sockets:

@@ -169,6 +169,7 @@ class MsgpackDecoder:
         "_resolve_ref",
         "_strict",
         "_tags",
+        "_tags_by_name",
         "_unpacker",
         "_unpacker_offset",
         "max_refs",
@@ -180,6 +181,7 @@ class MsgpackDecoder:
         self._strict = strict
         self._resolve_ref = resolve_ref
         self._tags: dict[bytes, _Tag] = {}
+        self._tags_by_name: dict[str, _Tag] = {}
         self._ref_uris: dict[bytes, str] = {}
         self._open_tags = 0
         self._error: DeserializationError | None = None
@@ -327,7 +329,13 @@ class MsgpackDecoder:
                 f"too many type definitions on one connection (limit {self.max_types}, remote.max_type_definitions)"
             )
         name = data[4:].decode("utf-8")
-        tag = self._make_tag(name)
+        # a name defined again (under another id) is resolved once per connection
+        by_name = self._tags_by_name
+        tag = by_name.get(name)
+        if tag is None:
+            tag = self._make_tag(name)
+            if len(by_name) < self.max_types:
+                by_name[name] = tag
         self._tags[id_bytes(ident)] = tag
         return tag
 
