@@ -165,9 +165,9 @@ class RemoteTransport:
                 continue
             silent = now - conn.last_received
             if conn.read_blocks & (conn.PRESSURE | conn.BACKLOG):
-                # we stopped reading it (backpressure): its silence is ours, not the peer's
-                if silent >= interval:
-                    assoc.send(CONTROL_PATH, Ping())
+                # we stopped reading it (backpressure): its silence is ours, not the peer's; and
+                # its pings wait behind what we have not read, so tell it we are alive
+                assoc.send(CONTROL_PATH, Ping())
             elif silent >= limit:
                 conn.abort(f"{assoc.address} sent nothing for {silent:.1f}s")
             elif silent >= interval:
