@@ -90,6 +90,7 @@ class Connection(asyncio.Protocol):
         self.last_active = self.last_received
         self.sent_seen = 0
         self._backlog: list[bytes] = []
+        self._early: list[bytes] = []
         self._backlog_pos = 0
         self._continue_cb = self._continue_backlog
 
@@ -138,6 +139,11 @@ class Connection(asyncio.Protocol):
             return
         self.handshake.begin(tcp)
         self.unblock_reading(self.WAITING)
+        early = self._early
+        if early:
+            self._early = []
+            for data in early:
+                self.data_received(data)
 
     # -- reading on and off ----------------------------------------------------------------------
     def block_reading(self, reason: int) -> None:
@@ -200,6 +206,16 @@ class Connection(asyncio.Protocol):
         if self.state == "closed":
             return
         owner = self.owner
+        if self.read_blocks & self.WAITING:
+            # read before the pause took effect (an event loop may start reading after
+            # connection_made): kept unprocessed until the handshake slot comes
+            self._early.append(data)
+            if sum(map(len, self._early)) > HANDSHAKE_LIMIT:
+                self.abort(f"handshake from {self.peer_label} is larger than {HANDSHAKE_LIMIT} bytes")
+            elif self.tcp is not None:
+                with contextlib.suppress(RuntimeError):
+                    self.tcp.pause_reading()
+            return
         owner.bytes_received += len(data)
         self.last_received = owner.loop.time()
         frames_in = self.frames_in
