@@ -169,13 +169,15 @@ class Connection(asyncio.Protocol):
         self.owner.guard.pressured(self, mailbox)
 
     def carries_nothing(self) -> bool:
-        """True when the peer has nothing that keeps this connection (watches, queued
-        messages, cluster membership); ``last_active`` says when it last carried a message to
+        """True when the peer has nothing that keeps this connection (watches either way,
+        queued messages, cluster membership); ``last_active`` says when it last carried a message to
         or from an actor."""
         assoc = self.assoc
         if assoc is None:
             return True
-        return not (assoc.watches or assoc.queue or assoc.keep_alive)
+        if assoc.watches or assoc.queue or assoc.keep_alive:
+            return False
+        return not self.owner.watch.remote_watchers.get(assoc.address)
 
     def connection_lost(self, exc: Exception | None) -> None:
         prev = self.state

@@ -203,6 +203,14 @@ async def test_an_idle_connection_that_carries_nothing_is_closed() -> None:
         await eventually(lambda: len(transport._established) == 1, 10, what="the quiet peer's connection to close")
         (kept,) = transport._established
         assert kept.assoc is not None and kept.assoc.address == watching.address
+        # once the quiet peer has seen its connection go, asking again opens a new one
+        quiet_transport = quiet.transport
+        assert quiet_transport is not None
+        await eventually(
+            lambda: all(a.conn is None for a in quiet_transport.associations.values()),
+            5,
+            what="the quiet peer to see its connection closed",
+        )
         assert await quiet.ask(quiet.ref(uri), lambda r: Echo(2, r), timeout=5) == 2
 
 
