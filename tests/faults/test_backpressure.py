@@ -15,8 +15,17 @@ import time
 
 import pytest
 
-from casty import CastyConfig, RemoteActorSystem
-from tests.guard_app import SYSTEM, Reading, Tally, rss_kib
+from casty import (
+    CastyConfig,
+    DeadLetter,
+    EventStreamSubscribe,
+    Mailbox,
+    MailboxOverflowStrategy,
+    RemoteActorSystem,
+)
+from casty.testkit import TestProbe
+from tests.conftest import eventually
+from tests.guard_app import SYSTEM, Reading, Tally, rss_kib, tally
 from tests.procs import NodeProcess
 
 MESSAGES = int(os.environ.get("CASTY_BACKPRESSURE_MESSAGES", "150000"))
@@ -60,3 +69,24 @@ async def test_remote_tells_to_a_slow_actor_keep_the_receiver_bounded() -> None:
         print(f"{MESSAGES:,} remote tells to a slow actor: receiver RSS +{growth:.1f} MB at most, {elapsed:.1f}s")
         assert count == MESSAGES
         assert growth < 16, growth
+
+
+async def test_a_bounded_mailbox_keeps_its_overflow_strategy_under_remote_traffic() -> None:
+    """A bounded mailbox (100, drop_new) below the watermark never holds the connection back:
+    what does not fit becomes dead letters, as locally, and the rest is handled."""
+    async with RemoteActorSystem(SYSTEM) as node, RemoteActorSystem(SYSTEM) as sender:
+        dead = TestProbe(node)
+        node.event_stream.tell(EventStreamSubscribe(DeadLetter, dead.ref))
+        node.spawn(
+            tally(), "bounded", mailbox=Mailbox(capacity=100, overflow=MailboxOverflowStrategy.drop_new)
+        )
+        ref = sender.ref(f"{node.address}/user/bounded")
+        for i in range(5000):
+            ref.tell(Reading(i))
+        await eventually(lambda: dead.pending() > 0, 10, what="dead letters from the full mailbox")
+        transport = node.transport
+        assert transport is not None
+        assert all(not c.read_blocks & c.PRESSURE for c in transport._established)
+        assert transport.guard._pressured == {}
+        first = await dead.receive(5)
+        assert isinstance(first, DeadLetter) and "mailbox full (drop_new)" in first.reason
