@@ -288,6 +288,10 @@ class ConnectionGuard:
         """Each liveness round: note which established connections carried something, and close
         those that carried nothing for ``remote.idle_timeout``."""
         limit = self.config.idle_timeout
+        # source addresses with nothing pending: their accept budget has refilled by now
+        idle_sources = [host for host, source in self._sources.items() if not source.unauthenticated]
+        for host in idle_sources:
+            del self._sources[host]
         for conn in list(self.established):
             if now - conn.last_active >= limit and conn.carries_nothing():
                 conn.close_reason = f"idle for {now - conn.last_active:.0f}s (remote.idle_timeout)"
