@@ -7,7 +7,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, overload
 
 from casty.actors.behaviors import Behavior
 from casty.actors.cell import ActorCell, CellState
@@ -35,13 +35,25 @@ if TYPE_CHECKING:
     from casty.actors.scheduler import SchedulerMsg
     from casty.config import CastyConfig
 
-__all__ = ["ActorSystem", "InvalidActorName", "System"]
+__all__ = ["ActorSystem", "InboundSource", "InvalidActorName", "System"]
 
 log = logging.getLogger("casty.system")
 
 M = TypeVar("M")
 R = TypeVar("R")
 T = TypeVar("T")
+
+
+class InboundSource(Protocol):
+    """Where a batch handed to :meth:`ActorSystem.deliver` came from (one network connection)."""
+
+    #: messages delivered from this source so far (the delivery API counts them)
+    delivered: int
+    #: mailbox depth at which ``congested`` is called
+    pressure_high: int
+
+    def congested(self, mailbox: Any) -> None:
+        """A mailbox this source delivered to is ``pressure_high`` messages deep."""
 
 
 class InvalidActorName(CastyError, ValueError):
@@ -196,6 +208,8 @@ class ActorSystem:
         self._ask_timeout: float = self.config.actors.ask_timeout
         self._dead_letter_log_limit: int = self.config.actors.log_dead_letters
         self._cells: dict[str, ActorCell] = {}
+        #: set by a transport around the delivery of one connection's batch (see ``deliver``)
+        self.inbound_source: InboundSource | None = None
         self._top: dict[str, ActorCell] = {}
         self._temp: dict[str, Any] = {}
         self._ask_ids = itertools.count(1)
@@ -376,13 +390,24 @@ class ActorSystem:
     def deliver(self, path: str, msg: object) -> None:
         """Deliver ``msg`` to whatever lives at the local ``path``: an actor's mailbox (a full
         mailbox that rejects makes it a dead letter), a pending ask, a system service, or, for
-        a path with no actor, the dead letters."""
+        a path with no actor, the dead letters.
+
+        A transport delivering a batch read from one connection sets ``inbound_source`` to an
+        :class:`InboundSource` for the batch: it counts the messages, and is told when an
+        actor's mailbox is ``pressure_high`` deep so it can stop reading."""
         cell = self._cells.get(path)
+        source = self.inbound_source
+        if source is not None:
+            source.delivered += 1
         if cell is not None:
+            mailbox = cell.mailbox
             try:
-                cell.mailbox.put(msg)
+                mailbox.put(msg)
             except MailboxFull:
                 self.dead_letter(msg, cell.ref, "mailbox full (reject)")
+                return
+            if source is not None and mailbox.size >= source.pressure_high:
+                source.congested(mailbox)
         else:
             self.resolve_local(path).tell(msg)
 

@@ -260,7 +260,9 @@ class ClusterClient:
                     ", ".join(map(str, self._candidates())),
                     backoff,
                 )
-            await asyncio.sleep(backoff * (0.8 + 0.4 * self._rng.random()))
+            # jittered by half the delay either way: a fleet of clients that lost the cluster
+            # together (a restart) comes back spread out, not in waves
+            await asyncio.sleep(backoff * (0.5 + self._rng.random()))
             backoff = min(backoff * 2, cfg.reconnect_backoff_max)
 
     async def _wait_connected(self, assoc: Association) -> None:

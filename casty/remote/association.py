@@ -81,6 +81,8 @@ class Association:
         #: the incarnation whose address refused a redial after its connection was lost: its
         #: process is gone (None while no such refusal was seen since the last connection)
         self.dead_uid: int | None = None
+        #: messages sent to the peer's actors (not counting control messages)
+        self.sent = 0
         self._flush_cb = self.flush
         #: callbacks that run at the start of the next flush (stream producers moving their
         #: buffered elements into the queue), so what they send is written in the same turn
@@ -117,6 +119,8 @@ class Association:
             self.transport.system.dead_letter(msg, self.ref(path), f"outbound queue to {self.address} is full")
             return
         queue.append((path, msg))
+        if path != CONTROL_PATH:
+            self.sent += 1
         if type(msg) is Terminated:
             # a local actor this peer watched has stopped: the watch is over
             self.transport.watch.on_terminated_sent(self, msg.ref.path, path)

@@ -4,6 +4,7 @@ casty/remote in modules of one job each:
 
 * :mod:`casty.remote.handshake` -- the handshake (version, identity, HMAC, TLS), top to bottom
 * :mod:`casty.remote.connection` -- one TCP connection: framing, the read path, batched writes
+* :mod:`casty.remote.guard` -- admission of inbound connections, and the node-wide memory bounds
 * :mod:`casty.remote.association` -- one peer: outbound queue and flush, dialing, reconnect
 * :mod:`casty.remote.watch` -- death watch across processes
 * :mod:`casty.remote.refs` -- refs to remote actors and the URI caches
@@ -32,6 +33,7 @@ from casty.errors import DeserializationError
 from casty.remote.association import Association
 from casty.remote.connection import Connection
 from casty.remote.control import CONTROL_PATH, Ping, Pong, Unwatch, Watch
+from casty.remote.guard import ConnectionGuard
 from casty.remote.handshake import PROTOCOL_VERSION
 from casty.remote.refs import RefCache, RemoteTarget
 from casty.remote.watch import RemoteWatch
@@ -97,7 +99,11 @@ class RemoteTransport:
         self.address = ActorAddress(system.name, host, port)
         self.associations: dict[ActorAddress, Association] = {}
         self.quarantined: set[int] = set()
+        #: inbound connections not yet established (waiting for or running their handshake)
         self._inbound: set[Connection] = set()
+        #: inbound connections whose handshake completed
+        self._established: set[Connection] = set()
+        self.guard = ConnectionGuard(self)
         self._excess_logged_at = float("-inf")
         self._excess_refused = 0
         self._server: asyncio.AbstractServer | None = None
@@ -123,7 +129,7 @@ class RemoteTransport:
                 self.bind_host,
                 self.bind_port,
                 reuse_address=True,
-                backlog=128,
+                backlog=self.config.listen_backlog,
             )
             sockets = self._server.sockets or ()
             if sockets:
@@ -158,10 +164,15 @@ class RemoteTransport:
             if conn.state != "open":
                 continue
             silent = now - conn.last_received
-            if silent >= limit:
+            if conn.read_blocks & (conn.PRESSURE | conn.BACKLOG):
+                # we stopped reading it (backpressure): its silence is ours, not the peer's; and
+                # its pings wait behind what we have not read, so tell it we are alive
+                assoc.send(CONTROL_PATH, Ping())
+            elif silent >= limit:
                 conn.abort(f"{assoc.address} sent nothing for {silent:.1f}s")
             elif silent >= interval:
                 assoc.send(CONTROL_PATH, Ping())
+        self.guard.check_idle(now)
         self._keepalive = self.loop.call_later(interval, self._check_liveness)
 
     def _prune_if_idle(self, assoc: Association) -> None:
@@ -178,17 +189,19 @@ class RemoteTransport:
             assoc.gone = True
             self._ref_cache.forget(assoc.address)
 
-    def refuse_excess(self, peer_label: str) -> None:
-        """An inbound connection beyond ``max_connections`` is closed at once; logged at most
+    def refuse_excess(self, peer_label: str, reason: str = "too many connections") -> None:
+        """An inbound connection beyond the guard's limits is closed at once; logged at most
         once per second, with the number refused since the last report."""
         self._excess_refused += 1
         now = self.loop.time()
         if now - self._excess_logged_at >= 1.0:
             log.warning(
-                "refused connection from %s: too many connections (%d inbound, remote.max_connections = %d); "
-                "%d refused since the last report",
+                "refused connection from %s: %s (%d not yet authenticated, %d established, "
+                "remote.max_connections = %d); %d refused since the last report",
                 peer_label,
+                reason,
                 len(self._inbound),
+                len(self._established),
                 self.config.max_connections,
                 self._excess_refused,
             )
@@ -206,7 +219,7 @@ class RemoteTransport:
             self._keepalive.cancel()
         if self._server is not None:
             self._server.close()
-        conns: list[Connection] = list(self._inbound)
+        conns: list[Connection] = list(self._inbound) + list(self._established)
         for assoc in self.associations.values():
             if assoc.retry_handle is not None:
                 assoc.retry_handle.cancel()

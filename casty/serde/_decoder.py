@@ -84,16 +84,47 @@ _SET_TAG = _Tag("set", _build_set)
 _FROZENSET_TAG = _Tag("frozenset", _build_frozenset)
 
 
-def _refusal_builder(error: DeserializationError) -> Callable[[list[Any]], Any]:
-    def build(items: list[Any]) -> Any:
-        raise error
+# Refusing tags share one builder per reason: the array's head is the tag, which names the
+# type, so a refused definition costs one small object and no closure.
+def _refuse_unregistered(items: list[Any]) -> Any:
+    name = items[0].name
+    raise DeserializationError(f"type {name!r} is not registered (strict serializer)", name)
 
-    return build
+
+def _refuse_not_loaded(items: list[Any]) -> Any:
+    name = items[0].name
+    raise DeserializationError(f"type {name!r} is not a class loaded in this process", name)
+
+
+def _refuse_kind(items: list[Any]) -> Any:
+    name = items[0].name
+    raise DeserializationError(
+        f"refusing to build {name!r}: only dataclasses, enums and registered types are accepted", name
+    )
+
+
+#: tags built for a (name, class or decode function), shared by every decoder: a type defined
+#: again and again, on one connection or many, is compiled once
+_TAG_CACHE: dict[tuple[str, object], _Tag] = {}
+_TAG_CACHE_LIMIT = 4096
+
+
+def _cached_tag(name: str, target: object, make: Callable[[], _Tag]) -> _Tag:
+    key = (name, target)
+    tag = _TAG_CACHE.get(key)
+    if tag is None:
+        tag = make()
+        if len(_TAG_CACHE) < _TAG_CACHE_LIMIT:
+            _TAG_CACHE[key] = tag
+    return tag
 
 
 def _dataclass_tag(name: str, cls: type) -> _Tag:
-    record, arity = record_maker(cls)
-    return _Tag(name, record_builder(cls), record, arity, run_builder(cls, record, arity))
+    def make() -> _Tag:
+        record, arity = record_maker(cls)
+        return _Tag(name, record_builder(cls), record, arity, run_builder(cls, record, arity))
+
+    return _cached_tag(name, cls, make)
 
 
 def _enum_builder(cls: type[Enum]) -> Callable[[list[Any]], Any]:
@@ -138,8 +169,11 @@ class MsgpackDecoder:
         "_resolve_ref",
         "_strict",
         "_tags",
+        "_tags_by_name",
         "_unpacker",
         "_unpacker_offset",
+        "max_refs",
+        "max_types",
     )
 
     def __init__(self, registry: TypeRegistry, strict: bool, resolve_ref: Callable[[str], ActorRef[Any]]) -> None:
@@ -147,9 +181,13 @@ class MsgpackDecoder:
         self._strict = strict
         self._resolve_ref = resolve_ref
         self._tags: dict[bytes, _Tag] = {}
+        self._tags_by_name: dict[str, _Tag] = {}
         self._ref_uris: dict[bytes, str] = {}
         self._open_tags = 0
         self._error: DeserializationError | None = None
+        #: definitions a peer may make (set by the transport from its configuration)
+        self.max_types = 1 << 32
+        self.max_refs = 1 << 32
         tags = self._tags
         ref_uris = self._ref_uris
         define_type = self._define_type
@@ -272,6 +310,10 @@ class MsgpackDecoder:
         ident = unpack_u32(data)[0]
         if ident != len(self._ref_uris):
             raise DeserializationError(f"actor ref id {ident} defined out of order")
+        if ident >= self.max_refs:
+            raise DeserializationError(
+                f"too many actor ref definitions on one connection (limit {self.max_refs}, remote.max_ref_definitions)"
+            )
         uri = data[4:].decode("utf-8")
         self._ref_uris[id_bytes(ident)] = uri
         return uri
@@ -282,8 +324,18 @@ class MsgpackDecoder:
         ident = unpack_u32(data)[0]
         if ident != len(self._tags):
             raise DeserializationError(f"type id {ident} defined out of order")
+        if ident >= self.max_types:
+            raise DeserializationError(
+                f"too many type definitions on one connection (limit {self.max_types}, remote.max_type_definitions)"
+            )
         name = data[4:].decode("utf-8")
-        tag = self._make_tag(name)
+        # a name defined again (under another id) is resolved once per connection
+        by_name = self._tags_by_name
+        tag = by_name.get(name)
+        if tag is None:
+            tag = self._make_tag(name)
+            if len(by_name) < self.max_types:
+                by_name[name] = tag
         self._tags[id_bytes(ident)] = tag
         return tag
 
@@ -291,26 +343,23 @@ class MsgpackDecoder:
         """The tag for a type name; a refusing tag when this process must not build it."""
         entry = self._registry.entry_for_name(name)
         if entry is not None:
-            if entry.decode is not None:
-                return _Tag(name, _custom_builder(entry.decode))
-            if is_enum_type(entry.cls):
-                return _Tag(name, _enum_builder(entry.cls))
-            return _dataclass_tag(name, entry.cls)
+            decode = entry.decode
+            if decode is not None:
+                return _cached_tag(name, decode, lambda: _Tag(name, _custom_builder(decode)))
+            registered = entry.cls
+            if is_enum_type(registered):
+                return _cached_tag(name, registered, lambda: _Tag(name, _enum_builder(registered)))
+            return _dataclass_tag(name, registered)
         if self._strict:
-            error = DeserializationError(f"type {name!r} is not registered (strict serializer)", name)
-            return _Tag(name, _refusal_builder(error))
+            return _Tag(name, _refuse_unregistered)
         cls = lookup_loaded_class(name)
         if cls is None:
-            error = DeserializationError(f"type {name!r} is not a class loaded in this process", name)
-            return _Tag(name, _refusal_builder(error))
+            return _Tag(name, _refuse_not_loaded)
         if is_enum_type(cls):
-            return _Tag(name, _enum_builder(cls))
+            return _cached_tag(name, cls, lambda: _Tag(name, _enum_builder(cls)))
         if is_dataclass_type(cls):
             return _dataclass_tag(name, cls)
-        error = DeserializationError(
-            f"refusing to build {name!r}: only dataclasses, enums and registered types are accepted", name
-        )
-        return _Tag(name, _refusal_builder(error))
+        return _Tag(name, _refuse_kind)
 
     def decode(self, data: bytes) -> object:
         """Decode one message; anything wrong raises :class:`DeserializationError`.
