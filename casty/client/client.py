@@ -169,6 +169,8 @@ class ClusterClient:
         if self._closing:
             return
         self._closing = True
+        if self._contact_lost is not None:
+            self._contact_lost.set()  # the contact loop ends at its next check even if a cancel is lost
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -238,10 +240,15 @@ class ClusterClient:
                 assoc.keep_alive = True
                 transport.send_control(address, ClientHello(self.client_id))
                 try:
-                    await asyncio.wait_for(self._wait_connected(assoc), self.config.remote.connect_timeout + 1)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel
+                    # that arrives as its inner wait completes, leaving close() waiting forever
+                    async with asyncio.timeout(self.config.remote.connect_timeout + 1):
+                        await self._wait_connected(assoc)
                 except TimeoutError:
                     assoc.keep_alive = False
                     continue
+                if self._closing:
+                    return
                 failures = 0
                 backoff = cfg.reconnect_backoff_min
                 await self._contact_lost.wait()

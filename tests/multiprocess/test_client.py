@@ -162,3 +162,19 @@ async def test_client_in_its_own_process() -> None:
         client_echo = seed.ref(proc.info["echo"])
         # the seed reaches the client's actor over the connection the client opened to it
         assert await seed.ask(client_echo, lambda r: Echo("to-client", r), timeout=10) == "to-client"
+
+
+async def test_untouched_client_closes_promptly() -> None:
+    """``async with ClusterClient(...) as c: pass`` returns at once (Python 3.11's wait_for used to
+    swallow the close's cancel, leaving the contact loop waiting forever)."""
+    async with ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config()) as seed:
+        loop = asyncio.get_running_loop()
+        for _ in range(5):
+            closing_at: list[float] = []
+
+            async def open_and_close(closing_at: list[float] = closing_at) -> None:
+                async with ClusterClient([("127.0.0.1", seed.port)], "cluster", config=client_config()):
+                    closing_at.append(loop.time())
+
+            await asyncio.wait_for(open_and_close(), 10)
+            assert loop.time() - closing_at[0] < 1.5
