@@ -19,8 +19,15 @@ from typing import TYPE_CHECKING, Any
 from casty._fastpath import FrameDecoder, FrameEncoder
 from casty.actors.events import Terminated
 from casty.actors.ref import ActorRef
-from casty.errors import DeserializationError, FrameError, FrameTooLarge, HandshakeError, SerializationError
-from casty.remote.control import CONTROL_PATH
+from casty.errors import (
+    DeserializationError,
+    FrameError,
+    FrameTooLarge,
+    HandshakeError,
+    MessageRefused,
+    SerializationError,
+)
+from casty.remote.control import CONTROL_PATH, DeserializationFailed
 from casty.remote.handshake import HANDSHAKE_LIMIT, Handshake
 from casty.serde import MessageDecoder, MessageEncoder
 
@@ -31,6 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["Connection"]
 
 log = logging.getLogger("casty.remote")
+
+#: the wire name of the refusal notice: a refused notice is not answered with another one
+_NOTICE_TYPE = f"{DeserializationFailed.__module__}:{DeserializationFailed.__qualname__}"
 
 #: encoded bytes written per ``write()`` at most while draining a long queue
 _FLUSH_CHUNK = 1 << 20
@@ -60,6 +70,8 @@ class Connection(asyncio.Protocol):
         self.handshake_done: asyncio.Future[Association] = transport.loop.create_future()
         self.close_reason = ""
         self.last_received = transport.loop.time()
+        #: types of refused messages already logged on this connection
+        self.refused_types: set[str] = set()
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -156,6 +168,8 @@ class Connection(asyncio.Protocol):
                         raise DeserializationError("out-of-order path definition")
                     in_paths.append(path)
             except (DeserializationError, IndexError, TypeError, ValueError) as exc:
+                if self.refuse_message(exc):
+                    continue
                 self.abort(f"refused a message from {self.peer_label}: {exc}")
                 return
             if type(msg) is Terminated:
@@ -173,6 +187,47 @@ class Connection(asyncio.Protocol):
                 deliver(path, msg)
             if self.state != "open":
                 return
+
+    # -- messages this process cannot build -------------------------------------------------
+    def refuse_message(self, exc: Exception) -> bool:
+        """A message parsed in full but could not be built here (a class this process has not
+        loaded, a failing constructor): it becomes a dead letter with the reason, the sender is
+        told with :class:`DeserializationFailed`, and the connection stays up. Returns False
+        when the bytes themselves are bad (the connection's tables may be out of step with the
+        sender's): then the connection must close."""
+        if not isinstance(exc, MessageRefused):
+            return False
+        envelope = exc.value
+        if type(envelope) is not list or len(envelope) != 2:
+            return False
+        path = self._refused_target(envelope[0])
+        if path is None:
+            return False
+        type_name = exc.type_name or ""
+        reason = f"cannot decode a message from {self.peer_label}: {exc}"
+        system = self.owner.system
+        system.dead_letter(None, None if path == CONTROL_PATH else system.resolve_local(path), reason)
+        if type_name not in self.refused_types:
+            self.refused_types.add(type_name)
+            log.warning("%s (a dead letter for %s; the connection stays up)", reason, path)
+        if self.assoc is not None and type_name != _NOTICE_TYPE:
+            self.assoc.send(CONTROL_PATH, DeserializationFailed(path, type_name, str(exc)))
+        return True
+
+    def _refused_target(self, target: object) -> str | None:
+        """The path of a refused envelope's target, learning it when the envelope defined it
+        (the sender counts it as defined either way); None when the target is malformed."""
+        in_paths = self.in_paths
+        if type(target) is int:
+            return in_paths[target] if 0 <= target < len(in_paths) else None
+        if type(target) is str:
+            return target
+        if type(target) is list and len(target) == 2:
+            ident, path = target
+            if ident == len(in_paths) and type(path) is str:
+                in_paths.append(path)
+                return path
+        return None
 
     # -- envelopes out -----------------------------------------------------------------------
     def write_queue(self, queue: deque[tuple[str, object]]) -> None:
@@ -201,6 +256,7 @@ class Connection(asyncio.Protocol):
                 frames.add(body)
             except (SerializationError, FrameTooLarge) as exc:
                 system.dead_letter(msg, assoc.ref(path) if assoc else None, f"not sent: {exc}")
+                system.not_sent(msg, exc)
                 log.warning("message to %s%s not sent: %s", self.peer_label, path, exc)
                 continue
             if ident is None and type(target) is list:

@@ -27,11 +27,12 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from casty.actors.events import Publish
 from casty.actors.ref import ActorAddress, ActorRef
 from casty.errors import DeserializationError
 from casty.remote.association import Association
 from casty.remote.connection import Connection
-from casty.remote.control import CONTROL_PATH, Ping, Pong, Unwatch, Watch
+from casty.remote.control import CONTROL_PATH, DeserializationFailed, Ping, Pong, Unwatch, Watch
 from casty.remote.handshake import PROTOCOL_VERSION
 from casty.remote.refs import RefCache, RemoteTarget
 from casty.remote.watch import RemoteWatch
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTROL_PATH",
     "PROTOCOL_VERSION",
+    "DeserializationFailed",
     "Association",
     "Connection",
     "Ping",
@@ -107,6 +109,9 @@ class RemoteTransport:
         self._ref_cache = RefCache(self)
         self._keepalive: asyncio.TimerHandle | None = None
         self.control_handlers: dict[type, Callable[[Connection, Any], None]] = {}
+        self.control_handlers[DeserializationFailed] = self._on_refused
+        #: types whose refusal by a peer was logged (once per type)
+        self._refusals_logged: set[str] = set()
         #: traffic counters (bytes on the wire after the handshake, and write() calls)
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -311,6 +316,22 @@ class RemoteTransport:
                 log.warning("unknown control message %s from %s", type(msg).__name__, conn.peer_label)
             else:
                 handler(conn, msg)
+
+    def _on_refused(self, conn: Connection, msg: DeserializationFailed) -> None:
+        """A peer could not decode a message we sent: log it once per type, publish the notice."""
+        if not (isinstance(msg.path, str) and isinstance(msg.type_name, str) and isinstance(msg.reason, str)):
+            raise DeserializationError("malformed DeserializationFailed: needs path, type_name and reason strings")
+        logged = self._refusals_logged
+        if msg.type_name not in logged and len(logged) < 1000:
+            logged.add(msg.type_name)
+            log.warning(
+                "%s could not decode a message sent to %s: %s (it became a dead letter there; "
+                "logged once per type)",
+                conn.peer_label,
+                msg.path,
+                msg.reason,
+            )
+        self.system.event_stream.tell(Publish(msg))
 
     def add_control_handler(self, cls: type, handler: Callable[[Connection, Any], None]) -> None:
         """Route control messages of type ``cls`` (sent with ``send_control``) to ``handler``."""

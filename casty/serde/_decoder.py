@@ -14,7 +14,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped, unused-ignore]
 
 from casty.actors.ref import ActorRef
-from casty.errors import DeserializationError
+from casty.errors import DeserializationError, MessageRefused
 
 from ._records import RecordMaker, RunBuilder, record_builder, record_maker, run_builder
 from ._registry import TypeRegistry, is_dataclass_type, is_enum_type, lookup_loaded_class
@@ -358,8 +358,10 @@ class MsgpackDecoder:
             if self._error is not None:
                 raise self._error from exc
             raise DeserializationError(f"malformed message: {type(exc).__name__}: {exc}") from exc
-        if self._error is not None:
-            raise self._error
+        error = self._error
+        if error is not None:
+            # parsed in full: the tables are in step, only this message is lost
+            raise MessageRefused(str(error), error.type_name, obj) from error
         return obj
 
     def _forget(self, tags_before: int, refs_before: int) -> None:
