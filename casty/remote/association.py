@@ -29,7 +29,7 @@ from casty.actors.ref import ActorAddress, ActorRef
 from casty.errors import CastyError, HandshakeError
 from casty.remote.connection import Connection
 from casty.remote.control import CONTROL_PATH, Unwatch, Watch
-from casty.remote.refs import RemoteTarget
+from casty.remote.refs import RemoteTarget, split_target
 
 if TYPE_CHECKING:
     from casty.remote.transport import RemoteTransport
@@ -53,6 +53,7 @@ class Association:
         self.queue: deque[tuple[str, object]] = deque()
         self.flush_scheduled = False
         self.targets: dict[str, RemoteTarget] = {}
+        #: refs by target key (the path, with the incarnation when known)
         self.refs: dict[str, ActorRef[Any]] = {}
         self.watches: dict[str, set[ActorRef[Any]]] = {}
         self.peer_uid: int | None = None
@@ -72,21 +73,27 @@ class Association:
         state = "open" if self.conn else ("gone" if self.gone else "idle")
         return f"<Association {self.address} {state}>"
 
-    def ref(self, path: str) -> ActorRef[Any]:
-        ref = self.refs.get(path)
+    def ref(self, path: str, incarnation: int = 0) -> ActorRef[Any]:
+        """The ref of the peer's actor at ``path``, obtained from incarnation ``incarnation`` of
+        the peer (0: whichever incarnation is there). ``path`` may also be a target key, the
+        path and incarnation a message was queued for."""
+        if "\x00" in path:
+            path, incarnation = split_target(path)
+        key = f"{path}\x00{incarnation:x}" if incarnation else path
+        ref = self.refs.get(key)
         if ref is None:
             if path.startswith("/temp/"):
                 # short-lived refs are not cached: the association would grow with every ask
-                temp = RemoteTarget(self.transport, self.address, path, self)
-                return ActorRef(self.address, path, temp.tell, temp)
+                temp = RemoteTarget(self.transport, self.address, path, self, incarnation)
+                return ActorRef(self.address, path, temp.tell, temp, incarnation)
             if len(self.refs) >= _PEER_REF_CACHE_LIMIT:
                 # a cache, not a registry: refs already handed out keep working without it
                 self.refs.clear()
                 self.targets.clear()
-            target = self.targets.get(path)
+            target = self.targets.get(key)
             if target is None:
-                target = self.targets[path] = RemoteTarget(self.transport, self.address, path, self)
-            ref = self.refs[path] = ActorRef(self.address, path, target.tell, target)
+                target = self.targets[key] = RemoteTarget(self.transport, self.address, path, self, incarnation)
+            ref = self.refs[key] = ActorRef(self.address, path, target.tell, target, incarnation)
         return ref
 
     # -- sending ---------------------------------------------------------------------------

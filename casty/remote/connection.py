@@ -42,6 +42,10 @@ log = logging.getLogger("casty.remote")
 #: the wire name of the refusal notice: a refused notice is not answered with another one
 _NOTICE_TYPE = f"{DeserializationFailed.__module__}:{DeserializationFailed.__qualname__}"
 
+#: targets of earlier incarnations remembered per connection (beyond it, they are rejected
+#: as dead letters all the same: an unknown path has no actor)
+_GONE_TARGETS_LIMIT = 10_000
+
 #: encoded bytes written per ``write()`` at most while draining a long queue
 _FLUSH_CHUNK = 1 << 20
 
@@ -72,6 +76,8 @@ class Connection(asyncio.Protocol):
         self.last_received = transport.loop.time()
         #: types of refused messages already logged on this connection
         self.refused_types: set[str] = set()
+        #: envelope targets naming an actor of an earlier incarnation of this process
+        self.gone_targets: set[str] = set()
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -152,6 +158,7 @@ class Connection(asyncio.Protocol):
         in_paths = self.in_paths
         owner = self.owner
         deliver = owner.system.deliver
+        gone = self.gone_targets
         for body in bodies:
             try:
                 envelope = decoder.decode(body)
@@ -161,11 +168,13 @@ class Connection(asyncio.Protocol):
                 if type(target) is int:
                     path = in_paths[target]
                 elif type(target) is str:
-                    path = target
+                    path = target if "\x00" not in target else self.incarnation_target(target)
                 else:
                     ident, path = target
                     if ident != len(in_paths) or type(path) is not str:
                         raise DeserializationError("out-of-order path definition")
+                    if "\x00" in path:
+                        path = self.incarnation_target(path)
                     in_paths.append(path)
             except (DeserializationError, IndexError, TypeError, ValueError) as exc:
                 if self.refuse_message(exc):
@@ -183,10 +192,24 @@ class Connection(asyncio.Protocol):
                 except Exception as exc:
                     self.abort(f"control message {type(msg).__name__} from {self.peer_label} failed: {exc!r}")
                     return
+            elif gone and path in gone:
+                owner.deliver_gone(path, msg)
             else:
                 deliver(path, msg)
             if self.state != "open":
                 return
+
+    # -- targets that carry an incarnation ------------------------------------------------------
+    def incarnation_target(self, key: str) -> str:
+        """The path a target with an incarnation mark names, kept marked (and remembered in
+        ``gone_targets``) when that incarnation is not this process's."""
+        try:
+            path = self.owner.inbound_target(key)
+        except ValueError:
+            raise DeserializationError(f"malformed envelope target {key!r}") from None
+        if path is key and len(self.gone_targets) < _GONE_TARGETS_LIMIT:
+            self.gone_targets.add(key)
+        return path
 
     # -- messages this process cannot build -------------------------------------------------
     def refuse_message(self, exc: Exception) -> bool:
@@ -221,10 +244,12 @@ class Connection(asyncio.Protocol):
         if type(target) is int:
             return in_paths[target] if 0 <= target < len(in_paths) else None
         if type(target) is str:
-            return target
+            return target if "\x00" not in target else self.incarnation_target(target)
         if type(target) is list and len(target) == 2:
             ident, path = target
             if ident == len(in_paths) and type(path) is str:
+                if "\x00" in path:
+                    path = self.incarnation_target(path)
                 in_paths.append(path)
                 return path
         return None
@@ -284,6 +309,9 @@ class Connection(asyncio.Protocol):
         if hasattr(self.encoder, "max_size"):
             # the encoder rolls back its type/ref tables when a message is too large to send
             self.encoder.max_size = owner.config.max_frame_size
+        if hasattr(self.encoder, "incarnation_of"):
+            # refs travel with the incarnation of the process their actor lives in
+            self.encoder.incarnation_of = owner.ref_incarnation
         self.decoder = serializer.new_decoder(owner.resolve_ref)
         if not self.handshake_done.done():
             self.handshake_done.set_result(assoc)

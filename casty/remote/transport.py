@@ -34,7 +34,7 @@ from casty.remote.association import Association
 from casty.remote.connection import Connection
 from casty.remote.control import CONTROL_PATH, DeserializationFailed, Ping, Pong, Unwatch, Watch
 from casty.remote.handshake import PROTOCOL_VERSION
-from casty.remote.refs import RefCache, RemoteTarget
+from casty.remote.refs import GoneIncarnation, RefCache, RemoteTarget, split_target
 from casty.remote.watch import RemoteWatch
 from casty.serde import MsgpackSerializer, PickleSerializer, Serializer
 
@@ -247,9 +247,31 @@ class RemoteTransport:
     def remote_ref(self, address: ActorAddress, path: str) -> ActorRef[Any]:
         return self.association(address).ref(path)
 
-    def resolve_ref(self, uri: str) -> ActorRef[Any]:
-        """Turn a URI from the wire into a ref: local actors resolve to themselves."""
-        return self._ref_cache.resolve(uri)
+    def resolve_ref(self, uri: str, incarnation: int = 0) -> ActorRef[Any]:
+        """Turn a URI from the wire into a ref: local actors resolve to themselves. A ref that
+        came with the incarnation of its process keeps it: messages to it reach that
+        incarnation or become dead letters ("incarnation gone")."""
+        return self._ref_cache.resolve(uri, incarnation)
+
+    def ref_incarnation(self, ref: ActorRef[Any]) -> int:
+        """The incarnation sent beside ``ref``'s URI: ours for a local actor, else the one the
+        ref was obtained from (0: unknown)."""
+        address = ref.address
+        if address.host is None or self.is_self(address):
+            return self.uid
+        return ref.uid
+
+    def inbound_target(self, key: str) -> str:
+        """The local path an envelope target names: a path, or a path with the incarnation its
+        sender obtained it from. A target of an earlier incarnation of this process keeps its
+        incarnation mark: :meth:`deliver_gone` makes messages to it dead letters."""
+        path, incarnation = split_target(key)
+        return path if incarnation == self.uid else key
+
+    def deliver_gone(self, key: str, msg: object) -> None:
+        """A message sent to an actor of an earlier incarnation of this process."""
+        path, incarnation = split_target(key)
+        GoneIncarnation(self, path, incarnation).tell(msg)
 
     def ref_to_wire(self, ref: ActorRef[Any]) -> str:
         address = ref.address
