@@ -28,7 +28,14 @@ from casty.actors.behaviors import Behavior
 from casty.actors.mailbox import Mailbox
 from casty.actors.receptionist import Listing, Registry, ServiceKey
 from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
-from casty.cluster.client_protocol import ClientBye, ClientHello, ClientUpdate
+from casty.cluster.client_protocol import (
+    ClientBye,
+    ClientHello,
+    ClientUpdate,
+    ClientUpdatePart,
+    UpdateAssembler,
+    merge_snapshots,
+)
 from casty.cluster.members import Member, MemberStatus
 from casty.config import TlsConfig
 from casty.errors import CastyError
@@ -128,6 +135,7 @@ class ClusterClient:
         self._switch_to: NodeAddress | None = None
         self._contact_lost: asyncio.Event | None = None
         self._state_events: dict[bool, asyncio.Event] = {}
+        self._update_parts = UpdateAssembler()
 
     # -- life cycle --------------------------------------------------------------------------
     async def __aenter__(self) -> ClusterClient:
@@ -148,6 +156,7 @@ class ClusterClient:
         loop = self.system.loop
         transport = self.system.require_transport()
         transport.add_control_handler(ClientUpdate, self._on_update)
+        transport.add_control_handler(ClientUpdatePart, self._on_update_part)
         transport.listeners.append(self._on_transport_event)
         self._first_view = loop.create_future()
         self._view_changed = asyncio.Event()
@@ -277,6 +286,17 @@ class ClusterClient:
         ):
             self._view_changed.clear()
             await self._view_changed.wait()
+
+    def _on_update_part(self, conn: Connection, msg: ClientUpdatePart) -> None:
+        """A part of an update too large for one frame: applied once all its parts are in."""
+        if conn.assoc is None or _node(conn.assoc.address) != self.contact:
+            return
+        parts = self._update_parts.add((conn.assoc.address, msg.update), msg.index, msg.count, msg)
+        if parts is None:
+            return
+        first: ClientUpdatePart = parts[0]
+        registries = merge_snapshots([snap for part in parts for snap in part.registries])
+        self._on_update(conn, ClientUpdate(first.members, first.unreachable, registries))
 
     def _on_update(self, conn: Connection, msg: ClientUpdate) -> None:
         if conn.assoc is None:

@@ -16,10 +16,12 @@ from casty import (
     ClusterClient,
     ClusteredActorSystem,
     ClusterUnavailable,
+    Register,
     ServiceKey,
 )
 from casty.testkit import TestProbe
 from tests.cluster_app import ECHO_KEY, Ping, fast_cluster_config
+from tests.conftest import eventually
 from tests.procs import NodeProcess
 from tests.remote_app import AskIt, Echo, Forward, WatchIt, echo
 
@@ -178,3 +180,47 @@ async def test_untouched_client_closes_promptly() -> None:
 
             await asyncio.wait_for(open_and_close(), 10)
             assert loop.time() - closing_at[0] < 1.5
+
+
+@pytest.mark.timeout(240)
+async def test_registry_larger_than_a_frame_reaches_members_and_clients() -> None:
+    """One actor under 100,000 service keys: a registry snapshot of several MB, over
+    ``max_frame_size``. Another member learns every key, and a client whose contact is that
+    member connects and sees them all."""
+    keys = 100_000
+    async with AsyncExitStack() as stack:
+        # a node busy with a registry this large may miss a heartbeat or two: no downing here
+        seed = await stack.enter_async_context(
+            ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config(down_after=60.0))
+        )
+        node = await stack.enter_async_context(
+            NodeProcess(NODE, "--name", "cluster", "--seed", f"127.0.0.1:{seed.port}", "--down-after", "60")
+        )
+        await seed.wait_for(2, timeout=30)
+        assert seed.config.remote.max_frame_size == 4 * 1024 * 1024
+        target = seed.spawn(_seed_service(), "many")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for i in range(keys):
+            seed.receptionist.tell(Register(ServiceKey[Any](f"key-{i:06d}"), target))
+        await eventually(lambda: len(seed.registry.local) >= keys, timeout=30, what="local registrations")
+        client = await stack.enter_async_context(
+            ClusterClient([("127.0.0.1", node.port)], "cluster", config=client_config(), connect_timeout=60)
+        )
+        # the client's view is the other member's: every key arrived there, and then here (a
+        # member busy with such a registry may be seen unreachable for a moment, hiding its keys)
+        await eventually(
+            lambda: len(client.registry.remote.get(seed.self_node, {})) == keys
+            and seed.self_node not in client.unreachable,
+            timeout=90,
+            interval=0.1,
+            what="every key in the client's view",
+        )
+        seen = [k for k in range(keys) if client.lookup(ServiceKey[Any](f"key-{k:06d}")).instances]
+        assert len(seen) == keys
+        listing = client.lookup(ServiceKey[Any]("key-000000"))
+        assert [i.ref for i in listing.instances] == [target]
+        assert loop.time() - started < 120
+        # and the registry still serves: a key registered afterwards arrives too
+        seed.receptionist.tell(Register(ServiceKey[Any]("late"), target))
+        await client.wait_for_service(ServiceKey[Any]("late"), timeout=60)
