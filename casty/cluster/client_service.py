@@ -79,7 +79,7 @@ class ClientService:
         if assoc is not None and assoc.address in self.clients:
             log.info("client %s left", assoc.address)
             del self.clients[assoc.address]
-            assoc.transport.mark_gone(assoc, "client left")
+            assoc.transport.mark_gone(assoc, "client left", level=logging.INFO)
 
     def on_transport_event(self, event: str, assoc: Association) -> None:
         if event == "gone" and assoc.address in self.clients:

@@ -63,6 +63,8 @@ class Association:
         self.retry_handle: asyncio.TimerHandle | None = None
         self.backoff = transport.config.reconnect_backoff_min
         self.failing_since: float | None = None
+        #: why the last dial or connection failed ("" once connected)
+        self.last_failure = ""
         self.gone = False
         self.idle_checks = 0
         self.keep_alive = False  # set by the cluster for members: never give up on our own
@@ -179,13 +181,17 @@ class Association:
             self.failing_since = None
             return  # nothing to deliver: reconnect lazily on the next send
         if reason is not None:
+            self.last_failure = reason
             if self.failing_since is None:
                 self.failing_since = now
                 # a refused handshake is a configuration error worth a warning; a peer that is
-                # merely gone is only worth one when someone waits on it
+                # merely gone is only worth one when someone waits on it (and not on a client,
+                # which reports the failover itself)
                 refused = reason.startswith("HandshakeError")
-                level = logging.WARNING if (self.keep_alive or self.watches or refused) else logging.INFO
+                waited_on = (self.keep_alive or bool(self.watches)) and self.transport.kind != "client"
+                level = logging.WARNING if (waited_on or refused) else logging.INFO
                 log.log(level, "cannot reach %s (%s); retrying with backoff", self.address, reason)
+                self.transport.notify("unreachable", self)
             else:
                 log.debug("cannot reach %s (%s)", self.address, reason)
             give_up = self.transport.config.give_up_after
@@ -212,6 +218,7 @@ class Association:
             self.dialable = False  # it has no listening port: reached only over its connections
         self.conn = conn
         self.failing_since = None
+        self.last_failure = ""
         self.backoff = self.transport.config.reconnect_backoff_min
         if self.retry_handle is not None:
             self.retry_handle.cancel()

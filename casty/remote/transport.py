@@ -281,22 +281,24 @@ class RemoteTransport:
 
     # -- events for the cluster ------------------------------------------------------------
     def notify(self, event: str, assoc: Association) -> None:
-        """Tell the listeners ``connected``, ``disconnected``, ``restarted`` or ``gone``."""
+        """Tell the listeners ``connected``, ``disconnected``, ``unreachable`` (dialing failed for
+        the first time since the last connection), ``restarted`` or ``gone``."""
         for listener in list(self.listeners):
             try:
                 listener(event, assoc)
             except Exception:
                 log.exception("transport listener failed on %s %s", event, assoc.address)
 
-    def mark_gone(self, assoc: Association, reason: str, quarantine: bool = False) -> None:
+    def mark_gone(self, assoc: Association, reason: str, quarantine: bool = False, level: int = logging.WARNING) -> None:
         """The peer process is gone for good: watchers get Terminated, queued messages become
-        dead letters, and the association is dropped (a later send starts afresh)."""
+        dead letters, and the association is dropped (a later send starts afresh). Logged at
+        ``level``: an expected departure (a client saying goodbye) is no warning."""
         if assoc.gone:
             return
         assoc.gone = True
         if quarantine and assoc.peer_uid is not None:
             self.quarantined.add(assoc.peer_uid)
-        log.warning("%s is gone: %s", assoc.address, reason)
+        log.log(level, "%s is gone: %s", assoc.address, reason)
         if assoc.retry_handle is not None:
             assoc.retry_handle.cancel()
             assoc.retry_handle = None
