@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from casty import ActorRef, AskTimeoutError, DeadLetter, EventStreamSubscribe
+from casty import ActorRef, AskTimeoutError, Behaviors, DeadLetter, EventStreamSubscribe
 from casty.config import CastyConfig
 from casty.remote import RemoteActorSystem
+from casty.serde import PickleSerializer
 from casty.testkit import TestProbe
 from tests.procs import NodeProcess
 from tests.remote_app import Echo, GetDeadLetters, Refs, SpawnChild
@@ -95,3 +96,20 @@ async def test_local_ref_of_an_earlier_incarnation_of_this_process_is_gone() -> 
         letter = await dead.expect(DeadLetter, timeout=5)
         assert "incarnation gone" in letter.reason and letter.message == "lost-too"
         assert probe.pending() == 0
+
+
+@pytest.mark.parametrize("serializer", ["msgpack", "pickle"])
+async def test_refs_received_carry_the_incarnation_of_their_process(serializer: str) -> None:
+    def make() -> Any:
+        return PickleSerializer() if serializer == "pickle" else None
+
+    async with RemoteActorSystem("test", serializer=make()) as a, RemoteActorSystem("test", serializer=make()) as b:
+        pa, pb = TestProbe(a, "pa"), TestProbe(b, "pb")
+        mine = a.spawn(Behaviors.ignore(), "mine")
+        a.ref(f"{b.address}{pb.ref.path}").tell((mine, pa.ref))
+        got, reply_to = await pb.receive(10)
+        assert got == mine and got.uid == a.require_transport().uid
+        # and back: our own actor, at our own incarnation, is the local ref again
+        reply_to.tell(got)
+        back = await pa.receive(10)
+        assert back is mine
