@@ -42,8 +42,9 @@ log = logging.getLogger("casty.remote")
 #: the wire name of the refusal notice: a refused notice is not answered with another one
 _NOTICE_TYPE = f"{DeserializationFailed.__module__}:{DeserializationFailed.__qualname__}"
 
-#: targets of earlier incarnations remembered per connection (beyond it, they are rejected
-#: as dead letters all the same: an unknown path has no actor)
+#: targets of earlier incarnations (and refused types) remembered per connection; beyond it,
+#: such targets are dead letters all the same (an unknown path has no actor) and refusals of
+#: further types are no longer logged
 _GONE_TARGETS_LIMIT = 10_000
 
 #: encoded bytes written per ``write()`` at most while draining a long queue
@@ -230,7 +231,7 @@ class Connection(asyncio.Protocol):
         reason = f"cannot decode a message from {self.peer_label}: {exc}"
         system = self.owner.system
         system.dead_letter(None, None if path == CONTROL_PATH else system.resolve_local(path), reason)
-        if type_name not in self.refused_types:
+        if type_name not in self.refused_types and len(self.refused_types) < _GONE_TARGETS_LIMIT:
             self.refused_types.add(type_name)
             log.warning("%s (a dead letter for %s; the connection stays up)", reason, path)
         if self.assoc is not None and type_name != _NOTICE_TYPE:
