@@ -114,13 +114,15 @@ class RemoteTarget:
         assoc.send(self.key, msg)
 
     def add_watcher(self, watcher: ActorRef[Any]) -> bool:
-        self.bound().add_watch(self.path, watcher)
+        # the watch names the incarnation too: the peer answers Terminated at once when the
+        # actor's incarnation is gone, instead of watching a stranger at the same path
+        self.bound().add_watch(self.key, watcher)
         return True
 
     def remove_watcher(self, watcher: ActorRef[Any]) -> None:
         assoc = self.assoc
         if assoc is not None and not assoc.gone:
-            assoc.remove_watch(self.path, watcher)
+            assoc.remove_watch(self.key, watcher)
 
 
 class RefCache:

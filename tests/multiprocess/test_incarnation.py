@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from casty import ActorRef, AskTimeoutError, Behaviors, DeadLetter, EventStreamSubscribe
+from casty import (
+    ActorContext,
+    ActorRef,
+    AskTimeoutError,
+    Behavior,
+    Behaviors,
+    DeadLetter,
+    EventStreamSubscribe,
+    Terminated,
+)
 from casty.config import CastyConfig
 from casty.remote import RemoteActorSystem
 from casty.serde import PickleSerializer
@@ -73,8 +82,25 @@ async def test_ref_of_an_earlier_incarnation_is_a_dead_letter_on_the_new_one() -
             # a fresh ask travels on the same connection after them: any stray reply arrived first
             assert await system.ask(echo, lambda r: Echo("after", r), timeout=10) == "after"
             assert probe.pending() == 0
+            # watching a ref of the old incarnation: Terminated at once, not a watch on a stranger
+            system.spawn(watching(old_echo, probe.ref), "watcher")
+            terminated = await probe.expect(Terminated, timeout=10)
+            assert terminated.ref == old_echo
         finally:
             await node.kill()
+
+
+def watching(target: ActorRef[Any], report: ActorRef[Any]) -> Behavior[Any]:
+    async def setup(ctx: ActorContext[Any]) -> Behavior[Any]:
+        ctx.watch(target)
+
+        async def receive(ctx: ActorContext[Any], msg: Any) -> None:
+            if isinstance(msg, Terminated):
+                report.tell(msg)
+
+        return Behaviors.receive(receive)
+
+    return Behaviors.setup(setup)
 
 
 async def test_local_ref_of_an_earlier_incarnation_of_this_process_is_gone() -> None:
