@@ -213,6 +213,8 @@ class ActorSystem:
         self._top: dict[str, ActorCell] = {}
         self._temp: dict[str, Any] = {}
         self._ask_ids = itertools.count(1)
+        #: id(message) -> (message, reply future) of asks sent to actors in other processes
+        self._remote_asks: dict[int, tuple[object, asyncio.Future[Any]]] = {}
         self.dead_letters: int = 0
         self._events = _EventStream(self)
         self.registry = Registry(self._self_node)
@@ -445,12 +447,21 @@ class ActorSystem:
         self._temp[path] = promise
         reply_to: ActorRef[R] = ActorRef(self.address, path, promise.tell, promise)
         handle = loop.call_later(timeout, _expire, future, ref, timeout)
+        message = None
         try:
-            ref.tell(factory(reply_to))
+            message = factory(reply_to)
+            remote = not ref.is_local
+            if remote:
+                # a transport that cannot encode the message fails the ask at once (not_sent)
+                self._remote_asks[id(message)] = (message, future)
+            ref.tell(message)
             return await future  # type: ignore[no-any-return]
         finally:
             handle.cancel()
             del self._temp[path]
+            entry = self._remote_asks.get(id(message))
+            if entry is not None and entry[0] is message:
+                del self._remote_asks[id(message)]
 
     async def ask_or_none(
         self, ref: ActorRef[Any], msg_factory: Callable[[ActorRef[R]], Any], timeout: float | None = None
@@ -461,6 +472,14 @@ class ActorSystem:
             return await self.ask(ref, msg_factory, timeout=timeout)
         except AskTimeoutError:
             return None
+
+    def not_sent(self, msg: object, error: Exception) -> None:
+        """A transport could not send ``msg`` (it cannot be encoded, or is too large for a
+        frame): an ``ask`` waiting for the reply to it raises ``error`` now instead of timing
+        out. The transport also makes ``msg`` a dead letter."""
+        entry = self._remote_asks.get(id(msg))
+        if entry is not None and entry[0] is msg and not entry[1].done():
+            entry[1].set_exception(error)
 
     # -- dead letters and events ---------------------------------------------------------------
     def dead_letter(self, msg: object, recipient: ActorRef[Any] | None, reason: str) -> None:

@@ -20,8 +20,15 @@ from typing import TYPE_CHECKING, Any
 from casty._fastpath import FrameDecoder, FrameEncoder
 from casty.actors.events import Terminated
 from casty.actors.ref import ActorRef
-from casty.errors import DeserializationError, FrameError, FrameTooLarge, HandshakeError, SerializationError
-from casty.remote.control import CONTROL_PATH
+from casty.errors import (
+    DeserializationError,
+    FrameError,
+    FrameTooLarge,
+    HandshakeError,
+    MessageRefused,
+    SerializationError,
+)
+from casty.remote.control import CONTROL_PATH, DeserializationFailed
 from casty.remote.handshake import HANDSHAKE_LIMIT, Handshake
 from casty.serde import MessageDecoder, MessageEncoder
 
@@ -32,6 +39,14 @@ if TYPE_CHECKING:
 __all__ = ["Connection"]
 
 log = logging.getLogger("casty.remote")
+
+#: the wire name of the refusal notice: a refused notice is not answered with another one
+_NOTICE_TYPE = f"{DeserializationFailed.__module__}:{DeserializationFailed.__qualname__}"
+
+#: targets of earlier incarnations (and refused types) remembered per connection; beyond it,
+#: such targets are dead letters all the same (an unknown path has no actor) and refusals of
+#: further types are no longer logged
+_GONE_TARGETS_LIMIT = 10_000
 
 #: encoded bytes written per ``write()`` at most while draining a long queue
 _FLUSH_CHUNK = 1 << 20
@@ -93,6 +108,10 @@ class Connection(asyncio.Protocol):
         self._early: list[bytes] = []
         self._backlog_pos = 0
         self._continue_cb = self._continue_backlog
+        #: types of refused messages already logged on this connection
+        self.refused_types: set[str] = set()
+        #: envelope targets naming an actor of an earlier incarnation of this process
+        self.gone_targets: set[str] = set()
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -302,6 +321,7 @@ class Connection(asyncio.Protocol):
         in_paths = self.in_paths
         owner = self.owner
         deliver = owner.system.deliver
+        gone = self.gone_targets
         for body in bodies:
             try:
                 envelope = decoder.decode(body)
@@ -311,13 +331,17 @@ class Connection(asyncio.Protocol):
                 if type(target) is int:
                     path = in_paths[target]
                 elif type(target) is str:
-                    path = target
+                    path = target if "\x00" not in target else self.incarnation_target(target)
                 else:
                     ident, path = target
                     if ident != len(in_paths) or type(path) is not str:
                         raise DeserializationError("out-of-order path definition")
+                    if "\x00" in path:
+                        path = self.incarnation_target(path)
                     in_paths.append(path)
             except (DeserializationError, IndexError, TypeError, ValueError) as exc:
+                if self.refuse_message(exc):
+                    continue
                 self.abort(f"refused a message from {self.peer_label}: {exc}")
                 return
             if type(msg) is Terminated:
@@ -331,10 +355,67 @@ class Connection(asyncio.Protocol):
                 except Exception as exc:
                     self.abort(f"control message {type(msg).__name__} from {self.peer_label} failed: {exc!r}")
                     return
+            elif gone and path in gone:
+                owner.deliver_gone(path, msg)
             else:
                 deliver(path, msg)
             if self.state != "open":
                 return
+
+    # -- targets that carry an incarnation ------------------------------------------------------
+    def incarnation_target(self, key: str) -> str:
+        """The path a target with an incarnation mark names, kept marked (and remembered in
+        ``gone_targets``) when that incarnation is not this process's."""
+        try:
+            path = self.owner.inbound_target(key)
+        except ValueError:
+            raise DeserializationError(f"malformed envelope target {key!r}") from None
+        if path is key and len(self.gone_targets) < _GONE_TARGETS_LIMIT:
+            self.gone_targets.add(key)
+        return path
+
+    # -- messages this process cannot build -------------------------------------------------
+    def refuse_message(self, exc: Exception) -> bool:
+        """A message parsed in full but could not be built here (a class this process has not
+        loaded, a failing constructor): it becomes a dead letter with the reason, the sender is
+        told with :class:`DeserializationFailed`, and the connection stays up. Returns False
+        when the bytes themselves are bad (the connection's tables may be out of step with the
+        sender's): then the connection must close."""
+        if not isinstance(exc, MessageRefused):
+            return False
+        envelope = exc.value
+        if type(envelope) is not list or len(envelope) != 2:
+            return False
+        path = self._refused_target(envelope[0])
+        if path is None:
+            return False
+        type_name = exc.type_name or ""
+        reason = f"cannot decode a message from {self.peer_label}: {exc}"
+        system = self.owner.system
+        system.dead_letter(None, None if path == CONTROL_PATH else system.resolve_local(path), reason)
+        if type_name not in self.refused_types and len(self.refused_types) < _GONE_TARGETS_LIMIT:
+            self.refused_types.add(type_name)
+            log.warning("%s (a dead letter for %s; the connection stays up)", reason, path)
+        if self.assoc is not None and type_name != _NOTICE_TYPE:
+            self.assoc.send(CONTROL_PATH, DeserializationFailed(path, type_name, str(exc)))
+        return True
+
+    def _refused_target(self, target: object) -> str | None:
+        """The path of a refused envelope's target, learning it when the envelope defined it
+        (the sender counts it as defined either way); None when the target is malformed."""
+        in_paths = self.in_paths
+        if type(target) is int:
+            return in_paths[target] if 0 <= target < len(in_paths) else None
+        if type(target) is str:
+            return target if "\x00" not in target else self.incarnation_target(target)
+        if type(target) is list and len(target) == 2:
+            ident, path = target
+            if ident == len(in_paths) and type(path) is str:
+                if "\x00" in path:
+                    path = self.incarnation_target(path)
+                in_paths.append(path)
+                return path
+        return None
 
     # -- envelopes out -----------------------------------------------------------------------
     def write_queue(self, queue: deque[tuple[str, object]]) -> None:
@@ -368,6 +449,7 @@ class Connection(asyncio.Protocol):
                 if type(exc) is FrameTooLarge and self._split_oversized(queue, path, msg, exc):
                     continue
                 system.dead_letter(msg, assoc.ref(path) if assoc else None, f"not sent: {exc}")
+                system.not_sent(msg, exc)
                 log.warning("message to %s%s not sent: %s", self.peer_label, path, exc)
                 continue
             if ident is None and type(target) is list:
@@ -411,6 +493,9 @@ class Connection(asyncio.Protocol):
         if hasattr(self.encoder, "max_size"):
             # the encoder rolls back its type/ref tables when a message is too large to send
             self.encoder.max_size = owner.config.max_frame_size
+        if hasattr(self.encoder, "incarnation_of"):
+            # refs travel with the incarnation of the process their actor lives in
+            self.encoder.incarnation_of = owner.ref_incarnation
         self.decoder = serializer.new_decoder(owner.resolve_ref)
         decoder: Any = self.decoder
         if hasattr(decoder, "max_types"):

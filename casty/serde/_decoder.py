@@ -14,7 +14,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped, unused-ignore]
 
 from casty.actors.ref import ActorRef
-from casty.errors import DeserializationError
+from casty.errors import DeserializationError, MessageRefused
 
 from ._records import RecordMaker, RunBuilder, record_builder, record_maker, run_builder
 from ._registry import TypeRegistry, is_dataclass_type, is_enum_type, lookup_loaded_class
@@ -23,7 +23,9 @@ from ._wire import (
     EXT_BIGINT,
     EXT_FROZENSET,
     EXT_REF_DEF,
+    EXT_REF_DEF_INC,
     EXT_REF_INLINE,
+    EXT_REF_INLINE_INC,
     EXT_REF_REF,
     EXT_RUN,
     EXT_SET,
@@ -32,6 +34,7 @@ from ._wire import (
     EXT_TYPE_REF,
     id_bytes,
     unpack_u32,
+    unpack_u64,
 )
 
 __all__ = ["MsgpackDecoder"]
@@ -176,13 +179,16 @@ class MsgpackDecoder:
         "max_types",
     )
 
-    def __init__(self, registry: TypeRegistry, strict: bool, resolve_ref: Callable[[str], ActorRef[Any]]) -> None:
+    def __init__(self, registry: TypeRegistry, strict: bool, resolve_ref: Callable[..., ActorRef[Any]]) -> None:
+        """``resolve_ref(uri)`` turns a URI into a ref; for a ref that came with the incarnation
+        of its process it is called as ``resolve_ref(uri, incarnation)``."""
         self._registry = registry
         self._strict = strict
         self._resolve_ref = resolve_ref
         self._tags: dict[bytes, _Tag] = {}
         self._tags_by_name: dict[str, _Tag] = {}
-        self._ref_uris: dict[bytes, str] = {}
+        #: ref id -> (URI, incarnation; 0 when the sender did not know it)
+        self._ref_uris: dict[bytes, tuple[str, int]] = {}
         self._open_tags = 0
         self._error: DeserializationError | None = None
         #: definitions a peer may make (set by the transport from its configuration)
@@ -202,10 +208,10 @@ class MsgpackDecoder:
                 self._open_tags += 1
                 return tag
             if code == EXT_REF_REF:
-                uri = ref_uris.get(data)
-                if uri is None:
+                known = ref_uris.get(data)
+                if known is None:
                     raise DeserializationError(f"unknown actor ref id {data.hex()}")
-                return resolve(uri)
+                return resolve(*known)
             if code == EXT_TUPLE:
                 self._open_tags += 1
                 return _TUPLE_TAG
@@ -216,10 +222,19 @@ class MsgpackDecoder:
                 self._open_tags += 1
                 return define_type(data)
             if code == EXT_REF_DEF:
-                return resolve(define_ref(data))
+                return resolve(*define_ref(data, False))
+            if code == EXT_REF_DEF_INC:
+                return resolve(*define_ref(data, True))
             if code == EXT_REF_INLINE:
                 try:
-                    return resolve(data.decode("utf-8"))
+                    return resolve(data.decode("utf-8"), 0)
+                except UnicodeDecodeError:
+                    raise DeserializationError("actor ref URI is not UTF-8") from None
+            if code == EXT_REF_INLINE_INC:
+                if len(data) < 8:
+                    raise DeserializationError("malformed actor ref")
+                try:
+                    return resolve(data[8:].decode("utf-8"), unpack_u64(data)[0])
                 except UnicodeDecodeError:
                     raise DeserializationError("actor ref URI is not UTF-8") from None
             if code == EXT_BIGINT:
@@ -297,15 +312,18 @@ class MsgpackDecoder:
         if self._error is None:
             self._error = error
 
-    def _resolve(self, uri: str) -> Any:
+    def _resolve(self, uri: str, incarnation: int) -> Any:
         try:
+            if incarnation:
+                return self._resolve_ref(uri, incarnation)
             return self._resolve_ref(uri)
         except Exception as exc:
             self._record(DeserializationError(f"cannot resolve actor ref {uri!r}: {exc}"))
             return None
 
-    def _define_ref(self, data: bytes) -> str:
-        if len(data) < 4:
+    def _define_ref(self, data: bytes, with_incarnation: bool) -> tuple[str, int]:
+        start = 12 if with_incarnation else 4
+        if len(data) < start:
             raise DeserializationError("malformed actor ref definition")
         ident = unpack_u32(data)[0]
         if ident != len(self._ref_uris):
@@ -314,9 +332,9 @@ class MsgpackDecoder:
             raise DeserializationError(
                 f"too many actor ref definitions on one connection (limit {self.max_refs}, remote.max_ref_definitions)"
             )
-        uri = data[4:].decode("utf-8")
-        self._ref_uris[id_bytes(ident)] = uri
-        return uri
+        known = (data[start:].decode("utf-8"), unpack_u64(data, 4)[0] if with_incarnation else 0)
+        self._ref_uris[id_bytes(ident)] = known
+        return known
 
     def _define_type(self, data: bytes) -> _Tag:
         if len(data) < 5:
@@ -407,8 +425,10 @@ class MsgpackDecoder:
             if self._error is not None:
                 raise self._error from exc
             raise DeserializationError(f"malformed message: {type(exc).__name__}: {exc}") from exc
-        if self._error is not None:
-            raise self._error
+        error = self._error
+        if error is not None:
+            # parsed in full: the tables are in step, only this message is lost
+            raise MessageRefused(str(error), error.type_name, obj) from error
         return obj
 
     def _forget(self, tags_before: int, refs_before: int) -> None:
