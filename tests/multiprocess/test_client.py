@@ -135,10 +135,16 @@ async def test_no_member_reachable_fails_fast_and_recovers() -> None:
             ClusteredActorSystem("cluster", "127.0.0.1", port, config=fast_cluster_config())
         )
         seed2.spawn(Behaviors.discoverable(_seed_service(), key=ECHO_KEY), "svc")
-        listing = await client.wait_for_service(ECHO_KEY, timeout=20)
         # the restarted node is a new incarnation: its service comes with a new ref (the old
-        # one would reach nothing there: refs carry the incarnation they were obtained from)
-        old_svc, svc = svc, sorted(listing.instances)[0].ref
+        # one would reach nothing there: refs carry the incarnation they were obtained from).
+        # Until the new node's view arrives the client may still list the old ref.
+        old_svc = svc
+
+        def new_incarnation_listed() -> bool:
+            return any(i.ref.uid != old_svc.uid for i in client.lookup(ECHO_KEY).instances)
+
+        await eventually(new_incarnation_listed, timeout=20, what="the restarted node's service in the view")
+        svc = sorted(client.lookup(ECHO_KEY).instances)[0].ref
         assert svc == old_svc and svc.uid != old_svc.uid
         for _ in range(100):
             try:
