@@ -14,13 +14,20 @@ from typing import TYPE_CHECKING
 __all__ = [
     "COMPILED",
     "IMPLEMENTATION",
+    "KIND_CALL",
+    "KIND_DICT",
+    "KIND_SLOTS",
+    "KIND_TUPLE",
     "MAX_DEMAND",
     "ConsumerWindow",
     "FrameDecoder",
     "FrameEncoder",
     "MailboxRunner",
     "ProducerLedger",
+    "RecordBuilder",
+    "RunWriter",
     "encode_frame",
+    "has_timestamp_ext",
     "modules",
 ]
 
@@ -42,6 +49,15 @@ if TYPE_CHECKING:
     from casty._fastpath._demand_py import MAX_DEMAND, ConsumerWindow, ProducerLedger
     from casty._fastpath._frame_py import FrameDecoder, FrameEncoder, encode_frame
     from casty._fastpath._mailbox_py import MailboxRunner
+    from casty._fastpath._runcodec_py import (
+        KIND_CALL,
+        KIND_DICT,
+        KIND_SLOTS,
+        KIND_TUPLE,
+        RecordBuilder,
+        RunWriter,
+        has_timestamp_ext,
+    )
 
     COMPILED: bool
     IMPLEMENTATION: str
@@ -49,7 +65,7 @@ if TYPE_CHECKING:
 else:
     modules = {}
     _compiled = []
-    for _name in ("mailbox", "frame", "demand"):
+    for _name in ("mailbox", "frame", "demand", "runcodec"):
         modules[_name], _flag = _select(_name)
         _compiled.append(_flag)
     COMPILED = all(_compiled)
@@ -62,3 +78,10 @@ else:
     ProducerLedger = modules["demand"].ProducerLedger
     ConsumerWindow = modules["demand"].ConsumerWindow
     MAX_DEMAND = modules["demand"].MAX_DEMAND
+    RunWriter = modules["runcodec"].RunWriter
+    RecordBuilder = modules["runcodec"].RecordBuilder
+    has_timestamp_ext = modules["runcodec"].has_timestamp_ext
+    KIND_DICT = modules["runcodec"].KIND_DICT
+    KIND_SLOTS = modules["runcodec"].KIND_SLOTS
+    KIND_TUPLE = modules["runcodec"].KIND_TUPLE
+    KIND_CALL = modules["runcodec"].KIND_CALL

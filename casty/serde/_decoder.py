@@ -13,12 +13,12 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped, unused-ignore]
 
+from casty._fastpath import has_timestamp_ext
 from casty.actors.ref import ActorRef
 from casty.errors import DeserializationError
 
-from ._records import RecordMaker, RunBuilder, record_builder, record_maker, run_builder
+from ._records import RecordBuilder, record_builder
 from ._registry import TypeRegistry, is_dataclass_type, is_enum_type, lookup_loaded_class
-from ._timestamp import TIMESTAMP_HEADER, contains_timestamp
 from ._wire import (
     EXT_BIGINT,
     EXT_FROZENSET,
@@ -43,25 +43,16 @@ _SMALL_MESSAGE = 64 * 1024
 class _Tag:
     """What a type tag decodes to: knows how to build the value from its array.
 
-    Record types (dataclasses, NamedTuples) also have ``record``, building one value from its
-    field values, ``arity``, their number of fields, and ``run``, building every item of a
-    record run: that is what a RecordRun needs."""
+    Record types (dataclasses, NamedTuples) also have ``records``, the builder of their
+    records, which builds every item of a record run in one loop: that is what a RecordRun
+    needs."""
 
-    __slots__ = ("arity", "build", "name", "record", "run")
+    __slots__ = ("build", "name", "records")
 
-    def __init__(
-        self,
-        name: str,
-        build: Callable[[list[Any]], Any],
-        record: RecordMaker | None = None,
-        arity: int = 0,
-        run: RunBuilder | None = None,
-    ) -> None:
+    def __init__(self, name: str, build: Callable[[list[Any]], Any], records: RecordBuilder | None = None) -> None:
         self.name = name
         self.build = build
-        self.record = record
-        self.arity = arity
-        self.run = run
+        self.records = records
 
     def __repr__(self) -> str:
         return f"<casty type tag {self.name}>"
@@ -92,8 +83,8 @@ def _refusal_builder(error: DeserializationError) -> Callable[[list[Any]], Any]:
 
 
 def _dataclass_tag(name: str, cls: type) -> _Tag:
-    record, arity = record_maker(cls)
-    return _Tag(name, record_builder(cls), record, arity, run_builder(cls, record, arity))
+    records = record_builder(cls)
+    return _Tag(name, records.build, records)
 
 
 def _enum_builder(cls: type[Enum]) -> Callable[[list[Any]], Any]:
@@ -203,14 +194,13 @@ class MsgpackDecoder:
             self._open_tags -= 1
             tag: _Tag = items[1]
             count: int = items[2]
-            run = tag.run
-            if run is None:
+            records = tag.records
+            if records is None:
                 tag.build([tag])  # a refused type raises its own error here
                 raise DeserializationError(f"{tag.name} cannot travel in a record run", tag.name)
-            arity = tag.arity
-            if count < 0 or len(items) != 3 + count * arity:
+            if count < 0 or len(items) != 3 + count * records.arity:
                 raise DeserializationError(f"record run of {tag.name}: {len(items) - 3} values for {count} items")
-            return run(items, 3, 3 + count * arity)
+            return records.run(items, 3, count)
 
         run_tag = _Tag("record run", build_run)
 
@@ -349,7 +339,7 @@ class MsgpackDecoder:
                 )
             if self._open_tags:
                 raise DeserializationError("malformed message: a type tag outside its array")
-            if b"\xff" in data and TIMESTAMP_HEADER.search(data) is not None and contains_timestamp(data):
+            if has_timestamp_ext(data):
                 raise DeserializationError("malformed message: unknown msgpack ext code -1")
         except BaseException as exc:
             self._forget(tags_before, refs_before)
