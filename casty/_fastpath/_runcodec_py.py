@@ -242,7 +242,7 @@ class RecordBuilder:
 
 #: the only headers that can yield an ext of code -1 (msgpack's timestamp)
 _TIMESTAMP_HEADER = re.compile(
-    rb"[\xd6\xd7]\xff|\xc7\x0c\xff|\xc8\x00[\x04\x08\x0c]\xff|\xc9\x00\x00\x00[\x04\x08\x0c]\xff"
+    rb"[\xd6\xd7]\xff|\xc7[\x04\x08\x0c]\xff|\xc8\x00[\x04\x08\x0c]\xff|\xc9\x00\x00\x00[\x04\x08\x0c]\xff"
 )
 
 # Bytes following the first byte of a msgpack token, for fixed-size tokens.
