@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from casty._discover import discover_config as discover_config
 from casty._fastpath import COMPILED as COMPILED
 from casty._fastpath import IMPLEMENTATION as IMPLEMENTATION
 from casty._run import run as run
@@ -9,9 +10,12 @@ from casty.actors.behaviors import Behavior as Behavior
 from casty.actors.behaviors import Behaviors as Behaviors
 from casty.actors.behaviors import Directive as Directive
 from casty.actors.behaviors import OneForOneStrategy as OneForOneStrategy
+from casty.actors.behaviors import Signal as Signal
 from casty.actors.behaviors import SupervisionStrategy as SupervisionStrategy
 from casty.actors.context import ActorContext as ActorContext
+from casty.actors.context import Interceptor as Interceptor
 from casty.actors.context import TimerScheduler as TimerScheduler
+from casty.actors.events import ActorRestarted as ActorRestarted
 from casty.actors.events import ActorStarted as ActorStarted
 from casty.actors.events import ActorStopped as ActorStopped
 from casty.actors.events import DeadLetter as DeadLetter
@@ -20,6 +24,8 @@ from casty.actors.events import EventStreamUnsubscribe as EventStreamUnsubscribe
 from casty.actors.events import Publish as Publish
 from casty.actors.events import Terminated as Terminated
 from casty.actors.events import UnhandledMessage as UnhandledMessage
+from casty.actors.eventstream import EventStreamMsg as EventStreamMsg
+from casty.actors.eventstream import event_stream_actor as event_stream_actor
 from casty.actors.mailbox import Mailbox as Mailbox
 from casty.actors.mailbox import MailboxOverflowStrategy as MailboxOverflowStrategy
 from casty.actors.receptionist import Deregister as Deregister
@@ -29,26 +35,34 @@ from casty.actors.receptionist import Register as Register
 from casty.actors.receptionist import ServiceInstance as ServiceInstance
 from casty.actors.receptionist import ServiceKey as ServiceKey
 from casty.actors.receptionist import Subscribe as Subscribe
+from casty.actors.receptionist import receptionist_actor as receptionist_actor
 from casty.actors.ref import ActorAddress as ActorAddress
 from casty.actors.ref import ActorRef as ActorRef
 from casty.actors.ref import NodeAddress as NodeAddress
+from casty.actors.ref import RefTarget as RefTarget
+from casty.actors.scheduler import CancelSchedule as CancelSchedule
+from casty.actors.scheduler import ScheduleOnce as ScheduleOnce
+from casty.actors.scheduler import SchedulerMsg as SchedulerMsg
+from casty.actors.scheduler import ScheduleTick as ScheduleTick
+from casty.actors.scheduler import scheduler as scheduler
 from casty.actors.system import ActorSystem as ActorSystem
 from casty.actors.system import InvalidActorName as InvalidActorName
+from casty.actors.system import System as System
 from casty.client import ClusterClient as ClusterClient
 from casty.client import ClusterUnavailable as ClusterUnavailable
-from casty.cluster import ClusteredActorSystem as ClusteredActorSystem
-from casty.cluster import ClusterState as ClusterState
-from casty.cluster import LeaderChanged as LeaderChanged
-from casty.cluster import Member as Member
-from casty.cluster import MemberDowned as MemberDowned
-from casty.cluster import MemberExited as MemberExited
-from casty.cluster import MemberJoined as MemberJoined
-from casty.cluster import MemberLeft as MemberLeft
-from casty.cluster import MemberRemoved as MemberRemoved
-from casty.cluster import MemberStatus as MemberStatus
-from casty.cluster import MemberUp as MemberUp
-from casty.cluster import ReachableMember as ReachableMember
-from casty.cluster import UnreachableMember as UnreachableMember
+from casty.cluster.events import LeaderChanged as LeaderChanged
+from casty.cluster.events import MemberDowned as MemberDowned
+from casty.cluster.events import MemberExited as MemberExited
+from casty.cluster.events import MemberJoined as MemberJoined
+from casty.cluster.events import MemberLeft as MemberLeft
+from casty.cluster.events import MemberRemoved as MemberRemoved
+from casty.cluster.events import MemberUp as MemberUp
+from casty.cluster.events import ReachableMember as ReachableMember
+from casty.cluster.events import UnreachableMember as UnreachableMember
+from casty.cluster.members import ClusterState as ClusterState
+from casty.cluster.members import Member as Member
+from casty.cluster.members import MemberStatus as MemberStatus
+from casty.cluster.system import ClusteredActorSystem as ClusteredActorSystem
 from casty.config import CastyConfig as CastyConfig
 from casty.config import load_config as load_config
 from casty.errors import AskTimeoutError as AskTimeoutError
@@ -158,6 +172,7 @@ __all__ = (
     "OneForOneStrategy",
     "ProtocolError",
     "Publish",
+    "RefTarget",
     "Register",
     "SerializationError",
     "ServiceInstance",
@@ -172,4 +187,17 @@ __all__ = (
     "UnhandledMessage",
     "load_config",
     "run",
+    "ActorRestarted",
+    "CancelSchedule",
+    "EventStreamMsg",
+    "Interceptor",
+    "ScheduleOnce",
+    "ScheduleTick",
+    "SchedulerMsg",
+    "Signal",
+    "System",
+    "discover_config",
+    "event_stream_actor",
+    "receptionist_actor",
+    "scheduler",
 )

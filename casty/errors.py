@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 __all__ = [
     "AskTimeoutError",
     "CastyError",
@@ -81,5 +83,5 @@ class StreamTimeoutError(CastyError, TimeoutError):
     """A stream saw no element or subscription within its timeout."""
 
 
-class MailboxFull(CastyError):
-    """A bounded mailbox with the ``reject`` strategy refused a message."""
+class MailboxFull(CastyError, asyncio.QueueFull):
+    """A bounded mailbox with the ``reject`` strategy refused a message (an ``asyncio.QueueFull``)."""

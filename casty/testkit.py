@@ -25,6 +25,12 @@ class _ProbeTarget:
     def tell(self, msg: object) -> None:
         self.queue.put_nowait(msg)
 
+    def add_watcher(self, watcher: ActorRef[Any]) -> bool:
+        return False  # like an ask's reply ref: nothing to watch
+
+    def remove_watcher(self, watcher: ActorRef[Any]) -> None:
+        return None
+
 
 class TestProbe:
     """Collects every message told to ``probe.ref``; ``await probe.expect(Type)`` takes the next one.
@@ -38,8 +44,7 @@ class TestProbe:
         self.system = system
         self._target = _ProbeTarget()
         path = f"/temp/probe-{name or next(_ids)}"
-        self.ref: ActorRef[Any] = ActorRef(system.address, path, self._target.tell, self._target)
-        system._temp[path] = self._target
+        self.ref: ActorRef[Any] = system.bind_temp(path, self._target)
 
     async def receive(self, timeout: float = 5.0) -> Any:
         """The next message, or AssertionError after ``timeout`` seconds."""

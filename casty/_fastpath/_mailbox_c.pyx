@@ -126,15 +126,15 @@ cdef class MailboxRunner:
                     Py_XDECREF(presult)
                     if rc == _PYGEN_NEXT:
                         self._suspended = True
-                        cell._on_suspend(coro, result, msg)
+                        cell.on_suspend(coro, result, msg)
                         break
                 else:
                     result = coro
             except BaseException as exc:
-                cell._on_failure(exc, msg)
+                cell.on_failure(exc, msg)
                 continue
             if result is not None and result is not same:
-                cell._on_result(result, msg)
+                cell.on_result(result, msg)
         if queue and not self._suspended:
             self._call_soon(self._run_cb)
         else:

@@ -2,7 +2,7 @@
 
 The run loop drives each handler coroutine directly with ``send(None)``: a handler that
 finishes without really awaiting costs no Task and no event-loop round trip. A handler that
-does await is handed to the owning cell (``_on_suspend``), which finishes it in a Task while
+does await is handed to the owning cell (``on_suspend``), which finishes it in a Task while
 the mailbox stays suspended, so messages to one actor are still handled one at a time and in
 arrival order. Each actor handles at most ``throughput`` messages per event-loop turn.
 """
@@ -137,15 +137,15 @@ class MailboxRunner:
                         result = stop.value
                     else:
                         self._suspended = True
-                        cell._on_suspend(coro, yielded, msg)
+                        cell.on_suspend(coro, yielded, msg)
                         break
                 else:
                     result = coro
             except BaseException as exc:
-                cell._on_failure(exc, msg)
+                cell.on_failure(exc, msg)
                 continue
             if result is not None and result is not same:
-                cell._on_result(result, msg)
+                cell.on_result(result, msg)
         if queue and not self._suspended:
             self._call_soon(self._run_cb)
         else:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import enum
+import inspect
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -17,6 +17,8 @@ __all__ = [
     "Directive",
     "Hook",
     "OneForOneStrategy",
+    "RestartHook",
+    "Signal",
     "SupervisionStrategy",
 ]
 
@@ -25,12 +27,65 @@ N = TypeVar("N")
 
 #: A lifecycle hook: ``(ctx) -> None`` or ``async (ctx) -> None``.
 Hook = Callable[["ActorContext[Any]"], Awaitable[None] | None]
+#: A pre-restart hook: ``(ctx)`` or ``(ctx, exc)`` (``exc`` is None for ``Behaviors.restart()``),
+#: sync or async.
+RestartHook = Callable[..., Awaitable[None] | None]
+
+
+class Signal(enum.Enum):
+    """The transitions a handler can answer instead of a new behavior (``Behavior.signal``)."""
+
+    same = "same"
+    stopped = "stopped"
+    restart = "restart"
+    unhandled = "unhandled"
 
 
 class Behavior(Generic[M]):
-    """Base of every behavior. Build them with :class:`Behaviors`, never directly."""
+    """Base of every behavior. Build them with :class:`Behaviors` (the constructors are also
+    available on ``Behavior`` itself: ``Behavior.receive(...)``, ``Behavior.same()``...)."""
 
     __slots__ = ()
+
+    @property
+    def signal(self) -> Signal | None:
+        """The transition this behavior stands for (``same``, ``stopped``...), None for a real one."""
+        return None
+
+    @staticmethod
+    def receive(handler: Callable[[ActorContext[N], N], Awaitable[Behavior[N] | None]]) -> Behavior[N]:
+        """Same as :meth:`Behaviors.receive`."""
+        return ReceiveBehavior(handler)
+
+    @staticmethod
+    def setup(factory: Callable[[ActorContext[N]], Awaitable[Behavior[N]]]) -> Behavior[N]:
+        """Same as :meth:`Behaviors.setup`."""
+        return SetupBehavior(factory)
+
+    @staticmethod
+    def same() -> Behavior[Any]:
+        """Same as :meth:`Behaviors.same`."""
+        return SAME
+
+    @staticmethod
+    def stopped() -> Behavior[Any]:
+        """Same as :meth:`Behaviors.stopped`."""
+        return STOPPED
+
+    @staticmethod
+    def unhandled() -> Behavior[Any]:
+        """Same as :meth:`Behaviors.unhandled`."""
+        return UNHANDLED
+
+    @staticmethod
+    def restart() -> Behavior[Any]:
+        """Same as :meth:`Behaviors.restart`."""
+        return RESTART
+
+    @staticmethod
+    def ignore() -> Behavior[Any]:
+        """Same as :meth:`Behaviors.ignore`."""
+        return IGNORE
 
 
 class ReceiveBehavior(Behavior[M]):
@@ -56,6 +111,10 @@ class _Marker(Behavior[Any]):
     def __repr__(self) -> str:
         return f"Behaviors.{self.kind}()"
 
+    @property
+    def signal(self) -> Signal | None:
+        return Signal(self.kind)
+
 
 SAME: Behavior[Any] = _Marker("same")
 STOPPED: Behavior[Any] = _Marker("stopped")
@@ -71,15 +130,37 @@ IGNORE: Behavior[Any] = IgnoreBehavior()
 
 
 class LifecycleBehavior(Behavior[M]):
-    __slots__ = ("inner", "post_stop", "pre_restart", "pre_start")
+    __slots__ = ("inner", "post_restart", "post_stop", "pre_restart", "pre_restart_takes_exc", "pre_start")
 
     def __init__(
-        self, inner: Behavior[M], pre_start: Hook | None, post_stop: Hook | None, pre_restart: Hook | None
+        self,
+        inner: Behavior[M],
+        pre_start: Hook | None,
+        post_stop: Hook | None,
+        pre_restart: RestartHook | None,
+        post_restart: Hook | None = None,
     ) -> None:
         self.inner = inner
         self.pre_start = pre_start
         self.post_stop = post_stop
         self.pre_restart = pre_restart
+        self.post_restart = post_restart
+        self.pre_restart_takes_exc = pre_restart is not None and _takes_two_args(pre_restart)
+
+
+def _takes_two_args(hook: Callable[..., Any]) -> bool:
+    """True when ``hook`` accepts a second positional argument (the exception)."""
+    try:
+        params = list(inspect.signature(hook).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = 0
+    for p in params:
+        if p.kind is inspect.Parameter.VAR_POSITIONAL:
+            return True
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            positional += 1
+    return positional >= 2
 
 
 class SupervisedBehavior(Behavior[M]):
@@ -103,63 +184,82 @@ class DiscoverableBehavior(Behavior[M]):
 class Directive(enum.Enum):
     """What a supervisor does with a failed actor."""
 
-    RESTART = "restart"
+    restart = "restart"
     """Throw the actor's state away and start it again from its initial behavior."""
-    STOP = "stop"
+    stop = "stop"
     """Stop the actor (its watchers get ``Terminated``)."""
-    RESUME = "resume"
+    resume = "resume"
     """Drop the message that failed and keep the current behavior and state."""
-    ESCALATE = "escalate"
+    escalate = "escalate"
     """Fail the parent with the same error (a top-level actor is stopped)."""
 
-    # lower-case aliases read naturally in deciders: Directive.restart
-    restart = "restart"
-    stop = "stop"
-    resume = "resume"
-    escalate = "escalate"
+    # upper-case aliases of the same members
+    RESTART = "restart"
+    STOP = "stop"
+    RESUME = "resume"
+    ESCALATE = "escalate"
 
 
 class SupervisionStrategy:
-    """Decides what happens when an actor's message handler raises."""
+    """Decides what happens when an actor's message handler raises.
 
-    def decide(self, exc: BaseException) -> Directive:
-        raise NotImplementedError
+    A strategy implements ``decide(exception, *, child_id, **kw)``; ``child_id`` names the failed
+    actor (its path). A ``restart`` answer is final: a strategy that limits restarts answers
+    ``stop`` once the budget is spent (as :class:`OneForOneStrategy` does). Any object with such a
+    ``decide`` method works as a strategy; subclassing this class is optional.
+    """
 
-    def allow_restart(self) -> bool:
-        """Record a restart; False when the restart budget is spent (the actor is stopped)."""
-        raise NotImplementedError
+    def decide(self, exception: BaseException, *, child_id: str = "", **kwargs: object) -> Directive:
+        raise NotImplementedError(f"{type(self).__name__} does not implement decide()")
 
 
 def _always_restart(exc: BaseException) -> Directive:
-    return Directive.RESTART
+    return Directive.restart
 
 
-@dataclass
 class OneForOneStrategy(SupervisionStrategy):
     """Applies the decider's directive to the failed actor alone.
 
-    More than ``max_restarts`` restarts within ``within`` seconds stops the actor instead.
-    ``max_restarts=-1`` allows unlimited restarts.
+    ``decider(exc)`` picks the directive (``None``: always restart). A restart is allowed at most
+    ``max_restarts`` times within ``within`` seconds per actor (each ``child_id`` has its own
+    budget); past that the actor is stopped. ``max_restarts=-1`` allows unlimited restarts.
     """
 
-    max_restarts: int = 10
-    within: float = 60.0
-    decider: Callable[[BaseException], Directive] = _always_restart
-    _restarts: list[float] = field(default_factory=list, init=False, repr=False, compare=False)
+    __slots__ = ("_restarts", "decider", "max_restarts", "within")
 
-    def decide(self, exc: BaseException) -> Directive:
-        return self.decider(exc)
+    def __init__(
+        self,
+        max_restarts: int = 3,
+        within: float = 60.0,
+        decider: Callable[[BaseException], Directive] | None = None,
+    ) -> None:
+        if within <= 0:
+            raise ValueError("within must be > 0 seconds")
+        self.max_restarts = max_restarts
+        self.within = within
+        self.decider: Callable[[BaseException], Directive] = decider if decider is not None else _always_restart
+        self._restarts: dict[str, list[float]] = {}
 
-    def allow_restart(self) -> bool:
-        if self.max_restarts < 0:
-            return True
+    def __repr__(self) -> str:
+        return f"OneForOneStrategy(max_restarts={self.max_restarts}, within={self.within})"
+
+    def decide(self, exception: BaseException, *, child_id: str = "", **kwargs: object) -> Directive:
+        directive = self.decider(exception)
+        if directive is not Directive.restart or self.max_restarts < 0:
+            return directive
         now = time.monotonic()
         horizon = now - self.within
-        self._restarts = [t for t in self._restarts if t > horizon]
-        if len(self._restarts) >= self.max_restarts:
-            return False
-        self._restarts.append(now)
-        return True
+        stamps = [t for t in self._restarts.get(child_id, ()) if t > horizon]
+        if len(stamps) >= self.max_restarts:
+            self._restarts[child_id] = stamps
+            return Directive.stop
+        stamps.append(now)
+        self._restarts[child_id] = stamps
+        return Directive.restart
+
+    def forget(self, child_id: str) -> None:
+        """Drop the restart history of ``child_id`` (called when that actor stops)."""
+        self._restarts.pop(child_id, None)
 
 
 class Behaviors:
@@ -208,10 +308,17 @@ class Behaviors:
         *,
         pre_start: Hook | None = None,
         post_stop: Hook | None = None,
-        pre_restart: Hook | None = None,
+        pre_restart: RestartHook | None = None,
+        post_restart: Hook | None = None,
     ) -> Behavior[M]:
-        """Attach lifecycle hooks (sync or async callables taking the context)."""
-        return LifecycleBehavior(behavior, pre_start, post_stop, pre_restart)
+        """Attach lifecycle hooks (sync or async callables taking the context).
+
+        ``pre_start`` runs when the actor starts and on every restart; ``post_stop`` once it
+        stopped; ``pre_restart`` before a restart, as ``(ctx)`` or ``(ctx, exc)`` with the
+        exception that caused it (None for ``Behaviors.restart()``); ``post_restart`` once the
+        restarted actor is running again.
+        """
+        return LifecycleBehavior(behavior, pre_start, post_stop, pre_restart, post_restart)
 
     @staticmethod
     def supervise(behavior: Behavior[M], strategy: SupervisionStrategy) -> Behavior[M]:

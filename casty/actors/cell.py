@@ -23,12 +23,13 @@ from casty.actors.behaviors import (
     IgnoreBehavior,
     LifecycleBehavior,
     ReceiveBehavior,
+    RestartHook,
     SetupBehavior,
     SupervisedBehavior,
     SupervisionStrategy,
 )
 from casty.actors.context import ActorContext
-from casty.actors.events import ActorStarted, ActorStopped, Terminated, UnhandledMessage
+from casty.actors.events import ActorRestarted, ActorStarted, ActorStopped, Terminated, UnhandledMessage
 from casty.actors.ref import ActorRef
 
 if TYPE_CHECKING:
@@ -90,10 +91,22 @@ async def _finish(cont: _Continue) -> Any:
     return await cont
 
 
-async def _call_hook(hook: Hook, ctx: ActorContext[Any]) -> None:
-    result = hook(ctx)
+async def _call_hook(hook: Callable[..., Any], *args: Any) -> None:
+    result = hook(*args)
     if inspect.isawaitable(result):
         await result
+
+
+def _decide(strategy: SupervisionStrategy, exc: BaseException, child_id: str) -> Directive:
+    """Ask ``strategy`` (any object with a ``decide`` method) for a directive."""
+    decide: Callable[..., Directive] = strategy.decide
+    try:
+        params = inspect.signature(decide).parameters
+    except (TypeError, ValueError):
+        return decide(exc, child_id=child_id)
+    if "child_id" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return decide(exc, child_id=child_id)
+    return decide(exc)  # a strategy written as decide(exc)
 
 
 class ActorCell:
@@ -108,7 +121,7 @@ class ActorCell:
         behavior: Behavior[Any],
         name: str,
         path: str,
-        mailbox: Mailbox,
+        mailbox: Mailbox[Any],
     ) -> None:
         self.system = system
         self.parent = parent
@@ -121,7 +134,12 @@ class ActorCell:
         self.state = CellState.STARTING
         self.strategy: SupervisionStrategy | None = None
         self.post_stop: Hook | None = None
-        self.pre_restart: Hook | None = None
+        self.pre_restart: RestartHook | None = None
+        self.pre_restart_takes_exc = False
+        self.post_restart: Hook | None = None
+        self.stop_callbacks: list[Callable[[], Any]] = []
+        self.interceptors: list[Callable[[object], bool]] = []
+        self._handler: Any = None
         self.service_keys: list[Any] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._continuation: asyncio.Task[Any] | None = None
@@ -141,7 +159,7 @@ class ActorCell:
 
     # -- helpers ---------------------------------------------------------------------------
     def _dead_letter(self, msg: object, reason: str) -> None:
-        self.system._dead_letter(msg, self.ref, reason)
+        self.system.dead_letter(msg, self.ref, reason)
 
     def _spawn_task(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = self.system.loop.create_task(coro)  # type: ignore[arg-type]
@@ -162,7 +180,7 @@ class ActorCell:
             return
         except BaseException as exc:
             self._resolving = False
-            self._on_failure(exc, None)
+            self.on_failure(exc, None)
             return
         self._resolving = False
         if self.state is CellState.STARTING:
@@ -176,10 +194,12 @@ class ActorCell:
             self.strategy = None
             self.post_stop = None
             self.pre_restart = None
+            self.pre_restart_takes_exc = False
+            self.post_restart = None
         strategy_set = False
         while True:
             if isinstance(behavior, ReceiveBehavior):
-                self.mailbox.receive = behavior.handler
+                self._install(behavior.handler)
                 return
             if isinstance(behavior, SetupBehavior):
                 behavior = await behavior.factory(self.ctx)
@@ -188,6 +208,9 @@ class ActorCell:
                     self.post_stop = behavior.post_stop
                 if behavior.pre_restart is not None:
                     self.pre_restart = behavior.pre_restart
+                    self.pre_restart_takes_exc = behavior.pre_restart_takes_exc
+                if behavior.post_restart is not None:
+                    self.post_restart = behavior.post_restart
                 if behavior.pre_start is not None:
                     await _call_hook(behavior.pre_start, self.ctx)
                 behavior = behavior.inner
@@ -202,7 +225,7 @@ class ActorCell:
                     self.system._register_service(behavior.key, self.ref)
                 behavior = behavior.inner
             elif isinstance(behavior, IgnoreBehavior):
-                self.mailbox.receive = _ignore
+                self._install(_ignore)
                 return
             elif behavior is SAME and not initial:
                 return
@@ -215,10 +238,10 @@ class ActorCell:
             else:
                 raise TypeError(f"{behavior!r} is not a behavior an actor can start with")
 
-    def _on_result(self, result: object, msg: object) -> None:
+    def on_result(self, result: object, msg: object) -> None:
         """Called by the mailbox when a handler returned something other than same/None."""
         if isinstance(result, ReceiveBehavior):
-            self.mailbox.receive = result.handler
+            self._install(result.handler)
         elif result is UNHANDLED:
             self.system._publish_event(UnhandledMessage(msg, self.ref))
         elif result is STOPPED:
@@ -226,15 +249,31 @@ class ActorCell:
         elif result is RESTART:
             self.restart(None)
         elif result is IGNORE or isinstance(result, IgnoreBehavior):
-            self.mailbox.receive = _ignore
+            self._install(_ignore)
         elif isinstance(result, Behavior):
             self.mailbox.suspend()
             self._resolving = True
             self._spawn_task(self._become(result, msg))
         else:
-            self._on_failure(
+            self.on_failure(
                 TypeError(f"handler of {self.path} returned {type(result).__name__}, not a Behavior"), msg
             )
+
+    # -- the current handler and the interceptors in front of it -------------------------------
+    def _install(self, handler: Any) -> None:
+        self._handler = handler
+        self.mailbox.receive = self._intercepting if self.interceptors else handler
+
+    def add_interceptor(self, interceptor: Callable[[object], bool]) -> None:
+        self.interceptors.append(interceptor)
+        if self._handler is not None:
+            self.mailbox.receive = self._intercepting
+
+    def _intercepting(self, ctx: ActorContext[Any], msg: object) -> Any:
+        for interceptor in self.interceptors:
+            if interceptor(msg):
+                return None  # consumed: the handler does not see it
+        return self._handler(ctx, msg)
 
     async def _become(self, behavior: Behavior[Any], msg: object) -> None:
         try:
@@ -243,14 +282,14 @@ class ActorCell:
             return
         except BaseException as exc:
             self._resolving = False
-            self._on_failure(exc, msg)
+            self.on_failure(exc, msg)
             return
         self._resolving = False
         if self.state is CellState.RUNNING:
             self.mailbox.resume()
 
     # -- suspension: a handler that really awaits ------------------------------------------
-    def _on_suspend(self, coro: Any, yielded: Any, msg: object) -> None:
+    def on_suspend(self, coro: Any, yielded: Any, msg: object) -> None:
         task = self._spawn_task(_finish(_Continue(coro, yielded)))
         self._continuation = task
         task.add_done_callback(lambda t: self._on_continuation_done(t, msg))
@@ -262,46 +301,48 @@ class ActorCell:
                 task.exception()  # retrieved: a failure while stopping is not reported twice
             return
         if task.cancelled():
-            self._on_failure(asyncio.CancelledError(), msg)
+            self.on_failure(asyncio.CancelledError(), msg)
         else:
             exc = task.exception()
             if exc is not None:
-                self._on_failure(exc, msg)
+                self.on_failure(exc, msg)
             else:
                 result = task.result()
                 if result is not None and result is not SAME:
-                    self._on_result(result, msg)
+                    self.on_result(result, msg)
         if self.state is CellState.RUNNING and not self._resolving:
             self.mailbox.resume()
 
     # -- failure and supervision -----------------------------------------------------------
-    def _on_failure(self, exc: BaseException, msg: object) -> None:
+    def on_failure(self, exc: BaseException, msg: object) -> None:
         if self.state >= CellState.STOPPING:
             return
         strategy = self.strategy
         if strategy is None:
-            directive = Directive.STOP
+            directive = Directive.stop
         else:
             try:
-                directive = strategy.decide(exc)
+                directive = _decide(strategy, exc, self.path)
             except Exception:
-                log.exception("supervision decider of %s failed; stopping it", self.path)
-                directive = Directive.STOP
-        if directive is Directive.RESUME:
+                log.exception("supervision strategy of %s failed; stopping it", self.path)
+                directive = Directive.stop
+        if directive is Directive.resume:
             log.warning("%s failed on %r and resumes: %r", self.path, msg, exc)
             return
-        if directive is Directive.RESTART:
-            if strategy is not None and strategy.allow_restart():
+        if directive is Directive.restart:
+            # a strategy written with a separate restart budget (allow_restart) is still honoured
+            allow = getattr(strategy, "allow_restart", None)
+            if allow is None or allow():
                 log.warning("%s failed on %r and restarts: %r", self.path, msg, exc)
                 self.restart(exc)
                 return
             log.error("%s failed on %r; restart limit reached, stopping it", self.path, msg, exc_info=exc)
             self.stop()
             return
-        if directive is Directive.ESCALATE and self.parent is not None:
+        if directive is Directive.escalate and self.parent is not None:
             log.error("%s failed on %r; escalating to %s", self.path, msg, self.parent.path, exc_info=exc)
             self.stop()
-            self.parent._on_failure(exc, None)
+            self.parent.on_failure(exc, None)
             return
         log.error("%s failed on %r and stops", self.path, msg, exc_info=exc)
         self.stop()
@@ -321,9 +362,14 @@ class ActorCell:
         self.ctx.timers.cancel_all()
         if self.pre_restart is not None:
             try:
-                await _call_hook(self.pre_restart, self.ctx)
+                if self.pre_restart_takes_exc:
+                    await _call_hook(self.pre_restart, self.ctx, exc)
+                else:
+                    await _call_hook(self.pre_restart, self.ctx)
             except Exception:
                 log.exception("pre_restart hook of %s failed", self.path)
+        await self._run_stop_callbacks()
+        self.interceptors.clear()
         children = list(self.children.values())
         for child in children:
             child.stop()
@@ -335,14 +381,30 @@ class ActorCell:
             return
         except BaseException as failure:
             self._resolving = False
-            self._on_failure(failure, None)
+            self.on_failure(failure, None)
             return
         self._resolving = False
         if self.state is CellState.STARTING:
             self.state = CellState.RUNNING
             self.system._publish_event(ActorStarted(self.ref))
         if self.state is CellState.RUNNING:
+            self.system._publish_event(ActorRestarted(self.ref, exc))
+            if self.post_restart is not None:
+                try:
+                    await _call_hook(self.post_restart, self.ctx)
+                except Exception:
+                    log.exception("post_restart hook of %s failed", self.path)
+        if self.state is CellState.RUNNING:
             self.mailbox.resume()
+
+    async def _run_stop_callbacks(self) -> None:
+        callbacks = self.stop_callbacks[:]
+        self.stop_callbacks.clear()
+        for callback in callbacks:
+            try:
+                await _call_hook(callback)
+            except Exception:
+                log.exception("on_stop callback of %s failed", self.path)
 
     # -- stopping --------------------------------------------------------------------------
     def stop(self) -> asyncio.Future[None]:
@@ -371,6 +433,10 @@ class ActorCell:
                 await _call_hook(self.post_stop, self.ctx)
             except Exception:
                 log.exception("post_stop hook of %s failed", self.path)
+        await self._run_stop_callbacks()
+        forget = getattr(self.strategy, "forget", None)
+        if forget is not None:
+            forget(self.path)
         for msg in self.mailbox.close():
             self._dead_letter(msg, "actor stopped")
         for key in self.service_keys:
@@ -392,12 +458,17 @@ class ActorCell:
         if not self.stopped.done():
             self.stopped.set_result(None)
 
+    # -- the RefTarget contract (a local ref's tell goes straight to the mailbox) ----------------
+    def tell(self, msg: object) -> None:
+        self.mailbox.put(msg)
+
     # -- death watch (this cell as the watched target) ----------------------------------------
-    def add_watcher(self, watcher: ActorRef[Any]) -> None:
+    def add_watcher(self, watcher: ActorRef[Any]) -> bool:
         if self.state is CellState.STOPPED:
             watcher.tell(Terminated(self.ref))
         else:
             self.watchers.add(watcher)
+        return True
 
     def remove_watcher(self, watcher: ActorRef[Any]) -> None:
         self.watchers.discard(watcher)
@@ -407,26 +478,20 @@ class ActorCell:
         if ref == self.ref or ref in self.watching:
             return
         self.watching.add(ref)
-        target = ref._target
-        add = getattr(target, "add_watcher", None)
-        if add is None:
+        if not ref.target.add_watcher(self.ref):
             self.ref.tell(Terminated(ref, "not watchable"))
-        else:
-            add(self.ref)
 
     def unwatch(self, ref: ActorRef[Any]) -> None:
         if ref not in self.watching:
             return
         self.watching.discard(ref)
-        remove = getattr(ref._target, "remove_watcher", None)
-        if remove is not None:
-            remove(self.ref)
+        ref.target.remove_watcher(self.ref)
 
     # -- pipe_to_self ----------------------------------------------------------------------
     def pipe_to_self(
         self,
         awaitable: Awaitable[Any],
-        mapper: Callable[[Any], Any],
+        mapper: Callable[[Any], Any] | None,
         on_failure: Callable[[BaseException], Any] | None,
     ) -> None:
         async def run() -> None:
@@ -438,8 +503,8 @@ class ActorCell:
                 if on_failure is not None:
                     self.ref.tell(on_failure(exc))
                 else:
-                    self._on_failure(exc, None)
+                    self.on_failure(exc, None)
                 return
-            self.ref.tell(mapper(value))
+            self.ref.tell(value if mapper is None else mapper(value))
 
         self._spawn_task(run())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from casty.actors.behaviors import Behavior
 from casty.actors.ref import ActorRef
@@ -15,7 +15,10 @@ if TYPE_CHECKING:
     from casty.actors.mailbox import Mailbox
     from casty.actors.system import ActorSystem
 
-__all__ = ["ActorContext", "TimerScheduler"]
+__all__ = ["ActorContext", "Interceptor", "TimerScheduler"]
+
+#: Sees every message before the handler; returning True consumes it (the handler never sees it).
+Interceptor = Callable[[object], bool]
 
 M = TypeVar("M")
 C = TypeVar("C")
@@ -114,7 +117,7 @@ class ActorContext(Generic[M]):
         cell = self._cell.children.get(name)
         return cell.ref if cell is not None else None
 
-    def spawn(self, behavior: Behavior[C], name: str, *, mailbox: Mailbox | None = None) -> ActorRef[C]:
+    def spawn(self, behavior: Behavior[C], name: str, *, mailbox: Mailbox[Any] | None = None) -> ActorRef[C]:
         """Start a child actor; it is stopped when this actor stops."""
         return self._cell.system._spawn_cell(behavior, name, self._cell, mailbox)
 
@@ -129,18 +132,43 @@ class ActorContext(Generic[M]):
     def unwatch(self, ref: ActorRef[Any]) -> None:
         self._cell.unwatch(ref)
 
+    @overload
+    def pipe_to_self(
+        self, awaitable: Awaitable[M], *, on_failure: Callable[[BaseException], M] | None = None
+    ) -> None: ...
+
+    @overload
     def pipe_to_self(
         self,
         awaitable: Awaitable[T],
         mapper: Callable[[T], M],
         on_failure: Callable[[BaseException], M] | None = None,
+    ) -> None: ...
+
+    def pipe_to_self(
+        self,
+        awaitable: Awaitable[Any],
+        mapper: Callable[[Any], M] | None = None,
+        on_failure: Callable[[BaseException], M] | None = None,
     ) -> None:
-        """Await ``awaitable`` outside the actor and tell ``mapper(result)`` to self.
+        """Await ``awaitable`` outside the actor and tell ``mapper(result)`` to self (the result
+        itself without a ``mapper``).
 
         A failure is told as ``on_failure(exc)``; without ``on_failure`` it fails the actor
         (its supervision strategy decides what happens).
         """
         self._cell.pipe_to_self(awaitable, mapper, on_failure)
+
+    def on_stop(self, callback: Callable[[], Awaitable[None] | None]) -> None:
+        """Run ``callback()`` (sync or async) when this incarnation of the actor ends: when it
+        stops, after ``post_stop``, and before a restart (``setup`` registers it again)."""
+        self._cell.stop_callbacks.append(callback)
+
+    def register_interceptor(self, interceptor: Interceptor) -> None:
+        """Put ``interceptor(msg)`` in front of the handler: a message it returns True for is
+        consumed and never reaches the handler. Interceptors belong to the current incarnation
+        (a restart drops them; ``setup`` registers them again)."""
+        self._cell.add_interceptor(interceptor)
 
     def schedule_once(self, delay: float, msg: M) -> asyncio.TimerHandle:
         """Tell ``msg`` to self after ``delay`` seconds; the handle cancels it."""
@@ -151,3 +179,9 @@ class ActorContext(Generic[M]):
         self, ref: ActorRef[Any], factory: Callable[[ActorRef[R]], Any], timeout: float | None = None
     ) -> R:
         return await self._cell.system.ask(ref, factory, timeout=timeout)
+
+    async def ask_or_none(
+        self, ref: ActorRef[Any], factory: Callable[[ActorRef[R]], Any], timeout: float | None = None
+    ) -> R | None:
+        """Like :meth:`ask`, but None when no reply arrives in time."""
+        return await self._cell.system.ask_or_none(ref, factory, timeout=timeout)

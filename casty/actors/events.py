@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 from casty.actors.ref import ActorRef
 
 __all__ = [
+    "ActorRestarted",
     "ActorStarted",
     "ActorStopped",
     "DeadLetter",
@@ -31,19 +32,30 @@ class Terminated:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A message that could not be delivered, with the reason."""
+    """A message that could not be delivered to ``intended_ref`` (None when unknown), with the
+    reason."""
 
     message: Any
-    recipient: ActorRef[Any] | None
-    reason: str
+    intended_ref: ActorRef[Any] | None
+    reason: str = ""
+
+    @property
+    def recipient(self) -> ActorRef[Any] | None:
+        """Another name of ``intended_ref``."""
+        return self.intended_ref
 
 
 @dataclass(frozen=True)
 class UnhandledMessage:
-    """An actor answered ``Behaviors.unhandled()`` to this message."""
+    """The actor ``ref`` answered ``Behaviors.unhandled()`` to this message."""
 
     message: Any
-    recipient: ActorRef[Any]
+    ref: ActorRef[Any]
+
+    @property
+    def recipient(self) -> ActorRef[Any]:
+        """Another name of ``ref``."""
+        return self.ref
 
 
 @dataclass(frozen=True)
@@ -57,17 +69,58 @@ class ActorStopped:
 
 
 @dataclass(frozen=True)
+class ActorRestarted:
+    """``ref`` was restarted; ``exception`` caused it (None for ``Behaviors.restart()``)."""
+
+    ref: ActorRef[Any]
+    exception: BaseException | None
+
+
+def _subscriber(kind: str, handler: ActorRef[Any] | None, subscriber: ActorRef[Any] | None) -> ActorRef[Any]:
+    if handler is None and subscriber is None:
+        raise TypeError(f"{kind} needs the subscribing actor: handler=ref (or subscriber=ref)")
+    if handler is not None and subscriber is not None and handler != subscriber:
+        raise TypeError(f"{kind} got two different actors as handler and subscriber")
+    ref = handler if handler is not None else subscriber
+    assert ref is not None
+    return ref
+
+
+@dataclass(frozen=True, init=False)
 class EventStreamSubscribe(Generic[E]):
-    """Deliver every published event that is an instance of ``event_type`` to ``subscriber``."""
+    """Deliver every published event that is an instance of ``event_type`` to ``handler`` (an
+    actor; ``subscriber=`` is accepted as another name of it)."""
 
     event_type: type[E]
-    subscriber: ActorRef[E]
+    handler: ActorRef[E]
+
+    def __init__(
+        self, event_type: type[E], handler: ActorRef[E] | None = None, *, subscriber: ActorRef[E] | None = None
+    ) -> None:
+        object.__setattr__(self, "event_type", event_type)
+        object.__setattr__(self, "handler", _subscriber("EventStreamSubscribe", handler, subscriber))
+
+    @property
+    def subscriber(self) -> ActorRef[E]:
+        return self.handler
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class EventStreamUnsubscribe(Generic[E]):
+    """Stop delivering ``event_type`` events to ``handler`` (``subscriber=`` is another name)."""
+
     event_type: type[E]
-    subscriber: ActorRef[E]
+    handler: ActorRef[E]
+
+    def __init__(
+        self, event_type: type[E], handler: ActorRef[E] | None = None, *, subscriber: ActorRef[E] | None = None
+    ) -> None:
+        object.__setattr__(self, "event_type", event_type)
+        object.__setattr__(self, "handler", _subscriber("EventStreamUnsubscribe", handler, subscriber))
+
+    @property
+    def subscriber(self) -> ActorRef[E]:
+        return self.handler
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from casty.actors.ref import ActorRef, NodeAddress
+
+if TYPE_CHECKING:
+    from casty.actors.behaviors import Behavior
+    from casty.actors.context import ActorContext
 
 __all__ = [
     "Deregister",
@@ -20,7 +24,9 @@ __all__ = [
     "Registry",
     "ServiceInstance",
     "ServiceKey",
+    "ReceptionistMsg",
     "Subscribe",
+    "receptionist_actor",
 ]
 
 M = TypeVar("M")
@@ -46,14 +52,20 @@ class ServiceInstance(Generic[M]):
 
 @dataclass(frozen=True)
 class Listing(Generic[M]):
-    """The instances registered under ``key`` at the time of the lookup (sorted, deterministic)."""
+    """The instances registered under ``key`` at the time of the lookup (a ``frozenset``; ``refs``
+    gives their refs in a deterministic order)."""
 
     key: ServiceKey[M]
-    instances: tuple[ServiceInstance[M], ...] = ()
+    instances: frozenset[ServiceInstance[M]] = frozenset()
+
+    def __post_init__(self) -> None:
+        if type(self.instances) is not frozenset:
+            object.__setattr__(self, "instances", frozenset(self.instances))
 
     @property
     def refs(self) -> tuple[ActorRef[M], ...]:
-        return tuple(i.ref for i in self.instances)
+        """The instances' refs, sorted by URI."""
+        return tuple(sorted(i.ref for i in self.instances))
 
     def __len__(self) -> int:
         return len(self.instances)
@@ -126,6 +138,17 @@ class Registry:
                 del self.local[key.name]
             self._changed([key.name], local=True)
 
+    def remove_ref(self, ref: ActorRef[Any]) -> None:
+        """Drop ``ref`` from every local registration (it stopped)."""
+        names = [name for name, refs in self.local.items() if ref in refs]
+        for name in names:
+            refs = self.local[name]
+            refs.discard(ref)
+            if not refs:
+                del self.local[name]
+        if names:
+            self._changed(names, local=True)
+
     def local_snapshot(self) -> dict[str, frozenset[ActorRef[Any]]]:
         return {name: frozenset(refs) for name, refs in self.local.items()}
 
@@ -165,8 +188,7 @@ class Registry:
             if node in self.hidden:
                 continue
             instances.extend(ServiceInstance(r, node) for r in entries.get(key.name, ()))
-        instances.sort(key=lambda i: i.ref.uri)
-        return Listing(key, tuple(instances))
+        return Listing(key, frozenset(instances))
 
     def subscribe(self, key: ServiceKey[Any], ref: ActorRef[Any]) -> None:
         self.keys.setdefault(key.name, key)
@@ -186,3 +208,63 @@ class Registry:
                     ref.tell(listing)
         if local and self.on_local_change is not None:
             self.on_local_change()
+
+
+ReceptionistMsg = Register[Any] | Deregister[Any] | Find[Any] | Subscribe[Any]
+
+
+def receptionist_actor(
+    *,
+    self_node: NodeAddress | None = None,
+    system_name: str = "",
+    event_stream: ActorRef[Any] | None = None,
+) -> Behavior[ReceptionistMsg]:
+    """A receptionist of its own, to spawn by hand (``system.receptionist`` is the system's).
+
+    It answers ``Register``/``Deregister``/``Find``/``Subscribe`` from its own registry; its
+    listings name ``self_node`` as the node of every instance. It watches every registered actor:
+    one that stops leaves every listing it was in (subscribers are told), and a subscriber that
+    stops is forgotten. ``system_name`` and ``event_stream`` are accepted for programs written
+    for casty 0.21; death watch makes the event stream unnecessary, so they are not used.
+    """
+    from casty.actors.behaviors import Behaviors
+    from casty.actors.events import Terminated
+
+    async def setup(ctx: ActorContext[Any]) -> Behavior[Any]:
+        if system_name or event_stream is not None:
+            ctx.log.debug("receptionist_actor: system_name/event_stream are not needed here and are ignored")
+        registry = Registry(lambda: self_node)
+        keys_of: dict[ActorRef[Any], set[str]] = {}
+
+        async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+            if isinstance(msg, Register):
+                registry.register(msg.key, msg.ref)
+                names = keys_of.setdefault(msg.ref, set())
+                if not names:
+                    ctx.watch(msg.ref)
+                names.add(msg.key.name)
+                if msg.reply_to is not None:
+                    msg.reply_to.tell(msg.key)
+            elif isinstance(msg, Deregister):
+                registry.deregister(msg.key, msg.ref)
+                registered = keys_of.get(msg.ref)
+                if registered is not None:
+                    registered.discard(msg.key.name)
+            elif isinstance(msg, Find):
+                msg.reply_to.tell(registry.listing(msg.key))
+            elif isinstance(msg, Subscribe):
+                registry.subscribe(msg.key, msg.reply_to)
+                ctx.watch(msg.reply_to)
+            elif isinstance(msg, Terminated):
+                if msg.reason == "not watchable":
+                    return Behaviors.same()  # a reply or probe ref: kept until deregistered
+                registry.unsubscribe_ref(msg.ref)
+                keys_of.pop(msg.ref, None)
+                registry.remove_ref(msg.ref)
+            else:
+                return Behaviors.unhandled()
+            return Behaviors.same()
+
+        return Behaviors.receive(receive)
+
+    return Behaviors.setup(setup)

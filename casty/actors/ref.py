@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-__all__ = ["ActorAddress", "ActorRef", "NodeAddress", "parse_uri"]
+__all__ = ["ActorAddress", "ActorRef", "NodeAddress", "RefTarget", "parse_uri"]
 
 M = TypeVar("M", contravariant=True)
 
@@ -53,6 +53,37 @@ def parse_uri(uri: str) -> tuple[ActorAddress, str]:
     return ActorAddress(system, host, int(port_s)), path
 
 
+class RefTarget(Protocol):
+    """What an :class:`ActorRef` delivers to: the seam between refs and whatever runs behind them.
+
+    Implemented by a local actor's cell, an ask's promise, the event stream, the receptionist,
+    the stand-in for a path with no actor, and a remote actor's target in the transport. Code
+    outside ``casty.actors`` reaches a ref's target only through ``ref.target`` and these four
+    members, never through the concrete classes.
+
+    ``is_local``
+        True when the target lives in this process.
+    ``tell(msg)``
+        Deliver or dead-letter ``msg``; never blocks and never raises for delivery reasons.
+    ``add_watcher(watcher)``
+        Arrange for ``watcher`` to be told ``Terminated`` when the target stops (at once if it
+        already has). Returns False, registering nothing, when the target cannot be watched
+        (an ask's promise, the event stream, the receptionist); the caller decides what that
+        means for the watcher.
+    ``remove_watcher(watcher)``
+        Undo ``add_watcher``; a watcher that was never added is ignored.
+    """
+
+    @property
+    def is_local(self) -> bool: ...
+
+    def tell(self, msg: object, /) -> None: ...
+
+    def add_watcher(self, watcher: ActorRef[Any], /) -> bool: ...
+
+    def remove_watcher(self, watcher: ActorRef[Any], /) -> None: ...
+
+
 class ActorRef(Generic[M]):
     """An address an actor can be told messages at.
 
@@ -63,13 +94,14 @@ class ActorRef(Generic[M]):
 
     __slots__ = ("__weakref__", "_hash", "_target", "address", "path", "tell", "uid")
 
+    _target: RefTarget
     tell: Callable[[M], None]
     address: ActorAddress
     path: str
     uid: int
 
     def __init__(
-        self, address: ActorAddress, path: str, tell: Callable[[Any], None], target: object, uid: int = 0
+        self, address: ActorAddress, path: str, tell: Callable[[Any], None], target: RefTarget, uid: int = 0
     ) -> None:
         self.address = address
         self.path = path
@@ -84,14 +116,26 @@ class ActorRef(Generic[M]):
         return f"{self.address}{self.path}"
 
     @property
+    def id(self) -> str:
+        """The actor's id: its path below ``/user/`` for user actors (``"a/b"``, which
+        ``system.lookup`` accepts), the path without its leading slash otherwise."""
+        path = self.path
+        return path[6:] if path.startswith("/user/") else path.lstrip("/")
+
+    @property
     def name(self) -> str:
         """The last element of the path."""
         return self.path.rsplit("/", 1)[-1]
 
     @property
+    def target(self) -> RefTarget:
+        """What this ref delivers to (see :class:`RefTarget`)."""
+        return self._target
+
+    @property
     def is_local(self) -> bool:
         """True when this ref points into the process that holds it."""
-        return bool(getattr(self._target, "is_local", False))
+        return self._target.is_local
 
     def __hash__(self) -> int:
         return self._hash

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
@@ -28,18 +28,20 @@ from casty.actors.receptionist import (
     ServiceKey,
     Subscribe,
 )
-from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
-from casty.errors import AskTimeoutError, CastyError
+from casty.actors.ref import ActorAddress, ActorRef, NodeAddress, RefTarget
+from casty.errors import AskTimeoutError, CastyError, MailboxFull
 
 if TYPE_CHECKING:
+    from casty.actors.scheduler import SchedulerMsg
     from casty.config import CastyConfig
 
-__all__ = ["ActorSystem", "InvalidActorName"]
+__all__ = ["ActorSystem", "InvalidActorName", "System"]
 
 log = logging.getLogger("casty.system")
 
 M = TypeVar("M")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class InvalidActorName(CastyError, ValueError):
@@ -58,9 +60,15 @@ class _PromiseTarget:
 
     def tell(self, msg: object) -> None:
         if self.future.done():
-            self.system._dead_letter(msg, None, "ask already completed or timed out")
+            self.system.dead_letter(msg, None, "ask already completed or timed out")
         else:
             self.future.set_result(msg)
+
+    def add_watcher(self, watcher: ActorRef[Any]) -> bool:
+        return False  # a reply slot has no life of its own to watch
+
+    def remove_watcher(self, watcher: ActorRef[Any]) -> None:
+        return None
 
 
 class _DeadTarget:
@@ -74,10 +82,11 @@ class _DeadTarget:
         self.path = path
 
     def tell(self, msg: object) -> None:
-        self.system._dead_letter(msg, None, f"no actor at {self.path}")
+        self.system.dead_letter(msg, None, f"no actor at {self.path}")
 
-    def add_watcher(self, watcher: ActorRef[Any]) -> None:
+    def add_watcher(self, watcher: ActorRef[Any]) -> bool:
         watcher.tell(Terminated(self.system._ref_for(self.path, self), "no such actor"))
+        return True
 
     def remove_watcher(self, watcher: ActorRef[Any]) -> None:
         return None
@@ -105,7 +114,13 @@ class _EventStream:
                 if not subs:
                     del self.subscribers[msg.event_type]
         else:
-            self.system._dead_letter(msg, None, "the event stream accepts Publish/EventStreamSubscribe")
+            self.system.dead_letter(msg, None, "the event stream accepts Publish/EventStreamSubscribe")
+
+    def add_watcher(self, watcher: ActorRef[Any]) -> bool:
+        return False  # a system service: it lives as long as the system
+
+    def remove_watcher(self, watcher: ActorRef[Any]) -> None:
+        return None
 
     def publish(self, event: object) -> None:
         for cls in type(event).__mro__:
@@ -144,7 +159,13 @@ class _ReceptionistTarget:
         elif isinstance(msg, Subscribe):
             registry.subscribe(msg.key, msg.reply_to)
         else:
-            self.system._dead_letter(msg, None, "the receptionist accepts Register/Deregister/Find/Subscribe")
+            self.system.dead_letter(msg, None, "the receptionist accepts Register/Deregister/Find/Subscribe")
+
+    def add_watcher(self, watcher: ActorRef[Any]) -> bool:
+        return False  # a system service: it lives as long as the system
+
+    def remove_watcher(self, watcher: ActorRef[Any]) -> None:
+        return None
 
 
 class ActorSystem:
@@ -155,16 +176,22 @@ class ActorSystem:
     """
 
     def __init__(self, name: str | None = None, config: CastyConfig | None = None) -> None:
+        """``name`` defaults to ``config``'s ``[system] name`` when a config is given, else
+        ``"casty-system"``."""
         from casty.config import CastyConfig
 
+        if name is None:
+            name = config.system.name if config is not None else "casty-system"
         self.config: CastyConfig = config if config is not None else CastyConfig()
-        self.name: str = name if name is not None else self.config.system.name
+        self.name: str = name
         if not self.name or any(c in self.name for c in "/@: "):
             raise ValueError(f"invalid actor system name {self.name!r}")
         self._loop: asyncio.AbstractEventLoop | None = None
         self.address: ActorAddress = ActorAddress(self.name)
         mb = self.config.defaults.mailbox
-        self._default_mailbox = Mailbox(capacity=mb.capacity, strategy=MailboxOverflowStrategy(mb.strategy))
+        self._default_mailbox: Mailbox[Any] = Mailbox(
+            capacity=mb.capacity, strategy=MailboxOverflowStrategy(mb.strategy)
+        )
         self._default_throughput: int = mb.throughput
         self._ask_timeout: float = self.config.actors.ask_timeout
         self._dead_letter_log_limit: int = self.config.actors.log_dead_letters
@@ -178,6 +205,7 @@ class ActorSystem:
         self._shutdown_started = False
         self._terminated: asyncio.Future[None] | None = None
         self._termination_started: asyncio.Future[None] | None = None
+        self._scheduler: ActorRef[Any] | None = None
         self.event_stream: ActorRef[EventStreamSubscribe[Any] | EventStreamUnsubscribe[Any] | Publish] = (
             ActorRef(self.address, "/system/eventStream", self._events.tell, self._events)
         )
@@ -204,7 +232,7 @@ class ActorSystem:
         self.address = address
         self.event_stream = ActorRef(address, "/system/eventStream", self._events.tell, self._events)
         target = self.receptionist._target
-        self.receptionist = ActorRef(address, "/system/receptionist", target.tell, target)  # type: ignore[attr-defined]
+        self.receptionist = ActorRef(address, "/system/receptionist", target.tell, target)
 
     async def __aenter__(self) -> Self:
         self.loop  # noqa: B018 - binds the running loop
@@ -221,12 +249,12 @@ class ActorSystem:
         self.loop  # noqa: B018
 
     # -- spawning --------------------------------------------------------------------------
-    def spawn(self, behavior: Behavior[M], name: str, *, mailbox: Mailbox | None = None) -> ActorRef[M]:
+    def spawn(self, behavior: Behavior[M], name: str, *, mailbox: Mailbox[Any] | None = None) -> ActorRef[M]:
         """Start a top-level actor at ``/user/<name>`` and return its ref."""
         return self._spawn_cell(behavior, name, None, mailbox)
 
     def _spawn_cell(
-        self, behavior: Behavior[M], name: str, parent: ActorCell | None, mailbox: Mailbox | None
+        self, behavior: Behavior[M], name: str, parent: ActorCell | None, mailbox: Mailbox[Any] | None
     ) -> ActorRef[M]:
         if self._shutdown_started:
             raise RuntimeError(f"actor system {self.name!r} is shutting down")
@@ -244,8 +272,21 @@ class ActorSystem:
         cell = ActorCell(self, parent, behavior, name, path, mailbox or self._default_mailbox)
         siblings[name] = cell
         self._cells[path] = cell
+        if mailbox is not None:
+            mailbox._attach(cell.mailbox)
         cell.start()
         return cell.ref
+
+    @property
+    def scheduler(self) -> ActorRef[SchedulerMsg]:
+        """A scheduler actor (``ScheduleOnce``/``ScheduleTick``/``CancelSchedule``), started on
+        first use at ``/user/_scheduler``."""
+        ref = self._scheduler
+        if ref is None or self._cells.get(ref.path) is None:
+            from casty.actors.scheduler import scheduler
+
+            ref = self._scheduler = self.spawn(scheduler(), "_scheduler")
+        return ref
 
     def _stop_ref(self, ref: ActorRef[Any], requester: ActorCell | None = None) -> None:
         target = ref._target
@@ -276,20 +317,35 @@ class ActorSystem:
             del siblings[cell.name]
         self._events.remove(cell.ref)
         self.registry.unsubscribe_ref(cell.ref)
+        self.registry.remove_ref(cell.ref)
 
     # -- lookup and addressing -----------------------------------------------------------------
     @overload
-    async def lookup(self, target: str) -> ActorRef[Any] | None: ...
+    def lookup(self, target: str) -> ActorRef[Any] | None: ...
 
     @overload
-    async def lookup(self, target: ServiceKey[M]) -> Listing[M]: ...
+    def lookup(self, target: ServiceKey[M]) -> Awaitable[Listing[M]]: ...
 
-    async def lookup(self, target: str | ServiceKey[Any]) -> ActorRef[Any] | Listing[Any] | None:
-        """``lookup("/user/name")`` gives the local actor's ref (or None); ``lookup(key)`` gives the
-        current ``Listing`` of a service key."""
+    def lookup(self, target: str | ServiceKey[Any]) -> ActorRef[Any] | Awaitable[Listing[Any]] | None:
+        """``lookup(path)`` gives the ref of the local actor at ``path``, or None (synchronous);
+        ``await lookup(key)`` gives the current ``Listing`` of a service key.
+
+        A path is absolute (``"/user/a/b"``) or relative to the user actors: ``"a"``, ``"/a"``
+        and ``"a/b"`` name the top-level actor ``a`` and its child ``b``.
+        """
         if isinstance(target, ServiceKey):
-            return self.registry.listing(target)
-        cell = self._cells.get(target)
+            return _ready(self.registry.listing(target))
+        if not isinstance(target, str):
+            raise TypeError(f"lookup takes an actor path or a ServiceKey, not {type(target).__name__}")
+        return self._lookup_path(target)
+
+    def _lookup_path(self, path: str) -> ActorRef[Any] | None:
+        cell = self._cells.get(path)
+        if cell is None:
+            relative = path.strip("/")
+            if not relative:
+                return None
+            cell = self._cells.get(f"/user/{relative}")
         return cell.ref if cell is not None else None
 
     def resolve_local(self, path: str) -> ActorRef[Any]:
@@ -307,17 +363,54 @@ class ActorSystem:
         dead = _DeadTarget(self, path)
         return self._ref_for(path, dead)
 
-    def _ref_for(self, path: str, target: Any) -> ActorRef[Any]:
+    def _ref_for(self, path: str, target: RefTarget) -> ActorRef[Any]:
         return ActorRef(self.address, path, target.tell, target)
+
+    # -- delivery for transports and other layers -------------------------------------------------
+    def local_actor(self, path: str) -> ActorRef[Any] | None:
+        """The ref of the live actor at ``path`` in this system, or None (asks, system services
+        and paths without an actor give None; ``resolve_local`` answers for those)."""
+        cell = self._cells.get(path)
+        return cell.ref if cell is not None else None
+
+    def deliver(self, path: str, msg: object) -> None:
+        """Deliver ``msg`` to whatever lives at the local ``path``: an actor's mailbox (a full
+        mailbox that rejects makes it a dead letter), a pending ask, a system service, or, for
+        a path with no actor, the dead letters."""
+        cell = self._cells.get(path)
+        if cell is not None:
+            try:
+                cell.mailbox.put(msg)
+            except MailboxFull:
+                self.dead_letter(msg, cell.ref, "mailbox full (reject)")
+        else:
+            self.resolve_local(path).tell(msg)
+
+    def bind_temp(self, path: str, target: RefTarget) -> ActorRef[Any]:
+        """Make ``target`` reachable at the short-lived local ``path`` (under ``/temp/``), from
+        this process and, like an ask's reply ref, from others; returns its ref."""
+        if not path.startswith("/temp/"):
+            raise ValueError(f"a temporary target's path starts with /temp/, got {path!r}")
+        self._temp[path] = target
+        return ActorRef(self.address, path, target.tell, target)
+
+    def watch_ended(self, watcher_path: str, ref: ActorRef[Any]) -> None:
+        """``ref``, watched by the local actor at ``watcher_path``, has terminated: the watcher
+        no longer watches it (a transport calls this when the Terminated arrives from afar)."""
+        cell = self._cells.get(watcher_path)
+        if cell is not None:
+            cell.watching.discard(ref)
 
     # -- ask -------------------------------------------------------------------------------
     async def ask(
-        self, ref: ActorRef[Any], factory: Callable[[ActorRef[R]], Any], timeout: float | None = None
+        self, ref: ActorRef[Any], msg_factory: Callable[[ActorRef[R]], Any], timeout: float | None = None
     ) -> R:
-        """Tell ``factory(reply_to)`` to ``ref`` and await the first message sent to ``reply_to``.
+        """Tell ``msg_factory(reply_to)`` to ``ref`` and await the first message sent to ``reply_to``.
 
-        Raises :class:`~casty.AskTimeoutError` (a ``TimeoutError``) when no reply arrives in time.
+        Raises :class:`~casty.AskTimeoutError` (a ``TimeoutError``) when no reply arrives in time
+        (``timeout`` None: ``[actors] ask_timeout``).
         """
+        factory = msg_factory
         loop = self.loop
         if timeout is None:
             timeout = self._ask_timeout
@@ -334,8 +427,20 @@ class ActorSystem:
             handle.cancel()
             del self._temp[path]
 
+    async def ask_or_none(
+        self, ref: ActorRef[Any], msg_factory: Callable[[ActorRef[R]], Any], timeout: float | None = None
+    ) -> R | None:
+        """Like :meth:`ask`, but None instead of :class:`~casty.AskTimeoutError` when no reply
+        arrives in time."""
+        try:
+            return await self.ask(ref, msg_factory, timeout=timeout)
+        except AskTimeoutError:
+            return None
+
     # -- dead letters and events ---------------------------------------------------------------
-    def _dead_letter(self, msg: object, recipient: ActorRef[Any] | None, reason: str) -> None:
+    def dead_letter(self, msg: object, recipient: ActorRef[Any] | None, reason: str) -> None:
+        """Count ``msg`` as undeliverable to ``recipient`` (None when unknown) for ``reason``:
+        logged up to ``actors.log_dead_letters`` times and published as a ``DeadLetter`` event."""
         self.dead_letters += 1
         if self.dead_letters <= self._dead_letter_log_limit:
             log.debug("dead letter to %s (%s): %r", recipient, reason, msg)
@@ -366,7 +471,7 @@ class ActorSystem:
         if self._termination_started is not None and not self._termination_started.done():
             self._termination_started.set_result(None)
         try:
-            await self._stop_actors()
+            await self.stop_actors()
             await self._shutdown_services()
         finally:
             for path, promise in list(self._temp.items()):
@@ -374,7 +479,9 @@ class ActorSystem:
                     promise.future.set_exception(AskTimeoutError(f"actor system stopped before {path} got a reply"))
             self._terminated.set_result(None)
 
-    async def _stop_actors(self) -> None:
+    async def stop_actors(self) -> None:
+        """Stop every actor (children before parents, post-stop hooks run) and wait for them,
+        leaving the system itself running; ``shutdown`` does this first."""
         cells = list(self._top.values())
         for cell in cells:
             cell.stop()
@@ -396,6 +503,14 @@ class ActorSystem:
     @property
     def is_terminated(self) -> bool:
         return self._terminated is not None and self._terminated.done()
+
+
+async def _ready(value: T) -> T:
+    return value
+
+
+System = ActorSystem
+"""What ``ctx.system`` is: the actor system (an ``ActorSystem`` or one of its subclasses)."""
 
 
 def _expire(future: asyncio.Future[Any], ref: ActorRef[Any], timeout: float) -> None:

@@ -1,6 +1,7 @@
 """ClusterClient: use a cluster from outside it, without joining and without a listening port.
 
-The client runs a small actor system of its own whose address is ``casty://name@client-<id>:0``.
+The client runs a small actor system of its own whose address is ``casty://name@client-<id>:0``
+(the host part is only a unique name: nodes know a client by the ``kind`` its handshake carries).
 It never listens: it opens one connection to each node it talks to, and the nodes reach its
 actors back over those same connections (so it works behind NAT).
 
@@ -18,6 +19,7 @@ import contextlib
 import logging
 import os
 import random
+import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,11 +28,12 @@ from casty.actors.behaviors import Behavior
 from casty.actors.mailbox import Mailbox
 from casty.actors.receptionist import Listing, Registry, ServiceKey
 from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
-from casty.cluster._membership import Member, MemberStatus
-from casty.cluster._protocol import ClientBye, ClientHello, ClientUpdate
+from casty.cluster.client_protocol import ClientBye, ClientHello, ClientUpdate
+from casty.cluster.members import Member, MemberStatus
+from casty.config import TlsConfig
 from casty.errors import CastyError
-from casty.remote.system import RemoteActorSystem
-from casty.remote.transport import Association, Connection
+from casty.remote import Association, Connection, RemoteActorSystem
+from casty.remote.tls import client_context
 
 if TYPE_CHECKING:
     from casty.config import CastyConfig
@@ -68,18 +71,45 @@ class ClusterClient:
         connect_timeout: float = 10.0,
         serializer: Serializer | None = None,
         client_id: str | None = None,
+        address_map: Callable[[tuple[str, int]], tuple[str, int]] | None = None,
+        tls: TlsConfig | ssl.SSLContext | Any | None = None,
+        client_host: str = "127.0.0.1",
+        client_port: int = 0,
+        advertised_host: str | None = None,
+        advertised_port: int | None = None,
     ) -> None:
+        """``address_map((host, port))`` turns a member's advertised address into one this client
+        can reach (nodes behind NAT or inside a container network); every connection the client
+        opens to a member goes to the mapped address, while refs keep the advertised one.
+
+        ``tls`` encrypts the client's connections: a ``[tls]`` config section, an
+        ``ssl.SSLContext`` for the client side, or an object with a ``client_context`` attribute
+        holding one (default: the config's ``[tls]``). ``serializer`` replaces the wire serializer.
+
+        ``client_host``, ``client_port``, ``advertised_host`` and ``advertised_port`` are accepted
+        for programs written for casty 0.21 and have no effect: the client opens every connection
+        itself and listens on no port.
+        """
         if not contact_points:
             raise ValueError("a ClusterClient needs at least one contact point")
+        if address_map is not None and not callable(address_map):
+            raise TypeError("address_map must be a callable mapping (host, port) to (host, port)")
         self.contact_points: tuple[NodeAddress, ...] = tuple(NodeAddress(h, int(p)) for h, p in contact_points)
         self.system_name = system_name
         self.client_id = client_id or os.urandom(6).hex()
+        self.address_map = address_map
+        if (client_host, client_port, advertised_host, advertised_port) != ("127.0.0.1", 0, None, None):
+            log.debug(
+                "client_host/client_port/advertised_host/advertised_port have no effect: "
+                "the client listens on no port and reaches the cluster over connections it opens"
+            )
         self.system = RemoteActorSystem(
             system_name,
             host=f"client-{self.client_id}",
             port=0,
             config=config,
             serializer=serializer,
+            ssl_client=_client_ssl(tls),
             listen=False,
             kind="client",
         )
@@ -95,6 +125,7 @@ class ClusterClient:
         self._task: asyncio.Task[None] | None = None
         self._rng = random.Random()
         self._closing = False
+        self._switch_to: NodeAddress | None = None
         self._contact_lost: asyncio.Event | None = None
         self._state_events: dict[bool, asyncio.Event] = {}
 
@@ -112,8 +143,10 @@ class ClusterClient:
         if self._task is not None:
             return
         await self.system.start()
+        if self.address_map is not None and self.system.transport is not None:
+            self.system.transport.address_map = self.address_map
         loop = self.system.loop
-        transport = self.system._require_transport()
+        transport = self.system.require_transport()
         transport.add_control_handler(ClientUpdate, self._on_update)
         transport.listeners.append(self._on_transport_event)
         self._first_view = loop.create_future()
@@ -142,7 +175,7 @@ class ClusterClient:
                 await self._task
         # stop our actors first: their cluster-side watchers get Terminated, then say goodbye so
         # the nodes forget this client at once instead of waiting for it to reconnect
-        await self.system._stop_actors()
+        await self.system.stop_actors()
         transport = self.system.transport
         if transport is not None:
             for assoc in list(transport.associations.values()):
@@ -177,6 +210,9 @@ class ClusterClient:
     def _candidates(self) -> list[NodeAddress]:
         up = [m.node for m in self.members if m.status is MemberStatus.UP and m.node not in self.unreachable]
         self._rng.shuffle(up)
+        if self._switch_to is not None:
+            up.insert(0, self._switch_to)
+            self._switch_to = None
         seen: set[NodeAddress] = set()
         ordered: list[NodeAddress] = []
         for node in [*up, *self.contact_points]:
@@ -188,7 +224,7 @@ class ClusterClient:
     async def _contact_loop(self) -> None:
         cfg = self.config.client
         backoff = cfg.reconnect_backoff_min
-        transport = self.system._require_transport()
+        transport = self.system.require_transport()
         assert self._contact_lost is not None
         failures = 0
         while not self._closing:
@@ -210,9 +246,14 @@ class ClusterClient:
                 backoff = cfg.reconnect_backoff_min
                 await self._contact_lost.wait()
                 self._set_connected(False)
+                if self._switch_to is not None:
+                    break  # the contact point is a member known by another address: use that one
                 if not self._closing:
                     log.warning("lost contact node %s; moving to another member", node)
-            failures += 1
+            else:
+                failures += 1
+            if self._switch_to is not None:
+                continue
             if failures == 1 or failures % 10 == 0:
                 log.warning(
                     "no cluster member reachable (tried %s); retrying in %.1fs",
@@ -224,7 +265,9 @@ class ClusterClient:
 
     async def _wait_connected(self, assoc: Association) -> None:
         assert self._view_changed is not None
-        while not (assoc.conn is not None and self._connected and self.contact == _node(assoc.address)):
+        while self._switch_to is None and not (
+            assoc.conn is not None and self._connected and self.contact == _node(assoc.address)
+        ):
             self._view_changed.clear()
             await self._view_changed.wait()
 
@@ -234,6 +277,20 @@ class ClusterClient:
         sender = _node(conn.assoc.address)
         if sender != self.contact:
             return  # a stale update from a previous contact
+        alias = self._member_behind(sender, msg.members)
+        if alias is not None:
+            # The contact point is a member that advertises another address (address_map maps that
+            # one to the contact point). Talk to it under its advertised address only: refs from
+            # the cluster carry that one, and a second connection would replace this one.
+            log.debug("contact point %s is member %s; reconnecting under that address", sender, alias)
+            self._switch_to = alias
+            conn.assoc.keep_alive = False
+            conn.close()
+            if self._contact_lost is not None:
+                self._contact_lost.set()
+            if self._view_changed is not None:
+                self._view_changed.set()
+            return
         old_members = {m.key: m for m in self.members}
         self.members = msg.members
         self.unreachable = frozenset(msg.unreachable)
@@ -265,6 +322,22 @@ class ClusterClient:
             self._first_view.set_result(None)
         if self._view_changed is not None:
             self._view_changed.set()
+
+    def _dial_target(self, node: NodeAddress) -> tuple[str, int]:
+        if self.address_map is None:
+            return (node.host, node.port)
+        host, port = self.address_map((node.host, node.port))
+        return (str(host), int(port))
+
+    def _member_behind(self, contact: NodeAddress, members: Sequence[Member]) -> NodeAddress | None:
+        """The live member that ``contact`` reaches under another address, if any."""
+        if self.address_map is None or any(m.node == contact for m in members):
+            return None
+        target = self._dial_target(contact)
+        for member in members:
+            if member.status in _LIVE and self._dial_target(member.node) == target:
+                return member.node
+        return None
 
     def _on_transport_event(self, event: str, assoc: Association) -> None:
         if event == "disconnected" and not self._closing:
@@ -322,7 +395,7 @@ class ClusterClient:
             await self._view_changed.wait()
 
     # -- actors ------------------------------------------------------------------------------
-    def spawn(self, behavior: Behavior[M], name: str, *, mailbox: Mailbox | None = None) -> ActorRef[M]:
+    def spawn(self, behavior: Behavior[M], name: str, *, mailbox: Mailbox[Any] | None = None) -> ActorRef[M]:
         """Start an actor inside the client; its ref can be sent to cluster actors, which reach it
         over the connections the client opened."""
         return self.system.spawn(behavior, name, mailbox=mailbox)
@@ -349,6 +422,23 @@ class ClusterClient:
     @property
     def event_stream(self) -> ActorRef[Any]:
         return self.system.event_stream
+
+
+def _client_ssl(tls: Any) -> ssl.SSLContext | None:
+    """The client-side SSL context for ``tls`` (None: the config's ``[tls]`` decides)."""
+    if tls is None:
+        return None
+    if isinstance(tls, ssl.SSLContext):
+        return tls
+    if isinstance(tls, TlsConfig):
+        return client_context(tls) if tls.enabled else None
+    ctx = getattr(tls, "client_context", None)
+    if isinstance(ctx, ssl.SSLContext):
+        return ctx
+    raise TypeError(
+        f"tls must be a [tls] TlsConfig, an ssl.SSLContext or have a client_context SSLContext, "
+        f"not {type(tls).__name__}"
+    )
 
 
 def _node(address: ActorAddress) -> NodeAddress:

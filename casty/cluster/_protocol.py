@@ -1,17 +1,24 @@
-"""Control messages of the cluster protocol (sent on the transport's control channel)."""
+"""Control messages between cluster nodes (sent on the transport's control channel).
+
+Joining, gossip, heartbeats and registry replication (with
+:class:`~casty.cluster.client_protocol.RegistrySnapshot`, which clients receive too).  What
+nodes and clients say to each other is in :mod:`casty.cluster.client_protocol`; those
+messages keep this module's name on the wire (``module:qualname``), so it re-exports them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from casty.actors.ref import ActorRef, NodeAddress
-from casty.cluster._membership import Gossip, Member
+from casty.actors.ref import NodeAddress
+from casty.cluster.client_protocol import ClientBye as ClientBye
+from casty.cluster.client_protocol import ClientHello as ClientHello
+from casty.cluster.client_protocol import ClientUpdate as ClientUpdate
+from casty.cluster.client_protocol import RegistrySnapshot as RegistrySnapshot
+from casty.cluster.gossip import Gossip
+from casty.cluster.members import Member
 
 __all__ = [
-    "ClientBye",
-    "ClientHello",
-    "ClientUpdate",
     "GossipEnvelope",
     "Heartbeat",
     "HeartbeatAck",
@@ -20,7 +27,6 @@ __all__ = [
     "Join",
     "RegistryDigest",
     "RegistryPull",
-    "RegistrySnapshot",
     "Welcome",
 ]
 
@@ -67,20 +73,6 @@ class HeartbeatAck:
     sent_at: float
 
 
-#: one node's own registrations: ((key name, (refs, ...)), ...)
-Entries = tuple[tuple[str, tuple[ActorRef[Any], ...]], ...]
-
-
-@dataclass(frozen=True)
-class RegistrySnapshot:
-    """All services registered on ``node`` (incarnation ``uid``), at ``version``."""
-
-    node: NodeAddress
-    uid: int
-    version: int
-    entries: Entries
-
-
 @dataclass(frozen=True)
 class RegistryDigest:
     """Sent with gossip: the version of the sender's own registrations."""
@@ -95,26 +87,3 @@ class RegistryPull:
     """Ask a node for its current RegistrySnapshot."""
 
     node: NodeAddress
-
-
-@dataclass(frozen=True)
-class ClientHello:
-    """A ClusterClient asks to be kept up to date (membership and registry are pushed)."""
-
-    client: str
-
-
-@dataclass(frozen=True)
-class ClientBye:
-    """A ClusterClient is leaving: forget it now instead of waiting for it to come back."""
-
-    client: str
-
-
-@dataclass(frozen=True)
-class ClientUpdate:
-    """Pushed to clients: the members and every node's registrations."""
-
-    members: tuple[Member, ...]
-    unreachable: tuple[NodeAddress, ...]
-    registries: tuple[RegistrySnapshot, ...]

@@ -7,7 +7,7 @@ Joining
     member, answers ``Welcome`` with the membership gossip.
 
 Membership
-    The replicated state is a :class:`~casty.cluster._membership.Gossip` with a vector clock.
+    The replicated state is a :class:`~casty.cluster.gossip.Gossip` with a vector clock.
     Every ``cluster.gossip.interval`` each node sends its gossip to one member (preferring those
     that have not seen the current version); a receiver merges and answers with the merge when
     it knows more. The leader (lowest address among reachable up members) moves members
@@ -15,22 +15,28 @@ Membership
 
 Failure detection and downing
     Every member sends heartbeats to the others every ``cluster.heartbeat.interval`` and feeds
-    the answers to a phi-accrual detector per member. A member whose phi crosses the threshold
-    is marked unreachable by this observer (and reachable again when heartbeats return).
+    the answers to a phi-accrual detector per member (:mod:`casty.cluster.heartbeat`). A member
+    whose phi crosses the threshold is marked unreachable by this observer (and reachable again
+    when heartbeats return).
     A node on the minority side of a partition (fewer than half the up members reachable; on an
     exact tie, the side without the lowest address) that has seen members unreachable for
     ``cluster.down_after`` seconds downs itself and shuts down. The majority side's leader
     downs those members a removal margin later (``max(1 s, two heartbeat or gossip
     intervals)``), so the minority has stopped before the majority counts it as gone and two
-    halves never both keep serving. Downed members are removed,
+    halves never both keep serving (:mod:`casty.cluster.downing`). Downed members are removed,
     their incarnation is refused from then on, and remote watchers of their actors get
     ``Terminated``.
 
 Service discovery
     Each node owns its registrations (``Behaviors.discoverable``, ``Register``) and pushes a
     versioned snapshot of them to every member when they change; digests piggyback on gossip so
-    a member that missed a snapshot pulls it. Services of unreachable members are hidden from
-    lookups until they are reachable again, those of removed members are dropped.
+    a member that missed a snapshot pulls it (:mod:`casty.cluster.registry_sync`). Services of
+    unreachable members are hidden from lookups until they are reachable again, those of
+    removed members are dropped.
+
+Clients
+    A node keeps every ``ClusterClient`` that said hello up to date
+    (:mod:`casty.cluster.client_service`).
 """
 
 from __future__ import annotations
@@ -45,29 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from casty.actors.receptionist import Listing, ServiceKey
 from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
-from casty.cluster._failure_detector import FailureDetectorRegistry
-from casty.cluster._membership import (
-    ClusterState,
-    Gossip,
-    LeaderChanged,
-    Member,
-    MemberDowned,
-    MemberEvent,
-    MemberExited,
-    MemberLeft,
-    MemberRemoved,
-    MembershipState,
-    MemberStatus,
-    MemberUp,
-    ReachableMember,
-    UnreachableMember,
-    gossip_targets,
-    keep_majority_decision,
-)
 from casty.cluster._protocol import (
-    ClientBye,
-    ClientHello,
-    ClientUpdate,
     GossipEnvelope,
     Heartbeat,
     HeartbeatAck,
@@ -76,11 +60,29 @@ from casty.cluster._protocol import (
     Join,
     RegistryDigest,
     RegistryPull,
-    RegistrySnapshot,
     Welcome,
 )
+from casty.cluster.client_protocol import ClientBye, ClientHello, RegistrySnapshot
+from casty.cluster.client_service import ClientService
+from casty.cluster.downing import PartitionDowning
+from casty.cluster.events import (
+    LeaderChanged,
+    MemberDowned,
+    MemberEvent,
+    MemberExited,
+    MemberLeft,
+    MemberRemoved,
+    MemberUp,
+    ReachableMember,
+    UnreachableMember,
+)
+from casty.cluster.gossip import Gossip, gossip_targets
+from casty.cluster.heartbeat import Heartbeats
+from casty.cluster.members import ClusterState, Member, MemberStatus
+from casty.cluster.registry_sync import RegistryReplication
+from casty.cluster.state import MembershipState
 from casty.remote.system import RemoteActorSystem
-from casty.remote.transport import Association, Connection
+from casty.remote.transport import Connection
 
 if TYPE_CHECKING:
     from casty.config import CastyConfig
@@ -91,7 +93,6 @@ __all__ = ["ClusteredActorSystem"]
 log = logging.getLogger("casty.cluster")
 
 _LIVE = (MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING)
-_LIVE_OR_EXITING = (*_LIVE, MemberStatus.EXITING)
 
 
 def _node(address: ActorAddress) -> NodeAddress:
@@ -138,20 +139,15 @@ class ClusteredActorSystem(RemoteActorSystem):
         self.roles: tuple[str, ...] = tuple(roles if roles is not None else cluster.roles)
         self.node_id = node_id
         self.membership: MembershipState | None = None
-        self._detectors = FailureDetectorRegistry.from_config(
-            cluster.failure_detector, first_heartbeat_estimate=cluster.heartbeat.interval
-        )
+        self._heartbeats = Heartbeats(self)
+        self._downing = PartitionDowning(self)
         self._rng = random.Random()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._unreachable_since: dict[str, float] = {}
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._registry_version = 0
-        self._registry_known: dict[NodeAddress, tuple[int, int]] = {}
-        self._registry_push_scheduled = False
+        self._replication = RegistryReplication(self)
         self._leaving = False
-        self._clients: dict[ActorAddress, str] = {}
+        self._clients = ClientService(self)
         self._joined_event = asyncio.Event()
-        self._client_push_scheduled = False
         self._stopping_self = False
 
     @classmethod
@@ -181,7 +177,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         if self.membership is not None:
             return
         await super().start()
-        transport = self._require_transport()
+        transport = self.require_transport()
         me = Member(self.self_node, transport.uid, MemberStatus.JOINING, self.roles)
         self.membership = MembershipState(me)
         if self.node_id is None:
@@ -193,22 +189,22 @@ class ClusteredActorSystem(RemoteActorSystem):
             (Join, self._on_join),
             (Welcome, self._on_welcome),
             (GossipEnvelope, self._on_gossip),
-            (Heartbeat, self._on_heartbeat),
-            (HeartbeatAck, self._on_heartbeat_ack),
-            (RegistrySnapshot, self._on_registry_snapshot),
-            (RegistryDigest, self._on_registry_digest),
-            (RegistryPull, self._on_registry_pull),
-            (ClientHello, self._on_client_hello),
-            (ClientBye, self._on_client_bye),
+            (Heartbeat, self._heartbeats.on_heartbeat),
+            (HeartbeatAck, self._heartbeats.on_ack),
+            (RegistrySnapshot, self._replication.on_snapshot),
+            (RegistryDigest, self._replication.on_digest),
+            (RegistryPull, self._replication.on_pull),
+            (ClientHello, self._clients.on_hello),
+            (ClientBye, self._clients.on_bye),
         ):
             transport.add_control_handler(cls, handler)
-        transport.listeners.append(self._on_transport_event)
-        self.registry.on_local_change = self._schedule_registry_push
+        transport.listeners.append(self._clients.on_transport_event)
+        self.registry.on_local_change = self._replication.on_local_change
         loop = self.loop
         self._tasks = [
             loop.create_task(self._join_loop()),
             loop.create_task(self._gossip_loop()),
-            loop.create_task(self._heartbeat_loop()),
+            loop.create_task(self._heartbeats.run()),
         ]
 
     def _self_node(self) -> NodeAddress | None:
@@ -309,13 +305,13 @@ class ClusteredActorSystem(RemoteActorSystem):
         if state is None or not state.is_member:
             return
         now_wall = time.time()
-        self._check_downing()
+        self._downing.check()
         reachable = self._reachable_keys()
         self._apply(state.leader_actions(now_wall, reachable))
         if ticks % 60 == 0:
             self._apply(state.prune_tombstones(now_wall))
         targets = gossip_targets(state, self._rng, fanout=1)
-        digest = RegistryDigest(self.self_node, self._uid, self._registry_version)
+        digest = self._replication.digest()
         for member in targets:
             self._send(member.node, GossipEnvelope(state.self_key, state.gossip))
             self._send(member.node, digest)
@@ -328,97 +324,7 @@ class ClusteredActorSystem(RemoteActorSystem):
 
     @property
     def _uid(self) -> int:
-        return self._require_transport().uid
-
-    # -- heartbeats and failure detection ----------------------------------------------------
-    async def _heartbeat_loop(self) -> None:
-        cfg = self.config.cluster.heartbeat
-        next_check = 0.0
-        while True:
-            await asyncio.sleep(cfg.interval)
-            try:
-                state = self.membership
-                if state is None or not state.is_member:
-                    continue
-                me = self.self_node
-                now = time.monotonic()
-                for member in state.gossip.members:
-                    if member.node != me and member.status in _LIVE_OR_EXITING:
-                        self._send(member.node, Heartbeat(me, now))
-                if now >= next_check:
-                    next_check = now + cfg.availability_check_interval
-                    self._check_availability()
-            except Exception:
-                log.exception("heartbeat round failed")
-
-    def _on_heartbeat(self, conn: Connection, msg: Heartbeat) -> None:
-        state = self.membership
-        if state is not None and state.gossip.members_at(msg.sender):
-            self._send(msg.sender, HeartbeatAck(self.self_node, msg.sent_at))
-
-    def _on_heartbeat_ack(self, conn: Connection, msg: HeartbeatAck) -> None:
-        self._detectors.heartbeat(msg.sender)
-
-    def _check_availability(self) -> None:
-        state = self.membership
-        assert state is not None
-        me = state.self_key
-        mine = {subject for observer, subject in state.gossip.unreachable if observer == me}
-        for member in state.gossip.members:
-            if member.key == me or member.status not in _LIVE_OR_EXITING:
-                continue
-            node = member.node
-            if not self._detectors.is_monitoring(node):
-                # start monitoring with a synthetic first heartbeat so a node that never
-                # answers is still detected
-                self._detectors.heartbeat(node)
-                continue
-            available = self._detectors.is_available(node)
-            if not available and member.key not in mine:
-                log.warning("%s is unreachable (phi %.1f)", node, self._detectors.phi(node))
-                self._apply(state.set_unreachable(member.key, True))
-            elif available and member.key in mine:
-                log.info("%s is reachable again", node)
-                self._apply(state.set_unreachable(member.key, False))
-
-    def _check_downing(self) -> None:
-        """Keep-majority downing of members unreachable for longer than ``down_after``."""
-        state = self.membership
-        assert state is not None
-        now = time.monotonic()
-        unreachable = state.gossip.unreachable_keys
-        for key in list(self._unreachable_since):
-            if key not in unreachable:
-                del self._unreachable_since[key]
-        for key in unreachable:
-            self._unreachable_since.setdefault(key, now)
-        cfg = self.config.cluster
-        down_after = cfg.down_after
-        # the majority waits a little longer than the minority, so the minority has shut itself
-        # down before the majority counts it as gone: the two sides never both serve
-        margin = max(1.0, 2 * cfg.heartbeat.interval, 2 * cfg.gossip.interval)
-        overdue = [k for k, since in self._unreachable_since.items() if now - since >= down_after]
-        if not overdue:
-            return
-        up = [m.node for m in state.gossip.members if m.status in (MemberStatus.UP, MemberStatus.LEAVING)]
-        mine = {subject for observer, subject in state.gossip.unreachable if observer == state.self_key}
-        reachable = [m.node for m in state.gossip.members if m.key not in mine]
-        decision = keep_majority_decision(up, reachable)
-        if decision == "down_self":
-            if not self._stopping_self:
-                log.error(
-                    "%s is on the minority side of a partition for %.1fs; downing itself", self.self_node, down_after
-                )
-                self._stop_self("minority side of a partition")
-            return
-        if decision == "down_unreachable" and state.is_leader:
-            for key in overdue:
-                if now - self._unreachable_since[key] < down_after + margin:
-                    continue
-                member = state.gossip.member(key)
-                if member is not None and member.status is not MemberStatus.DOWN:
-                    log.warning("downing %s: unreachable for more than %.1fs", member.node, down_after)
-                    self._apply(state.mark_down(key))
+        return self.require_transport().uid
 
     # -- applying membership changes ----------------------------------------------------------
     def _apply(self, events: list[MemberEvent]) -> None:
@@ -453,16 +359,13 @@ class ClusteredActorSystem(RemoteActorSystem):
                 log.info("leader is now %s", event.leader)
             self._publish_event(event)
         self._check_waiters()
-        self._schedule_client_push()
+        self._clients.schedule_push()
 
     def _forget_member(self, member: Member, quarantine: bool) -> None:
         node = member.node
-        self._detectors.remove(node)
-        self._unreachable_since.pop(member.key, None)
-        known = self._registry_known.get(node)
-        if known is None or known[0] == member.uid:
-            self._registry_known.pop(node, None)
-            self.registry.remove_node(node)
+        self._heartbeats.forget(node)
+        self._downing.forget(member.key)
+        self._replication.forget(member)
         transport = self.transport
         if transport is not None:
             assoc = transport.associations.get(self._address_of(node))
@@ -470,11 +373,6 @@ class ClusteredActorSystem(RemoteActorSystem):
                 transport.mark_gone(assoc, f"member {member.status.value}", quarantine=quarantine)
             elif quarantine:
                 transport.quarantined.add(member.uid)
-
-    def _on_transport_event(self, event: str, assoc: Association) -> None:
-        if event == "gone" and assoc.address in self._clients:
-            log.info("client %s is gone", assoc.address)
-            del self._clients[assoc.address]
 
     def _stop_self(self, reason: str) -> None:
         self._stopping_self = True
@@ -530,114 +428,30 @@ class ClusteredActorSystem(RemoteActorSystem):
             raise RuntimeError("the cluster system is not started")
         return state.self_member
 
-    async def lookup(self, target: Any) -> Any:
-        return await super().lookup(target)
+    def lookup(self, target: Any, *, node: Any = None, timeout: float = 5.0) -> Any:
+        """``lookup(path)``: the ref of the local actor at ``path``, or None (synchronous);
+        ``lookup(path, node=member)``: a ref to ``path`` on that member (a ``NodeAddress``, a
+        ``(host, port)`` pair or a node id), without asking it whether the actor exists;
+        ``await lookup(key)``: the current ``Listing`` of a service key (``timeout`` is accepted
+        for programs written for casty 0.21; the answer is local and immediate)."""
+        if isinstance(target, ServiceKey) or node is None:
+            return super().lookup(target)
+        if isinstance(node, str):
+            if node == self.node_id:
+                return super().lookup(target)
+            host, sep, port = node.rpartition(":")
+            if not sep or not port.isdigit():
+                raise ValueError(f"unknown node {node!r}: give a NodeAddress, (host, port) or 'host:port'")
+            node = NodeAddress(host, int(port))
+        member = NodeAddress(node[0], int(node[1]))
+        if member == self.self_node:
+            return super().lookup(target)
+        path = target if target.startswith(("/user/", "/system/")) else "/user/" + target.strip("/")
+        return self.actor_ref(member, path)
 
     def listing(self, key: ServiceKey[Any]) -> Listing[Any]:
         """The current ``Listing`` of ``key`` (synchronous form of ``await lookup(key)``)."""
         return self.registry.listing(key)
-
-    # -- service registry replication ---------------------------------------------------------
-    def _snapshot(self) -> RegistrySnapshot:
-        entries = tuple(
-            (name, tuple(sorted(refs, key=lambda r: r.path))) for name, refs in sorted(self.registry.local.items())
-        )
-        return RegistrySnapshot(self.self_node, self._uid, self._registry_version, entries)
-
-    def _schedule_registry_push(self) -> None:
-        self._registry_version += 1
-        if not self._registry_push_scheduled and self.transport is not None:
-            self._registry_push_scheduled = True
-            self.loop.call_soon(self._push_registry)
-
-    def _push_registry(self) -> None:
-        self._registry_push_scheduled = False
-        state = self.membership
-        if state is None or self.transport is None or self.transport.closing:
-            return
-        snapshot = self._snapshot()
-        me = self.self_node
-        for member in state.gossip.members:
-            if member.node != me and member.status in _LIVE:
-                self._send(member.node, snapshot)
-        self._schedule_client_push()
-
-    def _on_registry_snapshot(self, conn: Connection, msg: RegistrySnapshot) -> None:
-        if msg.node == self.self_node:
-            return
-        state = self.membership
-        if state is None:
-            return
-        member = next((m for m in state.gossip.members_at(msg.node) if m.uid == msg.uid), None)
-        if member is None or member.status not in _LIVE_OR_EXITING:
-            return
-        known = self._registry_known.get(msg.node)
-        if known is not None and known[0] == msg.uid and known[1] >= msg.version:
-            return
-        self._registry_known[msg.node] = (msg.uid, msg.version)
-        self.registry.set_node(msg.node, {name: frozenset(refs) for name, refs in msg.entries})
-        self._schedule_client_push()
-
-    def _on_registry_digest(self, conn: Connection, msg: RegistryDigest) -> None:
-        known = self._registry_known.get(msg.node)
-        if known is None or known[0] != msg.uid or known[1] < msg.version:
-            self._send(msg.node, RegistryPull(self.self_node))
-
-    def _on_registry_pull(self, conn: Connection, msg: RegistryPull) -> None:
-        self._send(msg.node, self._snapshot())
-
-    # -- clients ------------------------------------------------------------------------------
-    def _on_client_hello(self, conn: Connection, msg: ClientHello) -> None:
-        assoc = conn.assoc
-        if assoc is None:
-            return
-        if assoc.address not in self._clients:
-            log.info("client %s connected", assoc.address)
-        self._clients[assoc.address] = msg.client
-        assoc.transport.send_control(assoc.address, self._client_update())
-
-    def _on_client_bye(self, conn: Connection, msg: ClientBye) -> None:
-        assoc = conn.assoc
-        if assoc is not None and assoc.address in self._clients:
-            log.info("client %s left", assoc.address)
-            del self._clients[assoc.address]
-            assoc.transport.mark_gone(assoc, "client left")
-
-    def _client_update(self) -> ClientUpdate:
-        state = self.membership
-        assert state is not None
-        unreachable = state.gossip.unreachable_keys
-        snapshots = [self._snapshot()]
-        for node, entries in self.registry.remote.items():
-            uid = self._registry_known.get(node, (0, 0))[0]
-            version = self._registry_known.get(node, (0, 0))[1]
-            snapshots.append(
-                RegistrySnapshot(
-                    node,
-                    uid,
-                    version,
-                    tuple((name, tuple(sorted(refs, key=lambda r: r.path))) for name, refs in sorted(entries.items())),
-                )
-            )
-        return ClientUpdate(
-            members=state.gossip.members,
-            unreachable=tuple(m.node for m in state.gossip.members if m.key in unreachable),
-            registries=tuple(snapshots),
-        )
-
-    def _schedule_client_push(self) -> None:
-        if self._clients and not self._client_push_scheduled:
-            self._client_push_scheduled = True
-            self.loop.call_soon(self._push_clients)
-
-    def _push_clients(self) -> None:
-        self._client_push_scheduled = False
-        transport = self.transport
-        if transport is None or transport.closing or not self._clients or self.membership is None:
-            return
-        update = self._client_update()
-        for address in list(self._clients):
-            transport.send_control(address, update)
 
     # -- leaving ----------------------------------------------------------------------------
     async def leave(self, timeout: float | None = None) -> None:

@@ -86,17 +86,19 @@ class RemoteActorSystem(ActorSystem):
 
     def ref(self, uri: str) -> ActorRef[Any]:
         """A ref from its URI: the local actor for this system's address, else a remote ref."""
-        transport = self._require_transport()
+        transport = self.require_transport()
         return transport.resolve_ref(uri)
 
     def remote_ref(self, host: str, port: int, path: str, system: str | None = None) -> ActorRef[Any]:
-        transport = self._require_transport()
+        transport = self.require_transport()
         return transport.remote_ref(ActorAddress(system or self.name, host, port), path)
 
-    def _require_transport(self) -> RemoteTransport:
+    def require_transport(self) -> RemoteTransport:
+        """The running transport (``RuntimeError`` before ``start``)."""
         if self.transport is None:
             raise RuntimeError("the system is not started; use `async with` or `await system.start()`")
         return self.transport
+
 
     def resolve_local(self, path: str) -> ActorRef[Any]:
         return super().resolve_local(path)

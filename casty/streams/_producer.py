@@ -250,9 +250,9 @@ class _ProducerCore(Generic[T]):
             return self._on_demand(msg)
         if isinstance(msg, Push):
             if self.terminal is not None or self.closed_reason is not None:
-                ctx.system._dead_letter(msg, self.self_ref, "stream already ended")
+                ctx.system.dead_letter(msg, self.self_ref, "stream already ended")
             elif not self.has_room():
-                ctx.system._dead_letter(msg, self.self_ref, "stream buffer full")
+                ctx.system.dead_letter(msg, self.self_ref, "stream buffer full")
             else:
                 self.buffer.append(msg.element)
                 self.send_new()

@@ -37,7 +37,7 @@ from casty import (
     DeadLetter,
     EventStreamSubscribe,
 )
-from casty.cluster._membership import MemberStatus
+from casty.cluster.members import MemberStatus
 from casty.config import TlsConfig
 from casty.remote import PROTOCOL_VERSION, RemoteActorSystem
 from casty.testkit import TestProbe

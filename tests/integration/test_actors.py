@@ -91,10 +91,10 @@ async def test_ref_identity_and_printing() -> None:
     async with ActorSystem("app") as system:
         ref = system.spawn(counter(), "a")
         assert str(ref) == "casty://app/user/a"
-        again = await system.lookup("/user/a")
+        again = system.lookup("/user/a")
         assert again == ref and hash(again) == hash(ref)
         assert {ref: 1}[again] == 1
-        assert await system.lookup("/user/missing") is None
+        assert system.lookup("/user/missing") is None
 
 
 async def test_invalid_and_duplicate_names() -> None:
@@ -175,7 +175,7 @@ async def test_stopped_runs_post_stop_and_notifies_watchers() -> None:
         terminated = await probe.expect(Terminated)
         assert terminated.ref == ref
         assert events == ["post_stop"]
-        assert await system.lookup("/user/short") is None
+        assert system.lookup("/user/short") is None
 
 
 async def test_watching_a_stopped_actor_delivers_terminated_at_once() -> None:
@@ -244,7 +244,7 @@ async def test_children_stop_before_parent() -> None:
         )
         children = await system.ask(ref, lambda r: Get(r))
         assert len(children) == 2
-        assert await system.lookup("/user/parent/child") is not None
+        assert system.lookup("/user/parent/child") is not None
     assert order[-1] == "parent"
     assert sorted(order[:2]) == ["child", "sibling"]
 

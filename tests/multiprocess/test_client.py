@@ -111,7 +111,7 @@ async def test_no_member_reachable_fails_fast_and_recovers() -> None:
         seed.spawn(Behaviors.discoverable(_seed_service(), key=ECHO_KEY), "svc")
         client = await stack.enter_async_context(ClusterClient([("127.0.0.1", port)], "cluster", config=client_config()))
         listing = await client.wait_for_service(ECHO_KEY, timeout=10)
-        svc = listing.instances[0].ref
+        svc = sorted(listing.instances)[0].ref
         await seed.shutdown()
         await client.wait_connected(False, timeout=10)
         with pytest.raises(ClusterUnavailable):

@@ -53,7 +53,7 @@ async def wait_listing(system: ClusteredActorSystem, count: int, timeout: float 
         remaining = deadline - asyncio.get_running_loop().time()
         listing = await probe.receive(max(0.01, remaining))
         if len(listing.instances) == count:
-            return tuple(listing.instances)
+            return tuple(sorted(listing.instances))
 
 
 async def test_formation_discovery_and_deregistration() -> None:

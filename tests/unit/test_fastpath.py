@@ -54,13 +54,13 @@ class FakeCell:
         self.failures: list[tuple[BaseException, Any]] = []
         self.suspended: list[Any] = []
 
-    def _on_result(self, result: Any, msg: Any) -> None:
+    def on_result(self, result: Any, msg: Any) -> None:
         self.results.append((result, msg))
 
-    def _on_failure(self, exc: BaseException, msg: Any) -> None:
+    def on_failure(self, exc: BaseException, msg: Any) -> None:
         self.failures.append((exc, msg))
 
-    def _on_suspend(self, coro: Any, yielded: Any, msg: Any) -> None:
+    def on_suspend(self, coro: Any, yielded: Any, msg: Any) -> None:
         self.suspended.append((coro, yielded, msg))
         coro.close()
 

@@ -16,34 +16,24 @@ from hypothesis import strategies as st
 
 from casty.actors.ref import NodeAddress
 from casty.cluster._failure_detector import FailureDetectorRegistry, PhiAccrualFailureDetector
-from casty.cluster._membership import (
-    ClusterState,
-    Gossip,
+from casty.cluster.downing import keep_majority_decision
+from casty.cluster.events import (
     LeaderChanged,
-    Member,
     MemberDowned,
     MemberEvent,
     MemberExited,
     MemberJoined,
     MemberLeft,
     MemberRemoved,
-    MembershipState,
-    MemberStatus,
     MemberUp,
     ReachableMember,
     UnreachableMember,
-    VectorOrder,
-    compare_versions,
     diff,
-    gossip_targets,
-    keep_majority_decision,
-    leader,
-    leader_actions,
-    member_key,
-    merge_versions,
-    new_uid,
-    parse_member_key,
 )
+from casty.cluster.gossip import Gossip, gossip_targets, leader, leader_actions
+from casty.cluster.members import ClusterState, Member, MemberStatus, member_key, new_uid, parse_member_key
+from casty.cluster.state import MembershipState
+from casty.cluster.vector_clock import VectorOrder, compare_versions, merge_versions
 from casty.config import FailureDetectorConfig
 
 # ---------------------------------------------------------------------------
@@ -853,3 +843,81 @@ def test_decoded_addresses_become_node_addresses() -> None:
     assert type(LeaderChanged(("h", 1)).leader) is NodeAddress  # type: ignore[arg-type]
     assert LeaderChanged(None).leader is None
     assert type(ClusterState((), frozenset(), ("h", 1)).leader) is NodeAddress  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------
+# Wire names
+# ---------------------------------------------------------------------------
+
+
+def test_cluster_types_keep_their_wire_names() -> None:
+    """Types travel as ``module:qualname``; the cluster's keep the names they were first sent under."""
+    from casty.cluster import _membership, _protocol, client_protocol, events, gossip, members, vector_clock
+    from casty.serde import type_name
+    from casty.serde._registry import lookup_loaded_class
+
+    membership_types = [
+        members.Member,
+        members.MemberStatus,
+        members.ClusterState,
+        vector_clock.VectorOrder,
+        gossip.Gossip,
+        events.MemberJoined,
+        events.MemberUp,
+        events.MemberLeft,
+        events.MemberExited,
+        events.MemberDowned,
+        events.MemberRemoved,
+        events.UnreachableMember,
+        events.ReachableMember,
+        events.LeaderChanged,
+    ]
+    assert set(membership_types) == set(_membership.WIRE_TYPES)
+    client_types = [
+        client_protocol.ClientHello,
+        client_protocol.ClientBye,
+        client_protocol.ClientUpdate,
+        client_protocol.RegistrySnapshot,
+    ]
+    node_types = [
+        _protocol.InitJoin,
+        _protocol.InitJoinAck,
+        _protocol.Join,
+        _protocol.Welcome,
+        _protocol.GossipEnvelope,
+        _protocol.Heartbeat,
+        _protocol.HeartbeatAck,
+        _protocol.RegistryDigest,
+        _protocol.RegistryPull,
+    ]
+    for cls in membership_types:
+        assert type_name(cls) == f"casty.cluster._membership:{cls.__name__}"
+        assert lookup_loaded_class(type_name(cls)) is cls
+    for cls in client_types + node_types:
+        assert type_name(cls) == f"casty.cluster._protocol:{cls.__name__}"
+        assert lookup_loaded_class(type_name(cls)) is cls
+
+
+def test_cluster_messages_round_trip_under_their_wire_names() -> None:
+    from casty.cluster._protocol import GossipEnvelope
+    from casty.cluster.client_protocol import ClientUpdate, RegistrySnapshot
+    from casty.serde import MsgpackSerializer
+
+    a, b = mk(1, MemberStatus.UP), mk(2, MemberStatus.JOINING)
+    gossip = Gossip(members=(a, b), version=((a.key, 1),), seen=(a.key,)).set_unreachable(a.key, b.key, True)
+    serializer = MsgpackSerializer()
+    encoder = serializer.new_encoder(lambda ref: ref.path)
+
+    def no_refs(uri: str) -> Any:
+        raise AssertionError(f"no actor refs in these messages, got {uri}")
+
+    decoder = serializer.new_decoder(no_refs)
+    for msg in (
+        GossipEnvelope(a.key, gossip),
+        ClientUpdate((a, b), (b.node,), (RegistrySnapshot(a.node, a.uid, 3, ()),)),
+        ClusterState((a, b), frozenset({b}), a.node),
+        MemberRemoved(b.with_status(MemberStatus.REMOVED), MemberStatus.DOWN),
+    ):
+        data = encoder.encode(msg)
+        assert b"casty.cluster._" in data
+        assert decoder.decode(data) == msg

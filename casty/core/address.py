@@ -1,0 +1,7 @@
+"""``casty.core.address`` of casty 0.21."""
+
+from __future__ import annotations
+
+from casty.actors.ref import ActorAddress, NodeAddress
+
+__all__ = ["ActorAddress", "NodeAddress"]

@@ -1,0 +1,272 @@
+"""One peer process as this process sees it: its connection, the outbound queue, reconnects.
+
+Outbound path
+    ``tell`` on a remote ref appends ``(path, message)`` to the peer's queue and, once per
+    event-loop turn, the queue is encoded into one buffer and written with one ``write()``.
+    The queue is bounded (``remote.outbound_queue_size``); encoding stops while the socket's
+    buffer is above ``remote.outbound_buffer_size``. A message that cannot be sent (queue full,
+    not serializable, too large, peer gone) becomes a ``DeadLetter`` carrying the reason.
+
+Reconnect
+    A node peer is dialed on first use and redialed with jittered exponential backoff while
+    something waits on it (queued messages, watches, or ``keep_alive``); after
+    ``remote.give_up_after`` seconds of failures it is declared gone. A client peer is never
+    dialed: it is reached only over the connections it opens, and is declared gone when it
+    does not come back within ``give_up_after``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from casty.actors.events import Terminated
+from casty.actors.ref import ActorAddress, ActorRef
+from casty.errors import CastyError, HandshakeError
+from casty.remote.connection import Connection
+from casty.remote.control import CONTROL_PATH, Unwatch, Watch
+from casty.remote.refs import RemoteTarget
+
+if TYPE_CHECKING:
+    from casty.remote.transport import RemoteTransport
+
+__all__ = ["Association"]
+
+log = logging.getLogger("casty.remote")
+
+#: refs cached per peer before the cache is cleared (refs already handed out keep working)
+_PEER_REF_CACHE_LIMIT = 10_000
+
+
+class Association:
+    """Everything this process knows about one peer process: connection, queue, watches."""
+
+    def __init__(self, transport: RemoteTransport, address: ActorAddress, dialable: bool) -> None:
+        self.transport = transport
+        self.address = address
+        self.dialable = dialable
+        self.conn: Connection | None = None
+        self.queue: deque[tuple[str, object]] = deque()
+        self.flush_scheduled = False
+        self.targets: dict[str, RemoteTarget] = {}
+        self.refs: dict[str, ActorRef[Any]] = {}
+        self.watches: dict[str, set[ActorRef[Any]]] = {}
+        self.peer_uid: int | None = None
+        #: what the peer said it is in its handshake: "node" or "client" (None before one)
+        self.peer_kind: str | None = None
+        self.dialing: asyncio.Task[None] | None = None
+        self.retry_handle: asyncio.TimerHandle | None = None
+        self.backoff = transport.config.reconnect_backoff_min
+        self.failing_since: float | None = None
+        self.gone = False
+        self.idle_checks = 0
+        self.keep_alive = False  # set by the cluster for members: never give up on our own
+        self.simultaneous_wait: asyncio.TimerHandle | None = None
+        self._flush_cb = self.flush
+
+    def __repr__(self) -> str:
+        state = "open" if self.conn else ("gone" if self.gone else "idle")
+        return f"<Association {self.address} {state}>"
+
+    def ref(self, path: str) -> ActorRef[Any]:
+        ref = self.refs.get(path)
+        if ref is None:
+            if path.startswith("/temp/"):
+                # short-lived refs are not cached: the association would grow with every ask
+                temp = RemoteTarget(self.transport, self.address, path, self)
+                return ActorRef(self.address, path, temp.tell, temp)
+            if len(self.refs) >= _PEER_REF_CACHE_LIMIT:
+                # a cache, not a registry: refs already handed out keep working without it
+                self.refs.clear()
+                self.targets.clear()
+            target = self.targets.get(path)
+            if target is None:
+                target = self.targets[path] = RemoteTarget(self.transport, self.address, path, self)
+            ref = self.refs[path] = ActorRef(self.address, path, target.tell, target)
+        return ref
+
+    # -- sending ---------------------------------------------------------------------------
+    def send(self, path: str, msg: object) -> None:
+        if self.gone:
+            self.transport.system.dead_letter(msg, self.ref(path), f"{self.address} is gone")
+            return
+        queue = self.queue
+        if len(queue) >= self.transport.config.outbound_queue_size:
+            self.transport.system.dead_letter(msg, self.ref(path), f"outbound queue to {self.address} is full")
+            return
+        queue.append((path, msg))
+        if type(msg) is Terminated:
+            # a local actor this peer watched has stopped: the watch is over
+            self.transport.watch.on_terminated_sent(self, msg.ref.path, path)
+        if not self.flush_scheduled:
+            if self.conn is not None:
+                self.flush_scheduled = True
+                self.transport.loop.call_soon(self._flush_cb)
+            elif self.dialing is None and self.retry_handle is None:
+                self.connect()
+
+    def schedule_flush(self) -> None:
+        if not self.flush_scheduled and self.queue and self.conn is not None:
+            self.flush_scheduled = True
+            self.transport.loop.call_soon(self._flush_cb)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        conn = self.conn
+        if conn is not None and self.queue:
+            conn.write_queue(self.queue)
+
+    # -- connecting ------------------------------------------------------------------------
+    def connect(self) -> None:
+        if self.gone or self.conn is not None or self.dialing is not None or self.transport.closing:
+            return
+        if not self.dialable:
+            return  # a client without a listening port: wait for it to connect to us
+        if self.retry_handle is not None:
+            self.retry_handle.cancel()
+            self.retry_handle = None
+        self.dialing = self.transport.loop.create_task(self._dial())
+
+    async def _dial(self) -> None:
+        transport = self.transport
+        cfg = transport.config
+        host, port = self.address.host, self.address.port
+        assert host is not None and port is not None
+        dial_host, dial_port = (host, port) if transport.address_map is None else transport.address_map((host, port))
+        try:
+            conn = Connection(transport, inbound=False, assoc=self)
+            await asyncio.wait_for(
+                transport.loop.create_connection(
+                    lambda: conn,
+                    dial_host,
+                    dial_port,
+                    ssl=transport.ssl_client,
+                    server_hostname=host if transport.ssl_client else None,
+                ),
+                cfg.connect_timeout,
+            )
+            await conn.handshake_done
+        except asyncio.CancelledError:
+            self.dialing = None
+            raise
+        except (OSError, TimeoutError, CastyError, ssl.SSLError) as exc:
+            self.dialing = None
+            if isinstance(exc, HandshakeError) and str(exc) == "simultaneous":
+                # the peer dials us; its connection wins. Retry only if it never arrives.
+                self._schedule_retry(reason=None, delay=cfg.handshake_timeout)
+                return
+            self._schedule_retry(reason=f"{type(exc).__name__}: {exc}")
+            return
+        self.dialing = None
+
+    def _schedule_retry(self, reason: str | None, delay: float | None = None) -> None:
+        if self.gone or self.conn is not None or self.transport.closing:
+            return
+        loop = self.transport.loop
+        now = loop.time()
+        if not self.queue and not self.watches and not self.keep_alive:
+            self.failing_since = None
+            return  # nothing to deliver: reconnect lazily on the next send
+        if reason is not None:
+            if self.failing_since is None:
+                self.failing_since = now
+                # a refused handshake is a configuration error worth a warning; a peer that is
+                # merely gone is only worth one when someone waits on it
+                refused = reason.startswith("HandshakeError")
+                level = logging.WARNING if (self.keep_alive or self.watches or refused) else logging.INFO
+                log.log(level, "cannot reach %s (%s); retrying with backoff", self.address, reason)
+            else:
+                log.debug("cannot reach %s (%s)", self.address, reason)
+            give_up = self.transport.config.give_up_after
+            if not self.keep_alive and now - self.failing_since >= give_up:
+                self.transport.mark_gone(self, f"unreachable for {give_up:.0f}s")
+                return
+        if delay is None:
+            delay = self.backoff * (0.8 + 0.4 * random.random())
+            self.backoff = min(self.backoff * 2, self.transport.config.reconnect_backoff_max)
+        self.retry_handle = loop.call_later(delay, self._retry)
+
+    def _retry(self) -> None:
+        self.retry_handle = None
+        self.connect()
+
+    def attach(self, conn: Connection, peer_uid: int, peer_kind: str) -> None:
+        """A handshake completed on ``conn``: it becomes this association's connection."""
+        old = self.conn
+        if self.peer_uid is not None and peer_uid != self.peer_uid:
+            self.transport.watch.on_peer_restarted(self, self.peer_uid, peer_uid)
+        self.peer_uid = peer_uid
+        self.peer_kind = peer_kind
+        if peer_kind == "client":
+            self.dialable = False  # it has no listening port: reached only over its connections
+        self.conn = conn
+        self.failing_since = None
+        self.backoff = self.transport.config.reconnect_backoff_min
+        if self.retry_handle is not None:
+            self.retry_handle.cancel()
+            self.retry_handle = None
+        if old is not None and old is not conn:
+            old.assoc = None
+            old.close()
+        conn.open(self)
+        # re-establish remote watches on the new connection
+        for path, watchers in self.watches.items():
+            for watcher in watchers:
+                self.queue.appendleft((CONTROL_PATH, Watch(path, watcher)))
+        self.transport.notify("connected", self)
+        if self.queue:
+            self.flush_scheduled = True
+            self.transport.loop.call_soon(self._flush_cb)
+
+    def on_connection_lost(self, conn: Connection, reason: str) -> None:
+        if self.conn is not conn:
+            return
+        self.conn = None
+        self.flush_scheduled = False
+        if not self.transport.closing:
+            log.info("connection to %s lost: %s", self.address, reason)
+        self.transport.notify("disconnected", self)
+        if self.dialable:
+            self._schedule_retry(reason=reason, delay=self.transport.config.reconnect_backoff_min)
+        elif not self.keep_alive:
+            # a client that has no listening port: wait give_up_after for it to come back
+            loop = self.transport.loop
+            self.failing_since = loop.time()
+            self.retry_handle = loop.call_later(self.transport.config.give_up_after, self._client_gone)
+
+    def _client_gone(self) -> None:
+        self.retry_handle = None
+        if self.conn is None:
+            self.transport.mark_gone(self, "client did not reconnect")
+
+    # -- watching actors of this peer --------------------------------------------------------------
+    def add_watch(self, path: str, watcher: ActorRef[Any]) -> None:
+        if self.gone:
+            watcher.tell(Terminated(self.ref(path), f"{self.address} is gone"))
+            return
+        watchers = self.watches.setdefault(path, set())
+        if watcher not in watchers:
+            watchers.add(watcher)
+            self.send(CONTROL_PATH, Watch(path, watcher))
+
+    def remove_watch(self, path: str, watcher: ActorRef[Any]) -> None:
+        watchers = self.watches.get(path)
+        if watchers is not None and watcher in watchers:
+            watchers.discard(watcher)
+            if not watchers:
+                del self.watches[path]
+            if not self.gone:
+                self.send(CONTROL_PATH, Unwatch(path, watcher))
+
+    def end_watches(self, reason: str) -> None:
+        """The peer's actors we watched are unreachable for good: watchers get Terminated."""
+        watches = self.watches
+        self.watches = {}
+        for path, watchers in watches.items():
+            terminated = Terminated(self.ref(path), reason)
+            for watcher in watchers:
+                watcher.tell(terminated)

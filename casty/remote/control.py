@@ -1,0 +1,47 @@
+"""Control messages the transports exchange on the control path, next to actor traffic.
+
+They travel as envelopes to ``CONTROL_PATH`` on the peer. Their wire names were fixed when
+they lived in ``casty.remote.transport`` (a record's wire name is ``module:qualname``), so
+each class keeps that module name: peers of any version decode them alike, and the facade
+module re-exports them under it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from casty.actors.ref import ActorRef
+
+__all__ = ["CONTROL_PATH", "Ping", "Pong", "Unwatch", "Watch"]
+
+CONTROL_PATH = "/system/remote"
+_WIRE_MODULE = "casty.remote.transport"
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Control message: ``watcher`` (on the sender's node) watches the actor at ``path``."""
+
+    path: str
+    watcher: ActorRef[Any]
+
+
+@dataclass(frozen=True)
+class Unwatch:
+    path: str
+    watcher: ActorRef[Any]
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Control message: sent on a connection that has been silent; any answer proves it alive."""
+
+
+@dataclass(frozen=True)
+class Pong:
+    pass
+
+
+for _cls in (Watch, Unwatch, Ping, Pong):
+    _cls.__module__ = _WIRE_MODULE  # the wire name, see the module docstring
