@@ -20,6 +20,7 @@ __all__ = [
     "KIND_TUPLE",
     "MAX_DEMAND",
     "ConsumerWindow",
+    "EnvelopeReader",
     "FrameDecoder",
     "FrameEncoder",
     "MailboxRunner",
@@ -47,6 +48,7 @@ def _select(name: str) -> tuple[ModuleType, bool]:
 
 if TYPE_CHECKING:
     from casty._fastpath._demand_py import MAX_DEMAND, ConsumerWindow, ProducerLedger
+    from casty._fastpath._envelope_py import EnvelopeReader
     from casty._fastpath._frame_py import FrameDecoder, FrameEncoder, encode_frame
     from casty._fastpath._mailbox_py import MailboxRunner
     from casty._fastpath._runcodec_py import (
@@ -65,7 +67,7 @@ if TYPE_CHECKING:
 else:
     modules = {}
     _compiled = []
-    for _name in ("mailbox", "frame", "demand", "runcodec"):
+    for _name in ("mailbox", "frame", "demand", "runcodec", "envelope"):
         modules[_name], _flag = _select(_name)
         _compiled.append(_flag)
     COMPILED = all(_compiled)
@@ -78,6 +80,7 @@ else:
     ProducerLedger = modules["demand"].ProducerLedger
     ConsumerWindow = modules["demand"].ConsumerWindow
     MAX_DEMAND = modules["demand"].MAX_DEMAND
+    EnvelopeReader = modules["envelope"].EnvelopeReader
     RunWriter = modules["runcodec"].RunWriter
     RecordBuilder = modules["runcodec"].RecordBuilder
     has_timestamp_ext = modules["runcodec"].has_timestamp_ext

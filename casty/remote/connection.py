@@ -16,7 +16,7 @@ import socket
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from casty._fastpath import FrameDecoder, FrameEncoder
+from casty._fastpath import EnvelopeReader, FrameDecoder, FrameEncoder
 from casty.actors.events import Terminated
 from casty.actors.ref import ActorRef
 from casty.errors import DeserializationError, FrameError, FrameTooLarge, HandshakeError, SerializationError
@@ -54,12 +54,17 @@ class Connection(asyncio.Protocol):
         self.encoder: MessageEncoder | None = None
         self.decoder: MessageDecoder | None = None
         self.out_paths: dict[str, int] = {}
-        self.in_paths: list[str] = []
+        self.envelopes: EnvelopeReader | None = None
         self.paused = False
         self.handshake = Handshake(self, transport)
         self.handshake_done: asyncio.Future[Association] = transport.loop.create_future()
         self.close_reason = ""
         self.last_received = transport.loop.time()
+
+    @property
+    def in_paths(self) -> list[str]:
+        """The paths the peer defined on this connection so far, by id."""
+        return self.envelopes.paths if self.envelopes is not None else []
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -88,6 +93,8 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         prev = self.state
         self.state = "closed"
+        if self.envelopes is not None:
+            self.envelopes.closed = True
         self.handshake.finish()
         self.owner._inbound.discard(self)
         if not self.handshake_done.done():
@@ -135,44 +142,30 @@ class Connection(asyncio.Protocol):
 
     # -- envelopes in ------------------------------------------------------------------------
     def _dispatch(self, bodies: list[bytes]) -> None:
-        decoder = self.decoder
-        assert decoder is not None
-        in_paths = self.in_paths
+        envelopes = self.envelopes
+        assert envelopes is not None
+        try:
+            envelopes.dispatch(bodies)
+        except (DeserializationError, IndexError, TypeError, ValueError) as exc:
+            self.abort(f"refused a message from {self.peer_label}: {exc}")
+
+    def _on_special(self, path: str, msg: object) -> bool:
+        """A Terminated, or a message for ``CONTROL_PATH``: False when the connection was closed."""
         owner = self.owner
-        deliver = owner.system.deliver
-        for body in bodies:
+        if type(msg) is Terminated:
+            if not isinstance(msg.ref, ActorRef):
+                self.abort(f"refused a message from {self.peer_label}: Terminated without an actor ref")
+                return False
+            owner.watch.on_remote_terminated(path, msg)
+        if path == CONTROL_PATH:
             try:
-                envelope = decoder.decode(body)
-                if type(envelope) is not list or len(envelope) != 2:
-                    raise DeserializationError("an envelope must be [target, message]")
-                target, msg = envelope
-                if type(target) is int:
-                    path = in_paths[target]
-                elif type(target) is str:
-                    path = target
-                else:
-                    ident, path = target
-                    if ident != len(in_paths) or type(path) is not str:
-                        raise DeserializationError("out-of-order path definition")
-                    in_paths.append(path)
-            except (DeserializationError, IndexError, TypeError, ValueError) as exc:
-                self.abort(f"refused a message from {self.peer_label}: {exc}")
-                return
-            if type(msg) is Terminated:
-                if not isinstance(msg.ref, ActorRef):
-                    self.abort(f"refused a message from {self.peer_label}: Terminated without an actor ref")
-                    return
-                owner.watch.on_remote_terminated(path, msg)
-            if path == CONTROL_PATH:
-                try:
-                    owner.on_control(self, msg)
-                except Exception as exc:
-                    self.abort(f"control message {type(msg).__name__} from {self.peer_label} failed: {exc!r}")
-                    return
-            else:
-                deliver(path, msg)
-            if self.state != "open":
-                return
+                owner.on_control(self, msg)
+            except Exception as exc:
+                self.abort(f"control message {type(msg).__name__} from {self.peer_label} failed: {exc!r}")
+                return False
+        else:
+            owner.system.deliver(path, msg)
+        return self.state == "open"
 
     # -- envelopes out -----------------------------------------------------------------------
     def write_queue(self, queue: deque[tuple[str, object]]) -> None:
@@ -229,6 +222,9 @@ class Connection(asyncio.Protocol):
             # the encoder rolls back its type/ref tables when a message is too large to send
             self.encoder.max_size = owner.config.max_frame_size
         self.decoder = serializer.new_decoder(owner.resolve_ref)
+        self.envelopes = EnvelopeReader(
+            self.decoder.decode, owner.system.deliver, self._on_special, CONTROL_PATH, Terminated
+        )
         if not self.handshake_done.done():
             self.handshake_done.set_result(assoc)
 
@@ -242,5 +238,7 @@ class Connection(asyncio.Protocol):
             return
         log.error("closing connection %s: %s", self.peer_label, reason)
         self.close_reason = reason
+        if self.envelopes is not None:
+            self.envelopes.closed = True  # nothing more from a peer whose message was refused
         if self.tcp is not None:
             self.tcp.abort()
