@@ -189,12 +189,12 @@ class MsgpackEncoder:
         writer = self._run_specs.get(cls)
         if writer is not None:
             flat = writer.flatten(run)
-            return list(run) if flat is None else flat  # None: mixed classes, sent item by item
+            return run[:] if flat is None else flat  # None: mixed classes, sent item by item
         if cls in self._handlers or not is_dataclass_type(cls) or is_enum_type(cls):
-            return list(run)
+            return run[:]  # a run of primitives: a plain list (a slice of a list subclass is one)
         for item in run:
             if type(item) is not cls:
-                return list(run)
+                return run[:]
         first = self._learn(run[0])  # defines the type on this connection
         writer = self._run_specs.get(cls)
         if writer is None:  # a registered type with a codec of its own, or a record without fields
