@@ -24,6 +24,7 @@ __all__ = [
     "FrameDecoder",
     "FrameEncoder",
     "MailboxRunner",
+    "MessageReader",
     "ProducerLedger",
     "RecordBuilder",
     "RunWriter",
@@ -47,6 +48,7 @@ def _select(name: str) -> tuple[ModuleType, bool]:
 
 
 if TYPE_CHECKING:
+    from casty._fastpath._decoder_py import MessageReader
     from casty._fastpath._demand_py import MAX_DEMAND, ConsumerWindow, ProducerLedger
     from casty._fastpath._envelope_py import EnvelopeReader
     from casty._fastpath._frame_py import FrameDecoder, FrameEncoder, encode_frame
@@ -67,7 +69,7 @@ if TYPE_CHECKING:
 else:
     modules = {}
     _compiled = []
-    for _name in ("mailbox", "frame", "demand", "runcodec", "envelope"):
+    for _name in ("mailbox", "frame", "demand", "runcodec", "envelope", "decoder"):
         modules[_name], _flag = _select(_name)
         _compiled.append(_flag)
     COMPILED = all(_compiled)
@@ -81,6 +83,7 @@ else:
     ConsumerWindow = modules["demand"].ConsumerWindow
     MAX_DEMAND = modules["demand"].MAX_DEMAND
     EnvelopeReader = modules["envelope"].EnvelopeReader
+    MessageReader = modules["decoder"].MessageReader
     RunWriter = modules["runcodec"].RunWriter
     RecordBuilder = modules["runcodec"].RecordBuilder
     has_timestamp_ext = modules["runcodec"].has_timestamp_ext
