@@ -21,6 +21,7 @@ __all__ = [
     "MAX_DEMAND",
     "ConsumerWindow",
     "EnvelopeReader",
+    "EnvelopeWriter",
     "FrameDecoder",
     "FrameEncoder",
     "MailboxRunner",
@@ -50,7 +51,7 @@ def _select(name: str) -> tuple[ModuleType, bool]:
 if TYPE_CHECKING:
     from casty._fastpath._decoder_py import MessageReader
     from casty._fastpath._demand_py import MAX_DEMAND, ConsumerWindow, ProducerLedger
-    from casty._fastpath._envelope_py import EnvelopeReader
+    from casty._fastpath._envelope_py import EnvelopeReader, EnvelopeWriter
     from casty._fastpath._frame_py import FrameDecoder, FrameEncoder, encode_frame
     from casty._fastpath._mailbox_py import MailboxRunner
     from casty._fastpath._runcodec_py import (
@@ -83,6 +84,7 @@ else:
     ConsumerWindow = modules["demand"].ConsumerWindow
     MAX_DEMAND = modules["demand"].MAX_DEMAND
     EnvelopeReader = modules["envelope"].EnvelopeReader
+    EnvelopeWriter = modules["envelope"].EnvelopeWriter
     MessageReader = modules["decoder"].MessageReader
     RunWriter = modules["runcodec"].RunWriter
     RecordBuilder = modules["runcodec"].RecordBuilder

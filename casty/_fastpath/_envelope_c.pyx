@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Envelopes in: frame bodies to (target path, message), handed on in order, compiled (twin of
-``_envelope_py``; same behaviour).
+"""Envelopes in and out, compiled (twin of ``_envelope_py``; same behaviour): frame bodies to
+(target path, message) handed on in order, and queued (path, message) pairs to frames.
 
 An envelope is ``[target, message]``. ``target`` is ``[id, path]`` the first time a path is
 used on a connection (ids count up from 0 per connection), the bare ``id`` afterwards, and the
@@ -11,13 +11,22 @@ target and calls ``deliver(path, message)``; a message for ``special_path`` or o
 ``special_type`` goes to ``on_special(path, message)`` instead, which returns False to stop
 reading (it has closed the connection). A body that is not a well-formed envelope raises
 :class:`~casty.errors.DeserializationError` and nothing after it is delivered.
+
+:meth:`EnvelopeWriter.write_queue` is the other direction: it takes (path, message) pairs from
+a queue, encodes each envelope, adds it to the connection's frame encoder and hands the
+framed bytes to ``write`` (at most ``chunk`` bytes and more at once), until the queue is empty
+or the writer is paused. A message that cannot be encoded goes to ``on_error(path, message,
+error)`` and is not sent.
 """
 
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 
-from casty.errors import DeserializationError
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
 
-__all__ = ["EnvelopeReader"]
+from casty.errors import DeserializationError, FrameTooLarge, SerializationError
+
+__all__ = ["EnvelopeReader", "EnvelopeWriter"]
 
 
 cdef class EnvelopeReader:
@@ -88,3 +97,63 @@ cdef class EnvelopeReader:
             else:
                 deliver(path, msg)
         return done
+
+
+cdef class EnvelopeWriter:
+    """Writes the envelopes of one connection direction: ``[target, message]`` per message."""
+
+    cdef object _encode
+    cdef object _frames
+    cdef object _write
+    cdef object _on_error
+    cdef Py_ssize_t _chunk
+    cdef public dict paths
+    cdef public bint paused
+
+    def __init__(self, encode, frames, write, on_error, chunk):
+        if type(chunk) is not int or chunk < 1:
+            raise ValueError("chunk must be a positive int")
+        self._encode = encode
+        self._frames = frames
+        self._write = write
+        self._on_error = on_error
+        self._chunk = chunk
+        self.paths = {}
+        self.paused = False
+
+    def write_queue(self, queue):
+        """Encode and write queued (path, message) pairs until the queue is empty or the writer
+        is paused; returns how many were taken from the queue."""
+        cdef object encode = self._encode
+        cdef object frames = self._frames
+        cdef object add = frames.add
+        cdef object popleft = queue.popleft
+        cdef dict paths = self.paths
+        cdef Py_ssize_t taken = 0
+        cdef PyObject* found
+        cdef object target, path, msg
+        cdef bint defines
+        while queue and not self.paused:
+            path, msg = popleft()
+            taken += 1
+            found = PyDict_GetItem(paths, path)
+            defines = False
+            if found != NULL:
+                target = <object>found
+            elif path.startswith("/temp/"):
+                target = path  # short-lived (an ask's reply): sent in full, not given an id
+            else:
+                target = [len(paths), path]
+                defines = True
+            try:
+                add(encode([target, msg]))
+            except (SerializationError, FrameTooLarge) as exc:
+                self._on_error(path, msg, exc)
+                continue
+            if defines:
+                paths[path] = len(paths)
+            if frames.pending_bytes >= self._chunk:
+                self._write(frames.take())
+        if frames.pending_bytes:
+            self._write(frames.take())
+        return taken

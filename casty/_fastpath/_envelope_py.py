@@ -1,5 +1,5 @@
-"""Envelopes in: frame bodies to (target path, message), handed on in order (pure twin of
-``_envelope_c``).
+"""Envelopes in and out: frame bodies to (target path, message) handed on in order, and queued
+(path, message) pairs to frames (pure twin of ``_envelope_c``).
 
 An envelope is ``[target, message]``. ``target`` is ``[id, path]`` the first time a path is
 used on a connection (ids count up from 0 per connection), the bare ``id`` afterwards, and the
@@ -10,6 +10,12 @@ target and calls ``deliver(path, message)``; a message for ``special_path`` or o
 ``special_type`` goes to ``on_special(path, message)`` instead, which returns False to stop
 reading (it has closed the connection). A body that is not a well-formed envelope raises
 :class:`~casty.errors.DeserializationError` and nothing after it is delivered.
+
+:meth:`EnvelopeWriter.write_queue` is the other direction: it takes (path, message) pairs from
+a queue, encodes each envelope, adds it to the connection's frame encoder and hands the
+framed bytes to ``write`` (at most ``chunk`` bytes and more at once), until the queue is empty
+or the writer is paused. A message that cannot be encoded goes to ``on_error(path, message,
+error)`` and is not sent.
 """
 
 from __future__ import annotations
@@ -17,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from casty.errors import DeserializationError
+from casty.errors import DeserializationError, FrameTooLarge, SerializationError
 
-__all__ = ["EnvelopeReader"]
+__all__ = ["EnvelopeReader", "EnvelopeWriter"]
 
 
 class EnvelopeReader:
@@ -89,3 +95,62 @@ class EnvelopeReader:
             else:
                 deliver(path, msg)
         return done
+
+
+class EnvelopeWriter:
+    """Writes the envelopes of one connection direction: ``[target, message]`` per message."""
+
+    __slots__ = ("_chunk", "_encode", "_frames", "_on_error", "_write", "paths", "paused")
+
+    def __init__(
+        self,
+        encode: Callable[[object], bytes],
+        frames: Any,
+        write: Callable[[bytes], object],
+        on_error: Callable[[str, object, Exception], object],
+        chunk: int,
+    ) -> None:
+        if type(chunk) is not int or chunk < 1:
+            raise ValueError("chunk must be a positive int")
+        self._encode = encode
+        self._frames = frames
+        self._write = write
+        self._on_error = on_error
+        self._chunk = chunk
+        #: the paths defined on this connection so far, with their ids
+        self.paths: dict[str, int] = {}
+        #: while True (the socket's buffer is full), queued messages wait
+        self.paused = False
+
+    def write_queue(self, queue: Any) -> int:
+        """Encode and write queued (path, message) pairs until the queue is empty or the writer
+        is paused; returns how many were taken from the queue."""
+        encode = self._encode
+        frames = self._frames
+        add = frames.add
+        paths = self.paths
+        chunk = self._chunk
+        taken = 0
+        while queue and not self.paused:
+            path, msg = queue.popleft()
+            taken += 1
+            ident = paths.get(path)
+            target: Any
+            if ident is not None:
+                target = ident
+            elif path.startswith("/temp/"):
+                target = path  # short-lived (an ask's reply): sent in full, not given an id
+            else:
+                target = [len(paths), path]
+            try:
+                add(encode([target, msg]))
+            except (SerializationError, FrameTooLarge) as exc:
+                self._on_error(path, msg, exc)
+                continue
+            if ident is None and type(target) is list:
+                paths[path] = len(paths)
+            if frames.pending_bytes >= chunk:
+                self._write(frames.take())
+        if frames.pending_bytes:
+            self._write(frames.take())
+        return taken

@@ -14,12 +14,12 @@ import contextlib
 import logging
 import socket
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from casty._fastpath import EnvelopeReader, FrameDecoder, FrameEncoder
+from casty._fastpath import EnvelopeReader, EnvelopeWriter, FrameDecoder, FrameEncoder
 from casty.actors.events import Terminated
 from casty.actors.ref import ActorRef
-from casty.errors import DeserializationError, FrameError, FrameTooLarge, HandshakeError, SerializationError
+from casty.errors import DeserializationError, FrameError, FrameTooLarge, HandshakeError
 from casty.remote.control import CONTROL_PATH
 from casty.remote.handshake import HANDSHAKE_LIMIT, Handshake
 from casty.serde import MessageDecoder, MessageEncoder
@@ -53,8 +53,8 @@ class Connection(asyncio.Protocol):
         self.frames_out = FrameEncoder(limit)
         self.encoder: MessageEncoder | None = None
         self.decoder: MessageDecoder | None = None
-        self.out_paths: dict[str, int] = {}
         self.envelopes: EnvelopeReader | None = None
+        self.envelopes_out: EnvelopeWriter | None = None
         self.paused = False
         self.handshake = Handshake(self, transport)
         self.handshake_done: asyncio.Future[Association] = transport.loop.create_future()
@@ -65,6 +65,11 @@ class Connection(asyncio.Protocol):
     def in_paths(self) -> list[str]:
         """The paths the peer defined on this connection so far, by id."""
         return self.envelopes.paths if self.envelopes is not None else []
+
+    @property
+    def out_paths(self) -> dict[str, int]:
+        """The paths this side defined on this connection so far, with their ids."""
+        return self.envelopes_out.paths if self.envelopes_out is not None else {}
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -107,9 +112,13 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.paused = True
+        if self.envelopes_out is not None:
+            self.envelopes_out.paused = True
 
     def resume_writing(self) -> None:
         self.paused = False
+        if self.envelopes_out is not None:
+            self.envelopes_out.paused = False
         if self.assoc is not None and self.assoc.conn is self:
             self.assoc.schedule_flush()
 
@@ -171,37 +180,20 @@ class Connection(asyncio.Protocol):
     def write_queue(self, queue: deque[tuple[str, object]]) -> None:
         """Encode queued messages into frames and write them, until the queue is empty or the
         socket's buffer is full."""
-        tcp = self.tcp
-        encoder = self.encoder
-        if tcp is None or encoder is None or self.state != "open":
+        writer = self.envelopes_out
+        if self.tcp is None or writer is None or self.state != "open":
             return
-        frames = self.frames_out
-        out_paths = self.out_paths
-        system = self.owner.system
+        writer.write_queue(queue)
+
+    def _write_out(self, data: bytes) -> None:
+        tcp = self.tcp
+        if tcp is not None:
+            self._write(tcp, data)
+
+    def _not_sent(self, path: str, msg: object, exc: Exception) -> None:
         assoc = self.assoc
-        while queue and not self.paused:
-            path, msg = queue.popleft()
-            ident = out_paths.get(path)
-            target: Any
-            if ident is not None:
-                target = ident
-            elif path.startswith("/temp/"):
-                target = path  # short-lived (an ask's reply): sent in full, not given an id
-            else:
-                target = [len(out_paths), path]
-            try:
-                body = encoder.encode([target, msg])
-                frames.add(body)
-            except (SerializationError, FrameTooLarge) as exc:
-                system.dead_letter(msg, assoc.ref(path) if assoc else None, f"not sent: {exc}")
-                log.warning("message to %s%s not sent: %s", self.peer_label, path, exc)
-                continue
-            if ident is None and type(target) is list:
-                out_paths[path] = len(out_paths)
-            if frames.pending_bytes >= _FLUSH_CHUNK:
-                self._write(tcp, frames.take())
-        if frames.pending_bytes:
-            self._write(tcp, frames.take())
+        self.owner.system.dead_letter(msg, assoc.ref(path) if assoc else None, f"not sent: {exc}")
+        log.warning("message to %s%s not sent: %s", self.peer_label, path, exc)
 
     def _write(self, tcp: asyncio.Transport, data: bytes) -> None:
         owner = self.owner
@@ -221,6 +213,10 @@ class Connection(asyncio.Protocol):
         if hasattr(self.encoder, "max_size"):
             # the encoder rolls back its type/ref tables when a message is too large to send
             self.encoder.max_size = owner.config.max_frame_size
+        self.envelopes_out = EnvelopeWriter(
+            self.encoder.encode, self.frames_out, self._write_out, self._not_sent, _FLUSH_CHUNK
+        )
+        self.envelopes_out.paused = self.paused
         self.decoder = serializer.new_decoder(owner.resolve_ref)
         self.envelopes = EnvelopeReader(
             self.decoder.decode, owner.system.deliver, self._on_special, CONTROL_PATH, Terminated

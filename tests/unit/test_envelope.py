@@ -173,3 +173,106 @@ def test_twins_agree(batches: list[list[Any]]) -> None:
         outcomes = [rec.run(batch)[0] for batch in batches]
         results.append((outcomes, rec.events, list(rec.reader.paths)))
     assert all(r == results[0] for r in results), results
+
+
+# --------------------------------------------------------------------------- envelopes out
+
+
+class Sink:
+    """The writer's outside world: a frame encoder, the written bytes, the refused messages."""
+
+    def __init__(self, module: ModuleType, chunk: int = 1 << 20, pause_after: int = 0) -> None:
+        from collections import deque
+
+        from casty._fastpath import FrameEncoder
+
+        self.frames = FrameEncoder(1 << 16)
+        self.written: list[bytes] = []
+        self.refused: list[tuple[str, Any, str]] = []
+        self.pause_after = pause_after
+        self.queue: deque[tuple[str, Any]] = deque()
+        self.writer = module.EnvelopeWriter(self.encode, self.frames, self.write, self.on_error, chunk)
+
+    @staticmethod
+    def encode(envelope: Any) -> bytes:
+        from casty.errors import FrameTooLarge, SerializationError
+
+        msg = envelope[1]
+        if msg == "unencodable":
+            raise SerializationError("cannot serialize")
+        if msg == "huge":
+            raise FrameTooLarge(1 << 30, 1 << 16)
+        data: bytes = msgpack.packb(envelope)
+        return data
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+        if self.pause_after and len(self.written) >= self.pause_after:
+            self.writer.paused = True
+
+    def on_error(self, path: str, msg: Any, exc: Exception) -> None:
+        self.refused.append((path, msg, type(exc).__name__))
+
+
+def decode_frames(written: list[bytes]) -> list[Any]:
+    from casty._fastpath import FrameDecoder
+
+    frames = FrameDecoder(1 << 16)
+    return [msgpack.unpackb(body) for body in frames.feed(b"".join(written))]
+
+
+@pytest.mark.parametrize("module", IMPLS)
+def test_writer_defines_paths_once_and_batches(module: ModuleType) -> None:
+    sink = Sink(module)
+    sink.queue.extend(
+        [
+            ("/user/a", 1),
+            ("/user/a", 2),
+            ("/temp/9", 3),
+            ("/user/b", "unencodable"),
+            ("/user/b", 4),
+            ("/user/c", "huge"),
+        ]
+    )
+    assert sink.writer.write_queue(sink.queue) == 6
+    assert len(sink.written) == 1  # one write for the whole queue
+    assert decode_frames(sink.written) == [[[0, "/user/a"], 1], [0, 2], ["/temp/9", 3], [[1, "/user/b"], 4]]
+    assert sink.writer.paths == {"/user/a": 0, "/user/b": 1}
+    assert sink.refused == [("/user/b", "unencodable", "SerializationError"), ("/user/c", "huge", "FrameTooLarge")]
+    assert sink.writer.write_queue(sink.queue) == 0 and len(sink.written) == 1
+
+
+@pytest.mark.parametrize("module", IMPLS)
+def test_writer_stops_when_paused(module: ModuleType) -> None:
+    sink = Sink(module, chunk=20, pause_after=1)
+    sink.queue.extend(("/user/a", "x" * 30) for _ in range(5))
+    assert sink.writer.write_queue(sink.queue) == 1  # the first chunk filled the socket's buffer
+    assert len(sink.queue) == 4 and len(sink.written) == 1
+    sink.writer.paused = False
+    sink.pause_after = 0
+    assert sink.writer.write_queue(sink.queue) == 4
+    assert len(decode_frames(sink.written)) == 5
+    with pytest.raises(ValueError):
+        module.EnvelopeWriter(Sink.encode, sink.frames, print, print, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["/user/a", "/user/b", "/temp/1", "/user/c/d"]),
+            st.sampled_from([1, "s", None, "unencodable", "huge"]),
+        ),
+        max_size=20,
+    ),
+    st.integers(1, 64),
+    st.integers(0, 4),
+)
+def test_writer_twins_agree(items: list[tuple[str, Any]], chunk: int, pause_after: int) -> None:
+    results = []
+    for module in BOTH:
+        sink = Sink(module, chunk, pause_after)
+        sink.queue.extend(items)
+        taken = sink.writer.write_queue(sink.queue)
+        results.append((taken, sink.written, sink.refused, dict(sink.writer.paths), list(sink.queue)))
+    assert all(r == results[0] for r in results)
