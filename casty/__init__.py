@@ -1,8 +1,15 @@
-"""casty: typed, clustered actors for asyncio with backpressured streams over the network."""
+"""casty: typed, clustered actors for asyncio with backpressured streams over the network.
+
+``IMPLEMENTATION`` tells which fast paths (mailbox run loop, frame codec, stream demand) run in
+this process: ``"compiled"`` (the Cython modules, what an install with a C compiler gets),
+``"pure"`` (their pure-Python twins, about 2x slower for a local tell: ``CASTY_NO_EXTENSIONS=1``
+or an install without a compiler) or ``"mixed"`` (a partial build). ``COMPILED`` is
+``IMPLEMENTATION == "compiled"``. When compiled modules are missing and the pure build was not
+asked for, ``import casty`` logs one warning on the ``casty`` logger saying so.
+"""
 
 from __future__ import annotations
 
-from casty._discover import discover_config as discover_config
 from casty._fastpath import COMPILED as COMPILED
 from casty._fastpath import IMPLEMENTATION as IMPLEMENTATION
 from casty._run import run as run
@@ -64,6 +71,7 @@ from casty.cluster.members import Member as Member
 from casty.cluster.members import MemberStatus as MemberStatus
 from casty.cluster.system import ClusteredActorSystem as ClusteredActorSystem
 from casty.config import CastyConfig as CastyConfig
+from casty.config import discover_config as discover_config
 from casty.config import load_config as load_config
 from casty.errors import AskTimeoutError as AskTimeoutError
 from casty.errors import CastyError as CastyError
