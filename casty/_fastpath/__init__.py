@@ -28,20 +28,30 @@ __all__ = [
     "DROP_OLDEST",
     "FAST_PATHS",
     "IMPLEMENTATION",
+    "KIND_CALL",
+    "KIND_DICT",
+    "KIND_SLOTS",
+    "KIND_TUPLE",
     "MAX_DEMAND",
     "NO_EXTENSIONS",
     "REJECT",
     "ConsumerWindow",
+    "EnvelopeReader",
+    "EnvelopeWriter",
     "FrameDecoder",
     "FrameEncoder",
     "MailboxRunner",
+    "MessageReader",
     "ProducerLedger",
+    "RecordBuilder",
+    "RunWriter",
     "encode_frame",
+    "has_timestamp_ext",
     "modules",
     "twins",
 ]
 
-FAST_PATHS = ("mailbox", "frame", "demand")
+FAST_PATHS = ("mailbox", "frame", "demand", "runcodec", "decoder", "envelope")
 """Every fast path; each has a compiled ``_<name>_c`` and a pure ``_<name>_py`` module."""
 
 try:
@@ -86,9 +96,20 @@ def _warn_fallback(missing: dict[str, str]) -> None:
 
 
 if TYPE_CHECKING:
+    from casty._fastpath._decoder_py import MessageReader
     from casty._fastpath._demand_py import MAX_DEMAND, ConsumerWindow, ProducerLedger
+    from casty._fastpath._envelope_py import EnvelopeReader, EnvelopeWriter
     from casty._fastpath._frame_py import FrameDecoder, FrameEncoder, encode_frame
     from casty._fastpath._mailbox_py import DROP_NEW, DROP_OLDEST, REJECT, MailboxRunner
+    from casty._fastpath._runcodec_py import (
+        KIND_CALL,
+        KIND_DICT,
+        KIND_SLOTS,
+        KIND_TUPLE,
+        RecordBuilder,
+        RunWriter,
+        has_timestamp_ext,
+    )
 
     COMPILED: bool
     IMPLEMENTATION: Literal["compiled", "pure", "mixed"]
@@ -116,3 +137,13 @@ else:
     ProducerLedger = modules["demand"].ProducerLedger
     ConsumerWindow = modules["demand"].ConsumerWindow
     MAX_DEMAND = modules["demand"].MAX_DEMAND
+    RunWriter = modules["runcodec"].RunWriter
+    RecordBuilder = modules["runcodec"].RecordBuilder
+    has_timestamp_ext = modules["runcodec"].has_timestamp_ext
+    KIND_DICT = modules["runcodec"].KIND_DICT
+    KIND_SLOTS = modules["runcodec"].KIND_SLOTS
+    KIND_TUPLE = modules["runcodec"].KIND_TUPLE
+    KIND_CALL = modules["runcodec"].KIND_CALL
+    MessageReader = modules["decoder"].MessageReader
+    EnvelopeReader = modules["envelope"].EnvelopeReader
+    EnvelopeWriter = modules["envelope"].EnvelopeWriter

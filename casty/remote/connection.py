@@ -17,17 +17,10 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from casty._fastpath import FrameDecoder, FrameEncoder
+from casty._fastpath import EnvelopeReader, EnvelopeWriter, FrameDecoder, FrameEncoder
 from casty.actors.events import Terminated
 from casty.actors.ref import ActorRef
-from casty.errors import (
-    DeserializationError,
-    FrameError,
-    FrameTooLarge,
-    HandshakeError,
-    MessageRefused,
-    SerializationError,
-)
+from casty.errors import DeserializationError, FrameError, FrameTooLarge, HandshakeError, MessageRefused
 from casty.remote.control import CONTROL_PATH, DeserializationFailed
 from casty.remote.handshake import HANDSHAKE_LIMIT, Handshake
 from casty.serde import MessageDecoder, MessageEncoder
@@ -84,8 +77,10 @@ class Connection(asyncio.Protocol):
         self.frames_out = FrameEncoder(limit)
         self.encoder: MessageEncoder | None = None
         self.decoder: MessageDecoder | None = None
-        self.out_paths: dict[str, int] = {}
-        self.in_paths: list[str] = []
+        self.envelopes: EnvelopeReader | None = None
+        self.envelopes_out: EnvelopeWriter | None = None
+        #: the queue being written (a message split for the frame size goes back to its front)
+        self._out_queue: deque[tuple[str, object]] = deque()
         self.paused = False
         self.handshake = Handshake(self, transport)
         self.handshake_done: asyncio.Future[Association] = transport.loop.create_future()
@@ -112,6 +107,16 @@ class Connection(asyncio.Protocol):
         self.refused_types: set[str] = set()
         #: envelope targets naming an actor of an earlier incarnation of this process
         self.gone_targets: set[str] = set()
+
+    @property
+    def in_paths(self) -> list[str]:
+        """The paths the peer defined on this connection so far, by id."""
+        return self.envelopes.paths if self.envelopes is not None else []
+
+    @property
+    def out_paths(self) -> dict[str, int]:
+        """The paths this side defined on this connection so far, with their ids."""
+        return self.envelopes_out.paths if self.envelopes_out is not None else {}
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -201,6 +206,8 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         prev = self.state
         self.state = "closed"
+        if self.envelopes is not None:
+            self.envelopes.closed = True
         self.handshake.finish()
         if self.wait_timer is not None:
             self.wait_timer.cancel()
@@ -217,9 +224,13 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.paused = True
+        if self.envelopes_out is not None:
+            self.envelopes_out.paused = True
 
     def resume_writing(self) -> None:
         self.paused = False
+        if self.envelopes_out is not None:
+            self.envelopes_out.paused = False
         if self.assoc is not None and self.assoc.conn is self:
             self.assoc.schedule_flush()
 
@@ -316,51 +327,41 @@ class Connection(asyncio.Protocol):
 
     # -- envelopes in ------------------------------------------------------------------------
     def _dispatch(self, bodies: list[bytes]) -> None:
-        decoder = self.decoder
-        assert decoder is not None
-        in_paths = self.in_paths
-        owner = self.owner
-        deliver = owner.system.deliver
-        gone = self.gone_targets
-        for body in bodies:
+        envelopes = self.envelopes
+        assert envelopes is not None
+        pos = 0
+        while True:
             try:
-                envelope = decoder.decode(body)
-                if type(envelope) is not list or len(envelope) != 2:
-                    raise DeserializationError("an envelope must be [target, message]")
-                target, msg = envelope
-                if type(target) is int:
-                    path = in_paths[target]
-                elif type(target) is str:
-                    path = target if "\x00" not in target else self.incarnation_target(target)
-                else:
-                    ident, path = target
-                    if ident != len(in_paths) or type(path) is not str:
-                        raise DeserializationError("out-of-order path definition")
-                    if "\x00" in path:
-                        path = self.incarnation_target(path)
-                    in_paths.append(path)
+                envelopes.dispatch(bodies if pos == 0 else bodies[pos:])
+                return
             except (DeserializationError, IndexError, TypeError, ValueError) as exc:
-                if self.refuse_message(exc):
-                    continue
-                self.abort(f"refused a message from {self.peer_label}: {exc}")
-                return
-            if type(msg) is Terminated:
-                if not isinstance(msg.ref, ActorRef):
-                    self.abort(f"refused a message from {self.peer_label}: Terminated without an actor ref")
+                if not self.refuse_message(exc):
+                    self.abort(f"refused a message from {self.peer_label}: {exc}")
                     return
-                owner.watch.on_remote_terminated(path, msg)
-            if path == CONTROL_PATH:
-                try:
-                    owner.on_control(self, msg)
-                except Exception as exc:
-                    self.abort(f"control message {type(msg).__name__} from {self.peer_label} failed: {exc!r}")
-                    return
-            elif gone and path in gone:
-                owner.deliver_gone(path, msg)
-            else:
-                deliver(path, msg)
-            if self.state != "open":
+            pos += envelopes.taken
+            if pos >= len(bodies) or self.state != "open":
                 return
+
+    def _on_special(self, path: str, msg: object) -> bool:
+        """A Terminated, a message for ``CONTROL_PATH`` or one for a target of an earlier
+        incarnation (a dead letter): False when the connection was closed."""
+        owner = self.owner
+        if type(msg) is Terminated:
+            if not isinstance(msg.ref, ActorRef):
+                self.abort(f"refused a message from {self.peer_label}: Terminated without an actor ref")
+                return False
+            owner.watch.on_remote_terminated(path, msg)
+        if path == CONTROL_PATH:
+            try:
+                owner.on_control(self, msg)
+            except Exception as exc:
+                self.abort(f"control message {type(msg).__name__} from {self.peer_label} failed: {exc!r}")
+                return False
+        elif path in self.gone_targets:
+            owner.deliver_gone(path, msg)
+        else:
+            owner.system.deliver(path, msg)
+        return self.state == "open"
 
     # -- targets that carry an incarnation ------------------------------------------------------
     def incarnation_target(self, key: str) -> str:
@@ -421,43 +422,29 @@ class Connection(asyncio.Protocol):
     def write_queue(self, queue: deque[tuple[str, object]]) -> None:
         """Encode queued messages into frames and write them, until the queue is empty or the
         socket's buffer is full."""
-        tcp = self.tcp
-        encoder = self.encoder
-        if tcp is None or encoder is None or self.state != "open":
+        writer = self.envelopes_out
+        if self.tcp is None or writer is None or self.state != "open":
             return
-        frames = self.frames_out
-        out_paths = self.out_paths
-        system = self.owner.system
         assoc = self.assoc
         if assoc is not None and assoc.sent != self.sent_seen:
             self.sent_seen = assoc.sent
             self.last_active = self.owner.loop.time()
-        while queue and not self.paused:
-            path, msg = queue.popleft()
-            ident = out_paths.get(path)
-            target: Any
-            if ident is not None:
-                target = ident
-            elif path.startswith("/temp/"):
-                target = path  # short-lived (an ask's reply): sent in full, not given an id
-            else:
-                target = [len(out_paths), path]
-            try:
-                body = encoder.encode([target, msg])
-                frames.add(body)
-            except (SerializationError, FrameTooLarge) as exc:
-                if type(exc) is FrameTooLarge and self._split_oversized(queue, path, msg, exc):
-                    continue
-                system.dead_letter(msg, assoc.ref(path) if assoc else None, f"not sent: {exc}")
-                system.not_sent(msg, exc)
-                log.warning("message to %s%s not sent: %s", self.peer_label, path, exc)
-                continue
-            if ident is None and type(target) is list:
-                out_paths[path] = len(out_paths)
-            if frames.pending_bytes >= _FLUSH_CHUNK:
-                self._write(tcp, frames.take())
-        if frames.pending_bytes:
-            self._write(tcp, frames.take())
+        self._out_queue = queue
+        writer.write_queue(queue)
+
+    def _write_out(self, data: bytes) -> None:
+        tcp = self.tcp
+        if tcp is not None:
+            self._write(tcp, data)
+
+    def _not_sent(self, path: str, msg: object, exc: Exception) -> None:
+        if type(exc) is FrameTooLarge and self._split_oversized(self._out_queue, path, msg, exc):
+            return
+        assoc = self.assoc
+        system = self.owner.system
+        system.dead_letter(msg, assoc.ref(path) if assoc else None, f"not sent: {exc}")
+        system.not_sent(msg, exc)
+        log.warning("message to %s%s not sent: %s", self.peer_label, path, exc)
 
     def _split_oversized(self, queue: deque[tuple[str, object]], path: str, msg: object, exc: FrameTooLarge) -> bool:
         """A message too large for one frame whose class defines ``split_for_frame(recipient,
@@ -496,12 +483,25 @@ class Connection(asyncio.Protocol):
         if hasattr(self.encoder, "incarnation_of"):
             # refs travel with the incarnation of the process their actor lives in
             self.encoder.incarnation_of = owner.ref_incarnation
+        self.envelopes_out = EnvelopeWriter(
+            self.encoder.encode, self.frames_out, self._write_out, self._not_sent, _FLUSH_CHUNK
+        )
+        self.envelopes_out.paused = self.paused
         self.decoder = serializer.new_decoder(owner.resolve_ref)
         decoder: Any = self.decoder
         if hasattr(decoder, "max_types"):
             # definitions a peer may make on this connection (its tables live as long as it)
             decoder.max_types = owner.config.max_type_definitions
             decoder.max_refs = owner.config.max_ref_definitions
+        self.envelopes = EnvelopeReader(
+            self.decoder.decode,
+            owner.system.deliver,
+            self._on_special,
+            CONTROL_PATH,
+            Terminated,
+            self.incarnation_target,
+            self.gone_targets,
+        )
         owner.guard.on_established(self)
         if not self.handshake_done.done():
             self.handshake_done.set_result(assoc)
@@ -516,5 +516,7 @@ class Connection(asyncio.Protocol):
             return
         log.error("closing connection %s: %s", self.peer_label, reason)
         self.close_reason = reason
+        if self.envelopes is not None:
+            self.envelopes.closed = True  # nothing more from a peer whose message was refused
         if self.tcp is not None:
             self.tcp.abort()

@@ -11,27 +11,13 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped, unused-ignore]
-
+from casty._fastpath import MessageReader, has_timestamp_ext
 from casty.actors.ref import ActorRef
-from casty.errors import DeserializationError, MessageRefused
+from casty.errors import DeserializationError
 
-from ._records import RecordMaker, RunBuilder, record_builder, record_maker, run_builder
+from ._records import RecordBuilder, record_builder
 from ._registry import TypeRegistry, is_dataclass_type, is_enum_type, lookup_loaded_class
-from ._timestamp import TIMESTAMP_HEADER, contains_timestamp
 from ._wire import (
-    EXT_BIGINT,
-    EXT_FROZENSET,
-    EXT_REF_DEF,
-    EXT_REF_DEF_INC,
-    EXT_REF_INLINE,
-    EXT_REF_INLINE_INC,
-    EXT_REF_REF,
-    EXT_RUN,
-    EXT_SET,
-    EXT_TUPLE,
-    EXT_TYPE_DEF,
-    EXT_TYPE_REF,
     id_bytes,
     unpack_u32,
     unpack_u64,
@@ -39,32 +25,20 @@ from ._wire import (
 
 __all__ = ["MsgpackDecoder"]
 
-# Messages up to this size are decoded with one reused Unpacker.
-_SMALL_MESSAGE = 64 * 1024
-
 
 class _Tag:
     """What a type tag decodes to: knows how to build the value from its array.
 
-    Record types (dataclasses, NamedTuples) also have ``record``, building one value from its
-    field values, ``arity``, their number of fields, and ``run``, building every item of a
-    record run: that is what a RecordRun needs."""
+    Record types (dataclasses, NamedTuples) also have ``records``, the builder of their
+    records, which builds every item of a record run in one loop: that is what a RecordRun
+    needs."""
 
-    __slots__ = ("arity", "build", "name", "record", "run")
+    __slots__ = ("build", "name", "records")
 
-    def __init__(
-        self,
-        name: str,
-        build: Callable[[list[Any]], Any],
-        record: RecordMaker | None = None,
-        arity: int = 0,
-        run: RunBuilder | None = None,
-    ) -> None:
+    def __init__(self, name: str, build: Callable[[list[Any]], Any], records: RecordBuilder | None = None) -> None:
         self.name = name
         self.build = build
-        self.record = record
-        self.arity = arity
-        self.run = run
+        self.records = records
 
     def __repr__(self) -> str:
         return f"<casty type tag {self.name}>"
@@ -124,8 +98,8 @@ def _cached_tag(name: str, target: object, make: Callable[[], _Tag]) -> _Tag:
 
 def _dataclass_tag(name: str, cls: type) -> _Tag:
     def make() -> _Tag:
-        record, arity = record_maker(cls)
-        return _Tag(name, record_builder(cls), record, arity, run_builder(cls, record, arity))
+        records = record_builder(cls)
+        return _Tag(name, records.build, records)
 
     return _cached_tag(name, cls, make)
 
@@ -159,143 +133,35 @@ class MsgpackDecoder:
 
     Definitions in a message are learned even when the message as a whole is refused (for
     instance because it names a type this process may not build), so later messages that
-    use them by id still decode.
+    use them by id still decode. The decoding loop itself is ``casty._fastpath``'s
+    :class:`~casty._fastpath.MessageReader` (compiled, with its pure twin); this class owns
+    the tables and decides which types may be built.
     """
 
-    __slots__ = (
-        "_error",
-        "_ext_hook",
-        "_list_hook",
-        "_open_tags",
-        "_ref_uris",
-        "_registry",
-        "_resolve_ref",
-        "_strict",
-        "_tags",
-        "_tags_by_name",
-        "_unpacker",
-        "_unpacker_offset",
-        "max_refs",
-        "max_types",
-    )
+    __slots__ = ("_reader", "_ref_uris", "_registry", "_strict", "_tags", "_tags_by_name", "max_refs", "max_types")
 
     def __init__(self, registry: TypeRegistry, strict: bool, resolve_ref: Callable[..., ActorRef[Any]]) -> None:
         """``resolve_ref(uri)`` turns a URI into a ref; for a ref that came with the incarnation
         of its process it is called as ``resolve_ref(uri, incarnation)``."""
         self._registry = registry
         self._strict = strict
-        self._resolve_ref = resolve_ref
         self._tags: dict[bytes, _Tag] = {}
         self._tags_by_name: dict[str, _Tag] = {}
         #: ref id -> (URI, incarnation; 0 when the sender did not know it)
         self._ref_uris: dict[bytes, tuple[str, int]] = {}
-        self._open_tags = 0
-        self._error: DeserializationError | None = None
         #: definitions a peer may make (set by the transport from its configuration)
         self.max_types = 1 << 32
         self.max_refs = 1 << 32
-        tags = self._tags
-        ref_uris = self._ref_uris
-        define_type = self._define_type
-        define_ref = self._define_ref
-        resolve = self._resolve
-
-        def ext_hook(code: int, data: bytes) -> Any:
-            if code == EXT_TYPE_REF:
-                tag = tags.get(data)
-                if tag is None:
-                    raise DeserializationError(f"unknown type id {data.hex()}")
-                self._open_tags += 1
-                return tag
-            if code == EXT_REF_REF:
-                known = ref_uris.get(data)
-                if known is None:
-                    raise DeserializationError(f"unknown actor ref id {data.hex()}")
-                return resolve(*known)
-            if code == EXT_TUPLE:
-                self._open_tags += 1
-                return _TUPLE_TAG
-            if code == EXT_RUN:
-                self._open_tags += 1
-                return run_tag
-            if code == EXT_TYPE_DEF:
-                self._open_tags += 1
-                return define_type(data)
-            if code == EXT_REF_DEF:
-                return resolve(*define_ref(data, False))
-            if code == EXT_REF_DEF_INC:
-                return resolve(*define_ref(data, True))
-            if code == EXT_REF_INLINE:
-                try:
-                    return resolve(data.decode("utf-8"), 0)
-                except UnicodeDecodeError:
-                    raise DeserializationError("actor ref URI is not UTF-8") from None
-            if code == EXT_REF_INLINE_INC:
-                if len(data) < 8:
-                    raise DeserializationError("malformed actor ref")
-                try:
-                    return resolve(data[8:].decode("utf-8"), unpack_u64(data)[0])
-                except UnicodeDecodeError:
-                    raise DeserializationError("actor ref URI is not UTF-8") from None
-            if code == EXT_BIGINT:
-                if not data:
-                    raise DeserializationError("empty big integer")
-                return int.from_bytes(data, "big", signed=True)
-            if code == EXT_SET:
-                self._open_tags += 1
-                return _SET_TAG
-            if code == EXT_FROZENSET:
-                self._open_tags += 1
-                return _FROZENSET_TAG
-            raise DeserializationError(f"unknown msgpack ext code {code}")
-
-        def build_run(items: list[Any]) -> Any:
-            # [run-tag, type-tag, count, fields...]: the type tag is consumed here too
-            if len(items) < 3 or type(items[1]) is not _Tag or type(items[2]) is not int:
-                raise DeserializationError("malformed record run")
-            self._open_tags -= 1
-            tag: _Tag = items[1]
-            count: int = items[2]
-            run = tag.run
-            if run is None:
-                tag.build([tag])  # a refused type raises its own error here
-                raise DeserializationError(f"{tag.name} cannot travel in a record run", tag.name)
-            arity = tag.arity
-            if count < 0 or len(items) != 3 + count * arity:
-                raise DeserializationError(f"record run of {tag.name}: {len(items) - 3} values for {count} items")
-            return run(items, 3, 3 + count * arity)
-
-        run_tag = _Tag("record run", build_run)
-
-        def list_hook(items: list[Any]) -> Any:
-            if items:
-                head = items[0]
-                if type(head) is _Tag:
-                    self._open_tags -= 1
-                    try:
-                        return head.build(items)
-                    except DeserializationError as exc:
-                        self._record(exc)
-                    except Exception as exc:
-                        self._record(DeserializationError(f"cannot build {head.name}: {exc}", head.name))
-                    return None
-            return items
-
-        self._ext_hook = ext_hook
-        self._list_hook = list_hook
-        self._unpacker = self._new_unpacker()
-        self._unpacker_offset = 0
-
-    def _new_unpacker(self) -> Any:
-        # Reused for small messages (its size limits all derive from _SMALL_MESSAGE, so a
-        # short message cannot announce a huge array); larger ones go through ``unpackb``,
-        # whose limits derive from the message's own length.
-        return msgpack.Unpacker(
-            ext_hook=self._ext_hook,
-            list_hook=self._list_hook,
-            raw=False,
-            strict_map_key=False,
-            max_buffer_size=_SMALL_MESSAGE,
+        self._reader = MessageReader(
+            _Tag,
+            self._tags,
+            self._ref_uris,
+            self._define_type,
+            self._define_ref,
+            resolve_ref,
+            (_TUPLE_TAG, _SET_TAG, _FROZENSET_TAG),
+            _Tag,
+            has_timestamp_ext,
         )
 
     @property
@@ -307,19 +173,6 @@ class MsgpackDecoder:
     def known_refs(self) -> int:
         """Actor URIs defined on this connection so far."""
         return len(self._ref_uris)
-
-    def _record(self, error: DeserializationError) -> None:
-        if self._error is None:
-            self._error = error
-
-    def _resolve(self, uri: str, incarnation: int) -> Any:
-        try:
-            if incarnation:
-                return self._resolve_ref(uri, incarnation)
-            return self._resolve_ref(uri)
-        except Exception as exc:
-            self._record(DeserializationError(f"cannot resolve actor ref {uri!r}: {exc}"))
-            return None
 
     def _define_ref(self, data: bytes, with_incarnation: bool) -> tuple[str, int]:
         start = 12 if with_incarnation else 4
@@ -385,56 +238,7 @@ class MsgpackDecoder:
         A message that cannot be parsed contributes no definitions (it was not produced by
         a well-behaved encoder). A message that parses but is refused (a type this process
         may not build, a failing constructor, an unresolvable ref) keeps its definitions,
-        because its encoder counts them as sent.
+        because its encoder counts them as sent, and raises
+        :class:`~casty.errors.MessageRefused` carrying what was decoded.
         """
-        self._open_tags = 0
-        self._error = None
-        tags_before = len(self._tags)
-        refs_before = len(self._ref_uris)
-        try:
-            size = len(data)
-            if size <= _SMALL_MESSAGE:
-                unpacker = self._unpacker
-                try:
-                    unpacker.feed(data)
-                    obj = unpacker.unpack()
-                    offset = unpacker.tell()
-                    if offset - self._unpacker_offset != size:
-                        raise DeserializationError("malformed message: trailing bytes after the message")
-                    self._unpacker_offset = offset
-                except BaseException:
-                    self._unpacker = self._new_unpacker()
-                    self._unpacker_offset = 0
-                    raise
-            else:
-                obj = msgpack.unpackb(
-                    data,
-                    ext_hook=self._ext_hook,
-                    list_hook=self._list_hook,
-                    raw=False,
-                    strict_map_key=False,
-                )
-            if self._open_tags:
-                raise DeserializationError("malformed message: a type tag outside its array")
-            if b"\xff" in data and TIMESTAMP_HEADER.search(data) is not None and contains_timestamp(data):
-                raise DeserializationError("malformed message: unknown msgpack ext code -1")
-        except BaseException as exc:
-            self._forget(tags_before, refs_before)
-            if isinstance(exc, DeserializationError) or not isinstance(exc, Exception):
-                raise
-            if self._error is not None:
-                raise self._error from exc
-            raise DeserializationError(f"malformed message: {type(exc).__name__}: {exc}") from exc
-        error = self._error
-        if error is not None:
-            # parsed in full: the tables are in step, only this message is lost
-            raise MessageRefused(str(error), error.type_name, obj) from error
-        return obj
-
-    def _forget(self, tags_before: int, refs_before: int) -> None:
-        tags = self._tags
-        while len(tags) > tags_before:
-            tags.popitem()
-        refs = self._ref_uris
-        while len(refs) > refs_before:
-            refs.popitem()
+        return self._reader.decode(data)

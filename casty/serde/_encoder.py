@@ -17,7 +17,7 @@ import msgpack  # type: ignore[import-untyped, unused-ignore]
 from casty.actors.ref import ActorRef
 from casty.errors import FrameTooLarge, SerializationError
 
-from ._records import RecordRun, flatten_run, run_class
+from ._records import RecordRun, RunWriter, run_writer
 from ._registry import TypeEntry, TypeRegistry, dataclass_info, is_dataclass_type, is_enum_type, type_name
 from ._wire import (
     EXT_BIGINT,
@@ -117,8 +117,8 @@ class MsgpackEncoder:
         self._refs: dict[tuple[str, int], Any] = {}
         self._ref_order: list[tuple[str, int]] = []
         self._learned: list[type] = []
-        #: record classes that can travel in a RecordRun: (type mark, field getter, field count)
-        self._run_specs: dict[type, tuple[Any, Callable[[Any], Any], int]] = {}
+        #: record classes that can travel in a RecordRun, with the writer taking their runs apart
+        self._run_specs: dict[type, RunWriter] = {}
         handlers: dict[type, Callable[[Any], Any]] = {
             RecordRun: self._encode_run,
             tuple: _encode_tuple,
@@ -203,22 +203,24 @@ class MsgpackEncoder:
         """A RecordRun of one record class goes column-wise; anything else as a plain list."""
         if not run:
             return []
-        cls = run_class(run)
-        if cls is None:
-            return list(run)  # mixed classes: an ordinary list, item by item
-        spec = self._run_specs.get(cls)
-        mark: Any
-        if spec is None:
-            if cls in self._handlers or not is_dataclass_type(cls) or is_enum_type(cls):
-                return list(run)
-            first = self._learn(run[0])  # defines the type on this connection
-            spec = self._run_specs.get(cls)
-            if spec is None:  # a registered type with a codec of its own, or a record without fields
-                return [first, *run[1:]]
-            mark = first[0]
-        else:
-            mark = spec[0]
-        return flatten_run(mark, spec[1], spec[2], run)
+        cls = type(run[0])
+        writer = self._run_specs.get(cls)
+        if writer is not None:
+            flat = writer.flatten(run)
+            return run[:] if flat is None else flat  # None: mixed classes, sent item by item
+        if cls in self._handlers or not is_dataclass_type(cls) or is_enum_type(cls):
+            return run[:]  # a run of primitives: a plain list (a slice of a list subclass is one)
+        for item in run:
+            if type(item) is not cls:
+                return run[:]
+        first = self._learn(run[0])  # defines the type on this connection
+        writer = self._run_specs.get(cls)
+        if writer is None:  # a registered type with a codec of its own, or a record without fields
+            return [first, *run[1:]]
+        flat = writer.flatten(run)
+        assert flat is not None
+        flat[1] = first[0]  # the first run of a class carries the type's definition
+        return flat
 
     def _learn(self, obj: Any) -> Any:
         """First use of a class on this encoder: define it inline, remember the short form."""
@@ -252,9 +254,9 @@ class MsgpackEncoder:
             names = dataclass_info(cls).names
             handler = _value_handler(ref_mark, names)
             first = _value_handler(def_mark, names)
-            if names:
-                getter = attrgetter(*names)
-                self._run_specs[cls] = (ref_mark, getter, len(names))
+            writer = run_writer(cls, ref_mark)
+            if writer is not None:
+                self._run_specs[cls] = writer
         self._handlers[cls] = handler
         self._learned.append(cls)
         return first(obj)

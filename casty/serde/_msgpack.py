@@ -1,8 +1,9 @@
 """The default serializer: msgpack with per-connection type and actor-ref tables.
 
 It is made of one module per job: ``_wire`` (the layout: ext codes, marks, id encoding),
-``_encoder`` and ``_decoder`` (one of each per connection direction), ``_records`` (records
-and the record-run codec) and ``_timestamp`` (refusing msgpack's built-in timestamp ext).
+``_encoder`` and ``_decoder`` (one of each per connection direction) and ``_records`` (how
+records are read and built; the record-run codec itself and the scan refusing msgpack's
+built-in timestamp ext are hot loops in ``casty._fastpath``).
 This module ties them together as :class:`MsgpackSerializer`.
 """
 

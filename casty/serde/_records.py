@@ -4,43 +4,35 @@ A record is a dataclass or a NamedTuple. One record travels as ``[type tag, *fie
 a :class:`RecordRun` of records of one class travels column-wise as ``[RUN, type tag, count,
 fields of item 0, fields of item 1, ...]``, the type named once for the whole run.
 
-This module is the record-run codec and nothing else touches the run's values one by one.
-Its interface to the encoder and decoder is narrow:
+This module decides, once per class, how its records may be read and built (see
+:func:`record_kind`); the loops that do it are the run codec in ``casty._fastpath``
+(compiled, with its pure twin), which touches a run's values one by one without a Python
+call per record. Its interface to the encoder and decoder is narrow:
 
-- encoding: :func:`run_class` (the class every item shares) and :func:`flatten_run` (the
-  flat list that follows the run tag);
-- decoding: :func:`record_builder` (one record from ``[tag, *values]``), :func:`record_maker`
-  (one record from exactly its values) and :func:`run_builder` (every record of a run from a
-  slice of the flat list).
-
-The loops here are the hot part of sending and receiving runs.
+- encoding: :func:`run_writer` (takes runs of one class apart into the flat list that
+  follows the run tag);
+- decoding: :func:`record_builder` (builds one record from ``[tag, *values]``, from exactly
+  its values, or every record of a run from a slice of the flat list).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
-from ._registry import dataclass_info
+from casty._fastpath import KIND_CALL, KIND_DICT, KIND_SLOTS, KIND_TUPLE, RecordBuilder, RunWriter
+
+from ._registry import dataclass_info, is_namedtuple_type
 from ._wire import RUN_MARK
 
 __all__ = [
-    "RecordMaker",
+    "RecordBuilder",
     "RecordRun",
-    "RunBuilder",
-    "flatten_run",
-    "plain_record_fields",
+    "RunWriter",
     "record_builder",
-    "record_maker",
-    "run_builder",
-    "run_class",
+    "record_kind",
+    "run_writer",
 ]
-
-#: builds one record from exactly its field values, in wire order
-RecordMaker = Callable[[list[Any]], Any]
-#: builds the records of a run from ``items[start:end]``, ``arity`` values each
-RunBuilder = Callable[[list[Any], int, int], list[Any]]
 
 
 class RecordRun(list):  # type: ignore[type-arg]
@@ -53,151 +45,103 @@ class RecordRun(list):  # type: ignore[type-arg]
     __slots__ = ()
 
 
+# --------------------------------------------------------------------------- classification
+
+
+def _generated(func: object, name: str) -> bool:
+    """True for a method the dataclass or namedtuple machinery generated (not user code)."""
+    code = getattr(func, "__code__", None)
+    return code is not None and code.co_filename == "<string>" and getattr(func, "__name__", None) == name
+
+
+def _fill_is_construction(cls: type) -> bool:
+    """True when setting a dataclass's fields on ``object.__new__(cls)`` makes exactly the
+    object ``cls(*values)`` would.
+
+    That is: ``__init__`` is the one ``@dataclass`` generated for this class, every field is
+    an ``init=True`` positional field without a ``default_factory``, there is no
+    ``__post_init__``, ``__new__`` is ``object.__new__``, and ``__setattr__`` is either
+    ``object.__setattr__`` or the one a frozen dataclass generates (whose ``__init__`` sets
+    fields through ``object.__setattr__``). No field name may be shadowed by a descriptor other
+    than a slot.
+    """
+    if not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__"):
+        return False
+    if cls.__new__ is not object.__new__:
+        return False
+    if not _generated(vars(cls).get("__init__"), "__init__"):
+        return False
+    setattr_ = cls.__setattr__
+    if setattr_ is not object.__setattr__:
+        params = getattr(cls, "__dataclass_params__", None)
+        if not (params is not None and params.frozen and _generated(setattr_, "__setattr__")):
+            return False
+    for f in dataclasses.fields(cls):
+        if not f.init or f.default_factory is not dataclasses.MISSING or f.kw_only:
+            return False
+        if not f.name.isidentifier():
+            return False
+        for klass in cls.__mro__:
+            attr = vars(klass).get(f.name)
+            if attr is None:
+                continue
+            if hasattr(type(attr), "__set__") and type(attr).__name__ != "member_descriptor":
+                return False
+            break
+    return True
+
+
+def _plain_namedtuple(cls: type) -> bool:
+    """True for a NamedTuple whose ``__new__`` is the generated one (``tuple.__new__`` of its
+    values), so ``tuple.__new__(cls, values)`` is what ``cls(*values)`` makes."""
+    if not is_namedtuple_type(cls) or dataclasses.is_dataclass(cls):
+        return False
+    new = cls.__new__
+    func_globals = getattr(new, "__globals__", None)
+    return (
+        isinstance(func_globals, dict)
+        and func_globals.get("_tuple_new") is tuple.__new__
+        and getattr(new, "__name__", None) == "__new__"
+        and cls.__init__ is object.__init__  # type: ignore[misc]
+    )
+
+
+_KINDS: dict[type, int] = {}
+
+
+def record_kind(cls: type) -> int:
+    """How records of ``cls`` are built (cached per class): by filling their fields
+    (``KIND_DICT``, ``KIND_SLOTS``), as a tuple (``KIND_TUPLE``) or by calling the class
+    (``KIND_CALL``)."""
+    kind = _KINDS.get(cls)
+    if kind is None:
+        if _plain_namedtuple(cls):
+            kind = KIND_TUPLE
+        elif _fill_is_construction(cls):
+            kind = KIND_SLOTS if "__slots__" in vars(cls) else KIND_DICT
+        else:
+            kind = KIND_CALL
+        _KINDS[cls] = kind
+    return kind
+
+
 # --------------------------------------------------------------------------- encoding
 
 
-def run_class(run: list[Any]) -> type | None:
-    """The class every item of the non-empty ``run`` has, or None when the classes differ."""
-    cls = type(run[0])
-    for item in run:
-        if type(item) is not cls:
-            return None
-    return cls
-
-
-def flatten_run(type_mark: Any, getter: Callable[[Any], Any], arity: int, run: list[Any]) -> list[Any]:
-    """``[RUN, type_mark, count, *fields of every item]``; ``getter`` returns an item's
-    ``arity`` field values (the value itself when ``arity`` is 1, else a tuple)."""
-    flat: list[Any] = [RUN_MARK, type_mark, len(run)]
-    if arity == 1:
-        flat.extend([getter(item) for item in run])
-    else:
-        extend = flat.extend
-        for item in run:
-            extend(getter(item))
-    return flat
+def run_writer(cls: type, type_mark: Any) -> RunWriter | None:
+    """The writer of runs of ``cls`` under ``type_mark``; None for a record without fields."""
+    names = dataclass_info(cls).names
+    if not names:
+        return None
+    by_index = is_namedtuple_type(cls) and not dataclasses.is_dataclass(cls)
+    return RunWriter(cls, names, RUN_MARK, type_mark, by_index)
 
 
 # --------------------------------------------------------------------------- decoding
 
 
-def plain_record_fields(cls: type) -> tuple[str, ...] | None:
-    """The field names of a dataclass whose construction is nothing but storing its fields.
-
-    That is: the ``__init__`` is the one ``@dataclass`` generated, every field is an
-    ``init=True`` field with no ``default_factory`` that ``__init__`` would run, there is no
-    ``__post_init__``, and instances keep their fields in ``__dict__`` (no ``__slots__``).
-    For such a class, filling ``__dict__`` gives exactly the object ``cls(*values)`` would,
-    without the per-field ``object.__setattr__`` calls of a frozen dataclass's ``__init__``.
-    Any other class (and every NamedTuple) is built through its constructor.
-    """
-    if not dataclasses.is_dataclass(cls) or "__slots__" in vars(cls) or hasattr(cls, "__post_init__"):
-        return None
-    init = vars(cls).get("__init__")
-    code = getattr(init, "__code__", None)
-    if code is None or code.co_filename != "<string>" or code.co_name != "__init__":
-        return None
-    names: list[str] = []
-    for f in dataclasses.fields(cls):
-        if not f.init or f.default_factory is not dataclasses.MISSING or f.kw_only:
-            return None
-        names.append(f.name)
-    if any(not n.isidentifier() for n in names):
-        return None
-    return tuple(names)
-
-
-def _fast_record_builder(cls: type, names: tuple[str, ...]) -> Callable[[list[Any]], Any]:
-    count = len(names)
-    new = object.__new__
-
-    def build(items: list[Any]) -> Any:
-        if len(items) - 1 != count:
-            raise TypeError(f"{cls.__qualname__} takes {count} fields, got {len(items) - 1}")
-        obj: Any = new(cls)
-        obj.__dict__.update(zip(names, items[1:], strict=False))
-        return obj
-
-    return build
-
-
-def record_builder(cls: type) -> Callable[[list[Any]], Any]:
-    """Build one record of ``cls`` from its message array ``[tag, *field values]``."""
+def record_builder(cls: type) -> RecordBuilder:
+    """The builder of records of ``cls``: one from ``[tag, *values]`` (``build``), one from
+    exactly its values (``make``) or a run's worth from a flat list (``run``)."""
     info = dataclass_info(cls)
-    plain = plain_record_fields(cls)
-    if plain is not None:
-        return _fast_record_builder(cls, plain)
-    if not info.kw_names:
-
-        def build_positional(items: list[Any]) -> Any:
-            return cls(*items[1:])
-
-        return build_positional
-    npos = info.positional
-    kw_names = info.kw_names
-    total = npos + len(kw_names)
-
-    def build_keywords(items: list[Any]) -> Any:
-        if len(items) - 1 > total:
-            raise TypeError(f"{len(items) - 1} values for {total} fields")
-        return cls(*items[1 : npos + 1], **dict(zip(kw_names, items[npos + 1 :], strict=False)))
-
-    return build_keywords
-
-
-def record_maker(cls: type) -> tuple[RecordMaker, int]:
-    """Build one record from exactly its field values (in wire order), and the field count."""
-    info = dataclass_info(cls)
-    names = info.names
-    plain = plain_record_fields(cls)
-    if plain is not None:
-        new = object.__new__
-
-        def make_plain(values: list[Any]) -> Any:
-            obj: Any = new(cls)
-            obj.__dict__.update(zip(plain, values, strict=False))
-            return obj
-
-        return make_plain, len(plain)
-    npos = info.positional
-    kw_names = info.kw_names
-    if not kw_names:
-
-        def make_positional(values: list[Any]) -> Any:
-            return cls(*values)
-
-        return make_positional, len(names)
-
-    def make_keywords(values: list[Any]) -> Any:
-        return cls(*values[:npos], **dict(zip(kw_names, values[npos:], strict=True)))
-
-    return make_keywords, len(names)
-
-
-def run_builder(cls: type, record: RecordMaker, arity: int) -> RunBuilder:
-    """Build the items of a record run from ``items[start:end]`` (``arity`` values each).
-
-    For a plain record class (see :func:`plain_record_fields`) the loop is generated with the
-    field names as constant keys, which is several times faster than one call per item."""
-    plain = plain_record_fields(cls)
-    if plain is None:
-
-        def build_generic(items: list[Any], start: int, end: int) -> list[Any]:
-            return [record(items[i : i + arity]) for i in range(start, end, arity)]
-
-        return build_generic
-    pairs = ", ".join(f"{name!r}: items[i + {k}]" for k, name in enumerate(plain))
-    source = (
-        "def build_plain(items, start, end):\n"
-        "    out = []\n"
-        "    append = out.append\n"
-        f"    for i in range(start, end, {len(plain)}):\n"
-        "        obj = new(cls)\n"
-        f"        obj.__dict__.update({{{pairs}}})\n"
-        "        append(obj)\n"
-        "    return out\n"
-    )
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    exec(compile(source, f"<casty record run of {cls.__qualname__}>", "exec"), namespace)
-    built: RunBuilder = namespace["build_plain"]
-    return built
+    return RecordBuilder(cls, info.names, info.positional, record_kind(cls))

@@ -9,7 +9,17 @@ from enum import Enum
 from types import ModuleType
 from typing import Any
 
-__all__ = ["DataclassInfo", "TypeEntry", "TypeRegistry", "dataclass_info", "lookup_loaded_class", "type_name"]
+__all__ = [
+    "DataclassInfo",
+    "TypeEntry",
+    "TypeRegistry",
+    "dataclass_info",
+    "is_dataclass_type",
+    "is_enum_type",
+    "is_namedtuple_type",
+    "lookup_loaded_class",
+    "type_name",
+]
 
 
 def type_name(cls: type) -> str:
@@ -176,6 +186,11 @@ def lookup_loaded_class(name: str) -> type | None:
 def is_dataclass_type(cls: type) -> bool:
     """True for a dataclass or NamedTuple class (not an instance)."""
     return _is_dataclass_type(cls)
+
+
+def is_namedtuple_type(cls: type) -> bool:
+    """True for a NamedTuple class (a tuple subclass with string ``_fields``)."""
+    return _is_namedtuple_type(cls)
 
 
 def is_enum_type(cls: type) -> bool:
