@@ -66,6 +66,9 @@ class Association:
         self.idle_checks = 0
         self.keep_alive = False  # set by the cluster for members: never give up on our own
         self.simultaneous_wait: asyncio.TimerHandle | None = None
+        #: bytes of this peer's closed connections (the open one keeps its own count)
+        self.closed_bytes_in = 0
+        self.closed_bytes_out = 0
         self._flush_cb = self.flush
 
     def __repr__(self) -> str:

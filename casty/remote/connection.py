@@ -60,6 +60,9 @@ class Connection(asyncio.Protocol):
         self.handshake_done: asyncio.Future[Association] = transport.loop.create_future()
         self.close_reason = ""
         self.last_received = transport.loop.time()
+        #: bytes this connection received and wrote (handshake included)
+        self.bytes_in = 0
+        self.bytes_out = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -90,6 +93,9 @@ class Connection(asyncio.Protocol):
         self.state = "closed"
         self.handshake.finish()
         self.owner._inbound.discard(self)
+        if self.assoc is not None:
+            self.assoc.closed_bytes_in += self.bytes_in
+            self.assoc.closed_bytes_out += self.bytes_out
         if not self.handshake_done.done():
             self.handshake_done.set_exception(
                 HandshakeError(self.close_reason or f"connection to {self.peer_label} closed during handshake")
@@ -110,6 +116,7 @@ class Connection(asyncio.Protocol):
         if self.state == "closed":
             return
         self.owner.bytes_received += len(data)
+        self.bytes_in += len(data)
         self.last_received = self.owner.loop.time()
         try:
             bodies = self.frames_in.feed(data)
@@ -214,6 +221,7 @@ class Connection(asyncio.Protocol):
         owner = self.owner
         owner.bytes_sent += len(data)
         owner.writes += 1
+        self.bytes_out += len(data)
         tcp.write(data)
 
     # -- life cycle --------------------------------------------------------------------------
