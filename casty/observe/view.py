@@ -9,6 +9,7 @@ replicas pushed by the other members), streams and peers from :mod:`casty.observ
 from __future__ import annotations
 
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from casty.cluster.downing import keep_majority_decision
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from casty.actors.system import ActorSystem
 
 __all__ = ["local_view", "readiness"]
+
+#: systems whose cluster has reached ``min_members`` up members once (it then stays reached)
+_reached: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _members(system: Any) -> tuple[list[dict[str, Any]], str | None]:
@@ -97,7 +101,8 @@ def local_view(system: ActorSystem) -> dict[str, Any]:
 
 def readiness(system: ActorSystem) -> tuple[bool, str]:
     """``(ready, reason)``: a cluster node is ready while it is up, the cluster has reached
-    ``[cluster] min_members`` up members, and it is not on the minority side of a partition;
+    ``[cluster] min_members`` up members (once reached, a smaller cluster stays ready, as
+    when a member leaves), and it is not on the minority side of a partition;
     it stops being ready once it leaves, is downed or shuts down. A node outside a cluster is
     ready while it runs."""
     if system.is_shutting_down:
@@ -115,8 +120,10 @@ def readiness(system: ActorSystem) -> tuple[bool, str]:
     gossip = state.gossip
     up = [m.node for m in gossip.members if m.status in (MemberStatus.UP, MemberStatus.LEAVING)]
     wanted = system.config.cluster.min_members
-    if len(up) < wanted:
-        return False, f"{len(up)} of cluster.min_members = {wanted} members up"
+    if system not in _reached:
+        if len(up) < wanted:
+            return False, f"{len(up)} of cluster.min_members = {wanted} members up"
+        _reached.add(system)
     mine = {subject for observer, subject in gossip.unreachable if observer == state.self_key}
     reachable = [m.node for m in gossip.members if m.key not in mine]
     if keep_majority_decision(up, reachable) == "down_self":
