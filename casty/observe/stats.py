@@ -114,14 +114,16 @@ class RateMeter:
     ``sample(total, now)`` is called once per batch; it keeps at most about 16 samples per
     window, so its cost does not grow with the rate."""
 
-    __slots__ = ("_samples", "_step", "window")
+    __slots__ = ("_last", "_samples", "_step", "window")
 
     def __init__(self, window: float) -> None:
         self.window = window
         self._step = window / 16
         self._samples: deque[tuple[float, int]] = deque()
+        self._last = 0.0
 
     def sample(self, total: int, now: float) -> None:
+        self._last = now
         samples = self._samples
         if samples and now - samples[-1][0] < self._step:
             return
@@ -133,6 +135,8 @@ class RateMeter:
     def rate(self, total: int, now: float) -> float:
         samples = self._samples
         horizon = now - self.window
+        if self._last <= horizon:
+            return 0.0  # nothing moved for a whole window
         while len(samples) > 1 and samples[1][0] <= horizon:
             samples.popleft()
         if not samples:
