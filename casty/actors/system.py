@@ -31,7 +31,7 @@ from casty.actors.receptionist import (
 )
 from casty.actors.ref import ActorAddress, ActorRef, NodeAddress, RefTarget
 from casty.errors import AskTimeoutError, CastyError, MailboxFull
-from casty.observe._counters import AskLatency, dead_letter_kind
+from casty.observe.counters import AskLatency, dead_letter_kind
 
 if TYPE_CHECKING:
     from casty.actors.scheduler import SchedulerMsg

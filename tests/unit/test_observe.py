@@ -8,7 +8,7 @@ import tomllib
 
 from casty import CastyConfig
 from casty.cli import defaults_toml
-from casty.observe._counters import ASK_BUCKETS, AskLatency, dead_letter_kind
+from casty.observe.counters import ASK_BUCKETS, AskLatency, dead_letter_kind
 from casty.observe.logs import JsonFormatter
 from casty.observe.metrics import Labeller
 from casty.observe.stats import RateMeter, StreamStats
