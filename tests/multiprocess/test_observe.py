@@ -159,6 +159,14 @@ async def test_metrics_status_and_strangers_on_a_streaming_cluster(tmp_path: Pat
         assert code == 0, err
         assert "MEMBERS" in out and all(f"127.0.0.1:{p}" in out for p in ports) and "numbers" in out
 
+        # top draws the same view, refreshed
+        code, out, err = await run_casty(
+            "top", "--contact", f"127.0.0.1:{ports[0]}", "--secret-file", str(secret), "--iterations", "2",
+            "--interval", "0.2",
+        )  # fmt: skip
+        assert code == 0, err
+        assert out.count("casty top") == 2 and out.count("MEMBERS") == 2
+
         # nothing listens: exit 2 with a one-line reason
         dead = free_port()
         code, out, err = await run_casty("status", "--contact", f"127.0.0.1:{dead}", "--timeout", "2")
@@ -175,3 +183,39 @@ async def test_metrics_status_and_strangers_on_a_streaming_cluster(tmp_path: Pat
             "status", "--contact", f"127.0.0.1:{ports[0]}", "--secret-file", str(wrong), "--timeout", "3"
         )
         assert code == 2 and out == "" and "secret" in err, err
+
+
+LOGGING_PROGRAM = """
+import asyncio, logging
+import casty
+from casty import Behaviors
+
+async def main():
+    async with casty.RemoteActorSystem("logs", port=0) as system:
+        async def receive(ctx, msg):
+            ctx.log.warning("got %s", msg)
+        ref = system.spawn(Behaviors.receive(receive), "talker")
+        ref.tell("hello")
+        await asyncio.sleep(0.2)
+        print(system.port, flush=True)
+
+casty.run(main())
+"""
+
+
+async def test_json_logs_from_the_environment_carry_node_and_actor() -> None:
+    import os
+    import sys
+
+    env = dict(os.environ, CASTY_LOG_FORMAT="json")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LOGGING_PROGRAM, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    port = int(out.decode().strip())
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
+    talker = [line for line in lines if line.get("actor") == "/user/talker"]
+    assert talker and talker[0]["message"] == "got hello" and talker[0]["level"] == "WARNING"
+    assert all(line["node"] == f"127.0.0.1:{port}" for line in talker)
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
