@@ -78,6 +78,9 @@ from casty.errors import SerializationError as SerializationError
 from casty.errors import StreamCancelled as StreamCancelled
 from casty.errors import StreamFailed as StreamFailed
 from casty.errors import StreamTimeoutError as StreamTimeoutError
+from casty.observe import PeerStats as PeerStats
+from casty.observe import StreamStats as StreamStats
+from casty.observe import SystemStats as SystemStats
 from casty.remote import RemoteActorSystem as RemoteActorSystem
 from casty.streams import CompleteStream as CompleteStream
 from casty.streams import FailStream as FailStream
@@ -139,6 +142,9 @@ __all__ = (
     "stream_consumer",
     "stream_producer",
     "RemoteActorSystem",
+    "PeerStats",
+    "StreamStats",
+    "SystemStats",
     "COMPILED",
     "IMPLEMENTATION",
     "ActorAddress",
