@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from casty._discover import discover_config as discover_config
 from casty._fastpath import COMPILED as COMPILED
 from casty._fastpath import IMPLEMENTATION as IMPLEMENTATION
 from casty._run import run as run
@@ -64,6 +63,7 @@ from casty.cluster.members import Member as Member
 from casty.cluster.members import MemberStatus as MemberStatus
 from casty.cluster.system import ClusteredActorSystem as ClusteredActorSystem
 from casty.config import CastyConfig as CastyConfig
+from casty.config import discover_config as discover_config
 from casty.config import load_config as load_config
 from casty.errors import AskTimeoutError as AskTimeoutError
 from casty.errors import CastyError as CastyError

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 
 __all__ = [
     "AskTimeoutError",
     "CastyError",
     "ConfigError",
+    "ConfigFileNotFoundError",
     "DeserializationError",
     "FrameError",
     "FrameTooLarge",
@@ -31,6 +34,19 @@ class AskTimeoutError(CastyError, TimeoutError):
 
 class ConfigError(CastyError, ValueError):
     """A configuration file or value is invalid (unknown key, wrong type, bad value)."""
+
+
+class ConfigFileNotFoundError(ConfigError, FileNotFoundError):
+    """A configuration file named explicitly does not exist; ``filename`` is its path."""
+
+    def __init__(self, message: str, filename: str) -> None:
+        ValueError.__init__(self, message)
+        self.filename = filename
+        self.errno = errno.ENOENT
+        self.strerror = os.strerror(errno.ENOENT)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class SerializationError(CastyError):

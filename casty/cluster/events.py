@@ -35,42 +35,42 @@ _WIRE_MODULE = "casty.cluster._membership"
 
 @dataclass(frozen=True, slots=True)
 class MemberJoined:
-    """A member appeared with status JOINING."""
+    """A member appeared with status joining."""
 
     member: Member
 
 
 @dataclass(frozen=True, slots=True)
 class MemberUp:
-    """A member became UP."""
+    """A member became up."""
 
     member: Member
 
 
 @dataclass(frozen=True, slots=True)
 class MemberLeft:
-    """A member started to leave (status LEAVING)."""
+    """A member started to leave (status leaving)."""
 
     member: Member
 
 
 @dataclass(frozen=True, slots=True)
 class MemberExited:
-    """A leaving member finished handing over (status EXITING); removal follows."""
+    """A leaving member finished handing over (status exiting); removal follows."""
 
     member: Member
 
 
 @dataclass(frozen=True, slots=True)
 class MemberDowned:
-    """A member was marked DOWN; removal follows."""
+    """A member was marked down; removal follows."""
 
     member: Member
 
 
 @dataclass(frozen=True, slots=True)
 class MemberRemoved:
-    """A member left the membership; ``member.status`` is REMOVED."""
+    """A member left the membership; ``member.status`` is removed."""
 
     member: Member
     previous_status: MemberStatus
@@ -114,17 +114,17 @@ MemberEvent = (
 """Every event :func:`diff` produces."""
 
 _STATUS_EVENTS: dict[MemberStatus, type[MemberJoined | MemberUp | MemberLeft | MemberExited | MemberDowned]] = {
-    MemberStatus.JOINING: MemberJoined,
-    MemberStatus.UP: MemberUp,
-    MemberStatus.LEAVING: MemberLeft,
-    MemberStatus.EXITING: MemberExited,
-    MemberStatus.DOWN: MemberDowned,
+    MemberStatus.joining: MemberJoined,
+    MemberStatus.up: MemberUp,
+    MemberStatus.leaving: MemberLeft,
+    MemberStatus.exiting: MemberExited,
+    MemberStatus.down: MemberDowned,
 }
 
 
 def _status_event(member: Member, previous: MemberStatus | None) -> MemberEvent:
-    if member.status is MemberStatus.REMOVED:
-        return MemberRemoved(member, previous if previous is not None else MemberStatus.REMOVED)
+    if member.status is MemberStatus.removed:
+        return MemberRemoved(member, previous if previous is not None else MemberStatus.removed)
     return _STATUS_EVENTS[member.status](member)
 
 
@@ -134,7 +134,7 @@ def diff(old: Gossip, new: Gossip) -> list[MemberEvent]:
     First a :class:`MemberRemoved` for every member gone from ``members`` (so a
     subscriber drops an old incarnation before it hears of its replacement), then
     one event per member whose status changed, for its new status only (a member
-    seen for the first time as UP gives a single :class:`MemberUp`), then
+    seen for the first time as up gives a single :class:`MemberUp`), then
     reachability changes (no :class:`ReachableMember` for a member that left), then
     :class:`LeaderChanged`.  Within each group events are in ``(host, port, uid)``
     order."""
@@ -145,8 +145,8 @@ def diff(old: Gossip, new: Gossip) -> list[MemberEvent]:
         removals: list[tuple[tuple[str, int, int], MemberEvent]] = []
         changes: list[tuple[tuple[str, int, int], MemberEvent]] = []
         for key, member in old_by_key.items():
-            if key not in new_by_key and member.status is not MemberStatus.REMOVED:
-                gone = member.with_status(MemberStatus.REMOVED)
+            if key not in new_by_key and member.status is not MemberStatus.removed:
+                gone = member.with_status(MemberStatus.removed)
                 removals.append((_address_order(member), MemberRemoved(gone, member.status)))
         for key, member in new_by_key.items():
             before = old_by_key.get(key)

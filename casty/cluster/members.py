@@ -7,8 +7,8 @@ Identity
     the seen set, the reachability table and the tombstones of the gossip.
 
 Life cycle
-    ``JOINING -> UP -> LEAVING -> EXITING -> REMOVED`` for a graceful leave and
-    ``* -> DOWN -> REMOVED`` when a member is downed.  A status never moves backwards
+    ``joining -> up -> leaving -> exiting -> removed`` for a graceful leave and
+    ``* -> down -> removed`` when a member is downed.  A status never moves backwards
     (see :mod:`casty.cluster.gossip` for who moves it and when).
 
 :class:`ClusterState` is the snapshot of the membership handed to subscribers.
@@ -57,7 +57,18 @@ def new_uid(rng: random.Random | None = None) -> int:
 
 
 class MemberStatus(Enum):
-    """Where a member is in its life cycle; the declaration order is the progress order."""
+    """Where a member is in its life cycle; the declaration order is the progress order.
+
+    The members are spelled in lower case (``MemberStatus.up``); the upper-case spellings
+    (``MemberStatus.UP``) are aliases of the same members. A status travels as its value.
+    """
+
+    joining = "joining"
+    up = "up"
+    leaving = "leaving"
+    exiting = "exiting"
+    down = "down"
+    removed = "removed"
 
     JOINING = "joining"
     UP = "up"
@@ -68,14 +79,14 @@ class MemberStatus(Enum):
 
     @property
     def rank(self) -> int:
-        """Progress order: JOINING 0 < UP 1 < LEAVING 2 < EXITING 3 < DOWN 4 < REMOVED 5."""
+        """Progress order: joining 0 < up 1 < leaving 2 < exiting 3 < down 4 < removed 5."""
         return _RANK[self]
 
 
 _RANK = {status: i for i, status in enumerate(MemberStatus)}
-_LIVE = frozenset({MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING, MemberStatus.EXITING})
-_CONVERGING = frozenset({MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING})
-_LEADER_ELIGIBLE = frozenset({MemberStatus.UP, MemberStatus.LEAVING})
+_LIVE = frozenset({MemberStatus.joining, MemberStatus.up, MemberStatus.leaving, MemberStatus.exiting})
+_CONVERGING = frozenset({MemberStatus.joining, MemberStatus.up, MemberStatus.leaving})
+_LEADER_ELIGIBLE = frozenset({MemberStatus.up, MemberStatus.leaving})
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +118,15 @@ class Member:
     def address(self) -> NodeAddress:
         """The node's advertised ``(host, port)``."""
         return self.node
+
+    @property
+    def id(self) -> str:
+        """``"host:port"``: the member's identity across the cluster.
+
+        A node's ``node_id`` label is local to it (its logs, ``system.node_id``); members
+        are known to each other by address, so this is also the node id a node gets
+        when none is given."""
+        return f"{self.node.host}:{self.node.port}"
 
     @property
     def key(self) -> str:
@@ -143,27 +163,36 @@ def _address_order(member: Member) -> tuple[str, int, int]:
 
 @dataclass(frozen=True, slots=True)
 class ClusterState:
-    """A snapshot of the membership for subscribers."""
+    """A snapshot of the membership: its members, the addresses of those some live member
+    reports unreachable, and the leader."""
 
     members: tuple[Member, ...] = ()
-    unreachable: frozenset[Member] = frozenset()
+    unreachable: frozenset[NodeAddress] = frozenset()
     leader: NodeAddress | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "leader", _as_address(self.leader))
+        if any(type(node) is not NodeAddress for node in self.unreachable):
+            # decoded snapshots carry addresses as plain tuples
+            object.__setattr__(self, "unreachable", frozenset(_as_address(node) for node in self.unreachable))
 
     @staticmethod
     def of(gossip: Gossip) -> ClusterState:
         """The snapshot a gossip describes."""
         from casty.cluster.gossip import leader
 
-        unreachable = frozenset(m for m in gossip.members if m.key in gossip.unreachable_keys)
+        unreachable = frozenset(m.node for m in gossip.members if m.key in gossip.unreachable_keys)
         return ClusterState(gossip.members, unreachable, leader(gossip))
 
     @property
     def up_members(self) -> tuple[Member, ...]:
-        """Members whose status is UP."""
-        return tuple(m for m in self.members if m.status is MemberStatus.UP)
+        """Members whose status is up."""
+        return tuple(m for m in self.members if m.status is MemberStatus.up)
+
+    @property
+    def unreachable_members(self) -> tuple[Member, ...]:
+        """The members at the unreachable addresses."""
+        return tuple(m for m in self.members if m.node in self.unreachable)
 
 
 for _cls in (MemberStatus, Member, ClusterState):

@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from casty.actors.receptionist import Listing, ServiceKey
 from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
@@ -81,11 +82,12 @@ from casty.cluster.heartbeat import Heartbeats
 from casty.cluster.members import ClusterState, Member, MemberStatus
 from casty.cluster.registry_sync import RegistryReplication
 from casty.cluster.state import MembershipState
+from casty.errors import ConfigError
 from casty.remote.system import RemoteActorSystem
 from casty.remote.transport import Connection
 
 if TYPE_CHECKING:
-    from casty.config import CastyConfig
+    from casty.config import CastyConfig, TlsConfig
     from casty.serde import Serializer
 
 __all__ = ["ClusteredActorSystem"]
@@ -103,9 +105,17 @@ class ClusteredActorSystem(RemoteActorSystem):
     """An actor system that is a member of a cluster.
 
     ``async with ClusteredActorSystem(name="app", host="127.0.0.1", port=25520,
-    seed_nodes=[("127.0.0.1", 25520)]) as system`` binds, joins through the seeds, and on exit
-    leaves the cluster gracefully before stopping its actors.
+    node_id="node-1", seed_nodes=[("127.0.0.1", 25520)]) as system`` binds, joins through the
+    seeds, and on exit leaves the cluster gracefully before stopping its actors. Arguments left
+    out come from ``config`` (``[system]``, ``[cluster]``, ``[tls]``). ``node_id`` labels this
+    node in its logs (default ``cluster.node_id``, else ``"host:port"``); members know each
+    other by address, so ``Member.id`` is ``"host:port"``. ``tls`` replaces ``config.tls``.
+    With ``required_quorum=n``, ``async with`` returns only once n members are up in this
+    node's view; after ``QUORUM_TIMEOUT`` seconds the node shuts down and it raises
+    ``TimeoutError``.
     """
+
+    QUORUM_TIMEOUT = 60.0
 
     def __init__(
         self,
@@ -120,10 +130,18 @@ class ClusteredActorSystem(RemoteActorSystem):
         roles: Iterable[str] | None = None,
         bind_port: int | None = None,
         serializer: Serializer | None = None,
+        tls: TlsConfig | None = None,
+        required_quorum: int | None = None,
     ) -> None:
         from casty.config import CastyConfig
 
         cfg = config if config is not None else CastyConfig()
+        if tls is not None:
+            cfg = dataclasses.replace(cfg, tls=tls)
+        if required_quorum is not None and (
+            not isinstance(required_quorum, int) or isinstance(required_quorum, bool) or required_quorum < 1
+        ):
+            raise ConfigError(f"required_quorum: must be a whole number of members >= 1, got {required_quorum!r}")
         cluster = cfg.cluster
         super().__init__(
             name,
@@ -136,8 +154,13 @@ class ClusteredActorSystem(RemoteActorSystem):
         )
         seeds = seed_nodes if seed_nodes is not None else cluster.seed_nodes
         self.seed_nodes: tuple[NodeAddress, ...] = tuple(NodeAddress(h, int(p)) for h, p in seeds)
-        self.roles: tuple[str, ...] = tuple(roles if roles is not None else cluster.roles)
-        self.node_id = node_id
+        if roles is None:
+            roles = cluster.roles
+        elif isinstance(roles, (set, frozenset)):
+            roles = sorted(roles)
+        self.roles: tuple[str, ...] = tuple(roles)
+        self.node_id = node_id or cluster.node_id or None
+        self.required_quorum = required_quorum
         self.membership: MembershipState | None = None
         self._heartbeats = Heartbeats(self)
         self._downing = PartitionDowning(self)
@@ -163,6 +186,10 @@ class ClusteredActorSystem(RemoteActorSystem):
         node_id: str | None = None,
         seed_nodes: Sequence[tuple[str, int]] | None = None,
         bind_host: str | None = None,
+        roles: Iterable[str] | None = None,
+        tls: TlsConfig | None = None,
+        required_quorum: int | None = None,
+        serializer: Serializer | None = None,
     ) -> ClusteredActorSystem:
         """A node configured by ``config`` (``[system]``, ``[cluster]``...), with overrides."""
         return cls(
@@ -173,7 +200,24 @@ class ClusteredActorSystem(RemoteActorSystem):
             bind_host=bind_host,
             node_id=node_id,
             config=config,
+            roles=roles,
+            tls=tls,
+            required_quorum=required_quorum,
+            serializer=serializer,
         )
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        quorum = self.required_quorum
+        if quorum is not None:
+            log.info("%s waits for %d members to be up", self.node_id, quorum)
+            try:
+                await self.wait_for(quorum, timeout=self.QUORUM_TIMEOUT)
+            except BaseException:
+                await self.shutdown()
+                raise
+            log.info("%s: cluster ready (%d members up)", self.node_id, quorum)
+        return self
 
     # -- start and join ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -409,22 +453,29 @@ class ClusteredActorSystem(RemoteActorSystem):
                 keep.append((n, future))
         self._waiters = keep
 
-    async def wait_for(self, n: int, timeout: float = 60.0) -> None:
-        """Return once at least ``n`` members are up (this node's view); TimeoutError otherwise."""
-        if self._up_count() >= n:
-            return
-        future: asyncio.Future[None] = self.loop.create_future()
-        self._waiters.append((n, future))
-        try:
-            await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise TimeoutError(f"only {self._up_count()} of {n} members up after {timeout}s") from None
+    async def wait_for(self, n: int, timeout: float = 60.0) -> ClusterState:
+        """The cluster state once at least ``n`` members are up (this node's view);
+        ``TimeoutError`` after ``timeout`` seconds."""
+        if self._up_count() < n:
+            future: asyncio.Future[None] = self.loop.create_future()
+            self._waiters.append((n, future))
+            try:
+                await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                raise TimeoutError(f"only {self._up_count()} of {n} members up after {timeout}s") from None
+        return self._cluster_state()
 
-    async def get_cluster_state(self) -> ClusterState:
-        """Members, unreachable members and leader as this node sees them now."""
+    async def get_cluster_state(self, *, timeout: float = 5.0) -> ClusterState:
+        """Members, unreachable addresses and leader as this node sees them now.
+
+        The state is this node's own, so it is returned at once; ``timeout`` is accepted
+        for programs that pass one."""
+        return self._cluster_state()
+
+    def _cluster_state(self) -> ClusterState:
         state = self.membership
         if state is None:
-            raise RuntimeError("the cluster system is not started")
+            raise RuntimeError("the cluster system is not started; use `async with` or `await system.start()`")
         return state.cluster_state()
 
     @property

@@ -9,7 +9,11 @@ key, for example ``cluster.port: expected int, got str``.
 The package has one module per job: :mod:`casty.config.schema` is the reference (every
 section and knob, each described once), ``_validation`` the generic engine that checks them,
 ``_knobs`` how a knob declares its constraints and description, and ``_reference`` the
-markdown reference generated from the schema (``python -m casty.config README.md``).
+markdown reference generated from the schema (``python -m casty.config README.md``), and
+``_legacy`` how files written for casty 0.21 are read (:func:`load_config` applies it).
+
+:func:`load_config` without a path uses :func:`discover_config`: the nearest ``casty.toml``
+from the working directory upwards, or the defaults when there is none.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from .schema import (
     StreamsConfig,
     SystemConfig,
     TlsConfig,
+    discover_config,
     load_config,
 )
 
@@ -58,5 +63,6 @@ __all__ = [
     "SystemConfig",
     "TlsConfig",
     "config_reference",
+    "discover_config",
     "load_config",
 ]

@@ -11,12 +11,14 @@ it changes.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
 from dataclasses import field
+from pathlib import Path
 from typing import ClassVar, Literal
 
-from casty.errors import ConfigError
+from casty.errors import ConfigError, ConfigFileNotFoundError
 
 from ._knobs import at_least_one, describe_knobs, limits, non_negative, port_number, positive
 from ._validation import HostPort, Section, fail
@@ -40,8 +42,11 @@ __all__ = [
     "StreamsConfig",
     "SystemConfig",
     "TlsConfig",
+    "discover_config",
     "load_config",
 ]
+
+log = logging.getLogger("casty.config")
 
 MailboxStrategy = Literal["drop_new", "drop_oldest", "reject"]
 """What a bounded mailbox does with a message that arrives while it is full."""
@@ -198,6 +203,9 @@ class ClusterConfig(Section):
     """Members contacted to join the cluster, as "host:port" strings or [host, port] pairs."""
     roles: tuple[str, ...] = ()
     """Roles this node advertises to the cluster."""
+    node_id: str = ""
+    """Label of this node in its logs and as ``system.node_id``; empty means "host:port".
+    Members are identified by address, so ``Member.id`` is always "host:port"."""
     down_after: float = field(default=10.0, metadata=limits(positive))
     """Seconds a member stays unreachable before it is downed."""
     min_members: int = field(default=1, metadata=limits(at_least_one))
@@ -261,6 +269,19 @@ class TlsConfig(Section):
     """PEM CA bundle used to verify peers; empty uses the system store."""
     require_client_cert: bool = False
     """Require peers to present a certificate (mutual TLS)."""
+
+    @classmethod
+    def from_paths(cls, *, certfile: str, cafile: str, keyfile: str | None = None) -> TlsConfig:
+        """Mutual TLS from certificate files: this node presents ``certfile`` (its private key
+        read from ``keyfile``, or from ``certfile`` itself when ``keyfile`` is None) and every
+        peer must present a certificate signed by ``cafile``."""
+        return cls(
+            enabled=True,
+            certfile=certfile,
+            keyfile=keyfile if keyfile is not None else certfile,
+            cafile=cafile,
+            require_client_cert=True,
+        )
 
     def _check_relations(self) -> None:
         if self.enabled:
@@ -400,16 +421,57 @@ class CastyConfig(Section):
     """Log output."""
 
 
-def load_config(path: str | os.PathLike[str]) -> CastyConfig:
-    """Read and validate a ``casty.toml`` file."""
+CONFIG_FILE_NAME = "casty.toml"
+"""The file name :func:`discover_config` and :func:`load_config` look for."""
+
+
+def discover_config(start: str | os.PathLike[str] | None = None) -> Path | None:
+    """The nearest ``casty.toml``: in ``start`` (default: the working directory; a file stands
+    for its directory) or the closest of its parent directories that has one; None when there
+    is none."""
+    current = Path(start if start is not None else Path.cwd()).resolve()
+    if current.is_file():
+        current = current.parent
+    for directory in (current, *current.parents):
+        candidate = directory / CONFIG_FILE_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> CastyConfig:
+    """Read and validate a ``casty.toml`` file.
+
+    Without ``path`` the file is found by :func:`discover_config` (from the working directory
+    upwards), and the defaults are returned when there is none. An explicit ``path`` that does
+    not exist raises :class:`~casty.errors.ConfigFileNotFoundError` (a ``FileNotFoundError``
+    and a ``ConfigError``).
+
+    Files written for casty 0.21 load too: their keys are mapped to this schema, the ones
+    without a meaning here are accepted and named in one warning, and contradictory ones are
+    refused (see :mod:`casty.config._legacy`).
+    """
+    if path is None:
+        found = discover_config()
+        if found is None:
+            log.debug("no %s found from %s upwards: using the defaults", CONFIG_FILE_NAME, Path.cwd())
+            return CastyConfig()
+        log.debug("configuration read from %s", found)
+        path = found
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{os.fspath(path)}: invalid TOML: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise ConfigFileNotFoundError(
+            f"{os.fspath(path)}: cannot read configuration: no such file", os.fspath(path)
+        ) from exc
     except OSError as exc:
         raise ConfigError(f"{os.fspath(path)}: cannot read configuration: {exc}") from exc
-    return CastyConfig.from_dict(data)
+    from ._legacy import upgrade_021
+
+    return CastyConfig.from_dict(upgrade_021(data, source=os.fspath(path)))
 
 
 describe_knobs(CastyConfig)

@@ -509,7 +509,7 @@ def test_unreachable_and_reachable_again() -> None:
     subject_member = observer.state.gossip.member(subject.key)
     assert subject_member is not None
     assert events == [UnreachableMember(subject_member)]
-    assert observer.state.cluster_state().unreachable == frozenset({subject_member})
+    assert observer.state.cluster_state().unreachable == frozenset({subject_member.node})
     stale = observer.state.gossip
     sim.run_until(lambda: all(subject.key in n.state.gossip.unreachable_keys for n in nodes))
     for n in nodes:
@@ -915,7 +915,7 @@ def test_cluster_messages_round_trip_under_their_wire_names() -> None:
     for msg in (
         GossipEnvelope(a.key, gossip),
         ClientUpdate((a, b), (b.node,), (RegistrySnapshot(a.node, a.uid, 3, ()),)),
-        ClusterState((a, b), frozenset({b}), a.node),
+        ClusterState((a, b), frozenset({b.node}), a.node),
         MemberRemoved(b.with_status(MemberStatus.REMOVED), MemberStatus.DOWN),
     ):
         data = encoder.encode(msg)
