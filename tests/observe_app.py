@@ -6,7 +6,7 @@ with ``--produce N`` offers a stream of the ints ``0 .. N-1`` under ``NUMBERS_KE
 producer completes once they are all accepted; its SinkRef is kept, so its figures stay
 visible after it completed). It prints a JSON ready line once it runs, and reads commands on
 stdin: ``leave`` leaves the cluster and stays running (answering ``{"left": true}``).
-``--bind-port`` makes it listen on that port while it advertises ``--port`` (a proxy in front
+Every node offers a service under ``OBSERVED_KEY`` for its whole life. ``--bind-port`` makes it listen on that port while it advertises ``--port`` (a proxy in front
 of it); the ready line then carries ``bind_port``. When the system shuts down by itself (downed,
 or on the minority side of a partition) it prints ``{"terminated": true}`` and exits 0.
 """
@@ -22,9 +22,11 @@ import sys
 from typing import Any
 
 import casty
-from casty import ClusteredActorSystem, GetSink, Register, ServiceKey, SinkRef, stream_producer
+from casty import Behaviors, ClusteredActorSystem, GetSink, Register, ServiceKey, SinkRef, stream_producer
 
 NUMBERS_KEY: ServiceKey[Any] = ServiceKey("numbers")
+#: a service every node offers for its whole life
+OBSERVED_KEY: ServiceKey[Any] = ServiceKey("observed")
 
 #: SinkRefs kept for the life of the process
 _sinks: list[SinkRef[int]] = []
@@ -85,6 +87,7 @@ async def run(args: argparse.Namespace) -> None:
         ready: dict[str, Any] = {"port": system.port}
         if args.bind_port is not None and system.transport is not None:
             ready["bind_port"] = system.transport.bind_port
+        system.spawn(Behaviors.discoverable(Behaviors.ignore(), key=OBSERVED_KEY), "observed")
         print(json.dumps(ready), flush=True)
         tasks.append(asyncio.create_task(commands(system, stop)))
         if args.produce:

@@ -101,7 +101,7 @@ def local_view(system: ActorSystem) -> dict[str, Any]:
 
 def readiness(system: ActorSystem) -> tuple[bool, str]:
     """``(ready, reason)``: a cluster node is ready while it is up, the cluster has reached
-    ``[cluster] min_members`` up members (once reached, a smaller cluster stays ready, as
+    ``[cluster] min_members`` up members, or the system's ``required_quorum`` when larger (once reached, a smaller cluster stays ready, as
     when a member leaves), and it is not on the minority side of a partition;
     it stops being ready once it leaves, is downed or shuts down. A node outside a cluster is
     ready while it runs."""
@@ -119,10 +119,10 @@ def readiness(system: ActorSystem) -> tuple[bool, str]:
         return False, f"this member is {me.status.value}"
     gossip = state.gossip
     up = [m.node for m in gossip.members if m.status in (MemberStatus.UP, MemberStatus.LEAVING)]
-    wanted = system.config.cluster.min_members
+    wanted = max(system.config.cluster.min_members, getattr(system, "required_quorum", None) or 0)
     if system not in _reached:
         if len(up) < wanted:
-            return False, f"{len(up)} of cluster.min_members = {wanted} members up"
+            return False, f"{len(up)} of {wanted} members up (cluster.min_members or the required quorum)"
         _reached.add(system)
     mine = {subject for observer, subject in gossip.unreachable if observer == state.self_key}
     reachable = [m.node for m in gossip.members if m.key not in mine]

@@ -147,7 +147,7 @@ async def test_metrics_status_and_strangers_on_a_streaming_cluster(tmp_path: Pat
         assert sorted(m["address"] for m in status_doc["members"]) == [f"127.0.0.1:{p}" for p in ports]
         assert all(m["status"] == "up" and m["reachable"] for m in status_doc["members"])
         assert status_doc["leader"] == f"127.0.0.1:{ports[0]}"
-        assert [i["node"] for i in status_doc["services"]["numbers"]] == [f"127.0.0.1:{cluster.nodes[0].port}"]
+        assert sorted(i["node"] for i in status_doc["services"]["observed"]) == [f"127.0.0.1:{p}" for p in ports]
         streams = [s for s in status_doc["streams"] if s["role"] == "producer"]
         assert len(streams) == 1 and streams[0]["node"] == f"127.0.0.1:{cluster.nodes[0].port}"
         assert streams[0]["delivered"] == COUNT and streams[0]["done"]
@@ -157,7 +157,7 @@ async def test_metrics_status_and_strangers_on_a_streaming_cluster(tmp_path: Pat
         # the text form names the same members
         code, out, err = await run_casty("status", "--contact", f"127.0.0.1:{ports[0]}", "--secret-file", str(secret))
         assert code == 0, err
-        assert "MEMBERS" in out and all(f"127.0.0.1:{p}" in out for p in ports) and "numbers" in out
+        assert "MEMBERS" in out and all(f"127.0.0.1:{p}" in out for p in ports) and "observed" in out
 
         # top draws the same view, refreshed
         code, out, err = await run_casty(
