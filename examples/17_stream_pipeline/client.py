@@ -3,8 +3,8 @@ detects readings over threshold and streams ``Alert``s back to the cluster's ale
 
     python client.py --contact node-1:25520 --producers 3
 
-Prints a ``SUMMARY {json}`` line at the end; with ``--live`` it also prints the rate of
-received readings every second.
+Prints a ``SUMMARY {json}`` line at the end; with ``--live`` it also prints every second the
+rate of each sensor stream and their total, read from ``SourceRef.stats()``.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class Stats:
         self.readings: dict[str, int] = {}
         self.total = 0
         self.alerts = 0
+        self.sources: dict[str, SourceRef[SensorReading]] = {}
 
 
 async def consume_sensor(source: SourceRef[SensorReading], alert_sink: SinkRef[Alert], label: str, stats: Stats) -> int:
@@ -70,13 +71,14 @@ async def consume_sensor(source: SourceRef[SensorReading], alert_sink: SinkRef[A
 
 
 async def report_rate(stats: Stats) -> None:
-    last, last_t = 0, time.perf_counter()
+    """Every second: each sensor stream's rate and the total, read from ``SourceRef.stats()``."""
     while True:
         await asyncio.sleep(1.0)
-        now = time.perf_counter()
-        rate = (stats.total - last) / (now - last_t)
-        last, last_t = stats.total, now
-        print(f"RATE {rate:,.0f} readings/s  (total {stats.total:,})", flush=True)
+        figures = {label: source.stats() for label, source in stats.sources.items()}
+        rate = sum(f.rate for f in figures.values())
+        total = sum(f.delivered for f in figures.values())
+        sensors = "  ".join(f"{label} {f.rate:,.0f}/s" for label, f in figures.items())
+        print(f"RATE {rate:,.0f} readings/s  (total {total:,})  {sensors}", flush=True)
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -125,6 +127,7 @@ async def main(args: argparse.Namespace) -> int:
             node_port = instance.node.port if instance.node else 0
             sensor_label = f"sensor@{node_host}:{node_port}"
 
+            stats.sources[sensor_label] = source
             task = asyncio.create_task(consume_sensor(source, alert_sink, sensor_label, stats))
             tasks.append(task)
 
