@@ -21,6 +21,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
+from casty.errors import ConfigError
 from casty.observe.view import readiness
 
 if TYPE_CHECKING:
@@ -66,9 +67,12 @@ class Observer:
                 log.warning("%s; /metrics answers 501, /alive and /ready are served", exc)
         except ImportError as exc:  # pragma: no cover - a broken installation
             self._exposition_error = str(exc)
-        self.server = await asyncio.start_server(
-            self._serve, cfg.host, cfg.port, limit=cfg.max_request_size, reuse_address=True, backlog=64
-        )
+        try:
+            self.server = await asyncio.start_server(
+                self._serve, cfg.host, cfg.port, limit=cfg.max_request_size, reuse_address=True, backlog=64
+            )
+        except OSError as exc:
+            raise ConfigError(f"metrics.port: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}") from exc
         self.port = self.server.sockets[0].getsockname()[1]
         self._expected = loop.time() + _PROBE_INTERVAL
         self._probe = loop.call_later(_PROBE_INTERVAL, self._on_probe)
@@ -189,7 +193,8 @@ class Observer:
 
 
 async def start_observer(system: ActorSystem) -> Observer | None:
-    """Apply ``[logging]``, and start the endpoint when ``[metrics] port`` is set."""
+    """Apply ``[logging]``, and start the endpoint when ``[metrics] port`` is set
+    (:class:`~casty.errors.ConfigError` when it cannot listen there)."""
     from casty.observe.logs import configure_logging
 
     configure_logging(system)

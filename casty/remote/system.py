@@ -74,7 +74,12 @@ class RemoteActorSystem(ActorSystem):
         self.transport = transport
         self._rebind_address(address)
         install_inspection(transport)
-        self._observer = await start_observer(self)
+        try:
+            self._observer = await start_observer(self)
+        except BaseException:
+            await transport.close()
+            self.transport = None
+            raise
 
     @property
     def host(self) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from casty import ActorContext, Behaviors, CastyConfig, ClusteredActorSystem, RemoteActorSystem
+from casty import ActorContext, Behaviors, CastyConfig, ClusteredActorSystem, ConfigError, RemoteActorSystem
 from casty.cli import InspectionFailed, Inspector
 from tests.conftest import eventually
 from tests.observing import free_port, http_get
@@ -131,3 +131,12 @@ async def test_inspection_is_refused_to_a_stranger_without_the_secret() -> None:
             assert (await trusted.inspect("127.0.0.1", node.port))["system"] == "obs"
         finally:
             await trusted.close()
+
+
+async def test_a_metrics_port_in_use_is_a_config_error_and_leaves_nothing_open() -> None:
+    port = free_port()
+    async with RemoteActorSystem("obs", port=0, config=metrics_config(port)):
+        other = RemoteActorSystem("obs", port=0, config=metrics_config(port))
+        with pytest.raises(ConfigError, match=r"metrics\.port"):
+            await other.start()
+        assert other.transport is None
