@@ -9,7 +9,20 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from casty import ActorContext, Behaviors, CastyConfig, ClusteredActorSystem, ConfigError, RemoteActorSystem
+from casty import (
+    ActorContext,
+    Behaviors,
+    CastyConfig,
+    ClusteredActorSystem,
+    ConfigError,
+    GetSink,
+    GetSource,
+    RemoteActorSystem,
+    SinkRef,
+    SourceRef,
+    stream_consumer,
+    stream_producer,
+)
 from casty.cli import InspectionFailed, Inspector
 from tests.conftest import eventually
 from tests.observing import free_port, http_get
@@ -140,3 +153,33 @@ async def test_a_metrics_port_in_use_is_a_config_error_and_leaves_nothing_open()
         with pytest.raises(ConfigError, match=r"metrics\.port"):
             await other.start()
         assert other.transport is None
+
+
+async def test_streams_beyond_max_streams_are_summed_under_other() -> None:
+    port = free_port()
+    async with RemoteActorSystem("obs", port=0, config=metrics_config(port, max_streams=2)) as system:
+        sources, sinks = [], []  # kept: a stream end drops out of the figures once collected
+        for i in range(3):
+            producer = system.spawn(stream_producer(), f"p{i}")
+            sink: SinkRef[int] = await system.ask(producer, lambda r: GetSink(r))
+            for x in range(100 * (i + 1)):
+                await sink.put(x)
+            await sink.complete()
+            sinks.append(sink)
+            consumer = system.spawn(stream_consumer(producer), f"c{i}")
+            source: SourceRef[int] = await system.ask(consumer, lambda r: GetSource(r))
+            assert [x async for x in source] == list(range(100 * (i + 1)))
+            sources.append(source)
+        status, text = await http_get(port, "/metrics")
+        assert status == 200
+        out: dict[tuple[str, str], float] = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "casty_stream_elements_total" and s.labels["direction"] == "out":
+                    out[(s.labels["stream"], s.labels["role"])] = s.value
+        streams = {stream for stream, _ in out}
+        assert len(streams) == 3 and "other" in streams  # two streams by name, the rest summed
+        # every element is counted once on each side, named or not
+        assert sum(v for (_, role), v in out.items() if role == "consumer") == 600
+        assert sum(v for (_, role), v in out.items() if role == "producer") == 600
+        assert [s.stats().delivered for s in sources] == [100, 200, 300]
