@@ -1,6 +1,7 @@
 """Seeing a running system from outside: statistics, Prometheus metrics, health endpoints,
 the inspection protocol behind the ``casty`` command, and structured logs.
 
+* :mod:`casty.observe.counters` -- dead-letter kinds and the ask latency histogram
 * :mod:`casty.observe.stats` -- the snapshots (``system.stats()``, ``SinkRef.stats()``,
   ``SourceRef.stats()``) and the registry of live streams
 * :mod:`casty.observe.view` -- a node's local view (members, services, streams, peers) as

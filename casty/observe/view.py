@@ -12,9 +12,6 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from casty.cluster.downing import keep_majority_decision
-from casty.cluster.members import MemberStatus
-
 if TYPE_CHECKING:
     from casty.actors.system import ActorSystem
 
@@ -105,6 +102,10 @@ def readiness(system: ActorSystem) -> tuple[bool, str]:
     when a member leaves), and it is not on the minority side of a partition;
     it stops being ready once it leaves, is downed or shuts down. A node outside a cluster is
     ready while it runs."""
+    # the cluster package sits above this one: imported only for a cluster node
+    from casty.cluster.downing import keep_majority_decision
+    from casty.cluster.members import MemberStatus
+
     if system.is_shutting_down:
         return False, "shutting down"
     state = getattr(system, "membership", None)
