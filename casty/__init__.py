@@ -1,4 +1,12 @@
-"""casty: typed, clustered actors for asyncio with backpressured streams over the network."""
+"""casty: typed, clustered actors for asyncio with backpressured streams over the network.
+
+``IMPLEMENTATION`` tells which fast paths (mailbox run loop, frame codec, stream demand) run in
+this process: ``"compiled"`` (the Cython modules, what an install with a C compiler gets),
+``"pure"`` (their pure-Python twins, about 2x slower for a local tell: ``CASTY_NO_EXTENSIONS=1``
+or an install without a compiler) or ``"mixed"`` (a partial build). ``COMPILED`` is
+``IMPLEMENTATION == "compiled"``. When compiled modules are missing and the pure build was not
+asked for, ``import casty`` logs one warning on the ``casty`` logger saying so.
+"""
 
 from __future__ import annotations
 

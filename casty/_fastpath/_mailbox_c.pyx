@@ -10,6 +10,8 @@ from collections import deque
 
 from casty.errors import MailboxFull
 
+__all__ = ["DROP_NEW", "DROP_OLDEST", "REJECT", "MailboxRunner"]
+
 cdef extern from "Python.h":
     int PyIter_Send(object iter, object arg, PyObject **presult) except -1
     bint PyCoro_CheckExact(object o)
