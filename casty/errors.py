@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "ConfigFileNotFoundError",
     "DeserializationError",
+    "ElementTooLarge",
     "FrameError",
     "FrameTooLarge",
     "HandshakeError",
@@ -72,6 +73,27 @@ class FrameTooLarge(FrameError):
         super().__init__(f"frame of {size} bytes exceeds the maximum frame size of {limit} bytes")
         self.size = size
         self.limit = limit
+
+
+class ElementTooLarge(CastyError):
+    """A stream element does not fit in one frame on its way to a consumer in another process.
+
+    ``size`` is the encoded size of the element alone (with its envelope), ``limit`` the
+    ``[remote] max_frame_size`` it exceeds and ``seq`` its sequence number in the stream. The
+    stream fails: the consumer's iteration raises :class:`StreamFailed` (``cause_type``
+    ``"ElementTooLarge"``) after the elements before it, and the producer's next ``put`` or
+    ``complete()`` raises this error. Other traffic on the connection is not affected.
+    """
+
+    def __init__(self, size: int, limit: int, seq: int = -1) -> None:
+        where = f"stream element {seq}" if seq >= 0 else "a stream element"
+        super().__init__(
+            f"{where} encodes to {size} bytes, over the maximum frame size of {limit} bytes "
+            "([remote] max_frame_size); it cannot be sent to another process"
+        )
+        self.size = size
+        self.limit = limit
+        self.seq = seq
 
 
 class HandshakeError(CastyError):

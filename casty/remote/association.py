@@ -13,15 +13,27 @@ Reconnect
     ``remote.give_up_after`` seconds of failures it is declared gone. A client peer is never
     dialed: it is reached only over the connections it opens, and is declared gone when it
     does not come back within ``give_up_after``.
+
+A dead process versus a silent one
+    When the connection to a known incarnation is lost and the redial is refused (nothing
+    listens on the peer's address any more), the peer's process is gone: no later connection
+    can reach that incarnation again, so everything watched there ends with ``Terminated`` at
+    once (streams to and from it fail within a reconnect delay) instead of after
+    ``give_up_after``. Queued messages and the reconnect attempts are kept as before (a new
+    incarnation on the same address gets them, and ends the old one's watches on its
+    handshake). A peer that is merely silent (a partition, a host that vanished without a
+    reset) is not refused, and keeps the resume-then-give-up behaviour.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from casty.actors.events import Terminated
@@ -69,7 +81,13 @@ class Association:
         #: bytes of this peer's closed connections (the open one keeps its own count)
         self.closed_bytes_in = 0
         self.closed_bytes_out = 0
+        #: the incarnation whose address refused a redial after its connection was lost: its
+        #: process is gone (None while no such refusal was seen since the last connection)
+        self.dead_uid: int | None = None
         self._flush_cb = self.flush
+        #: callbacks that run at the start of the next flush (stream producers moving their
+        #: buffered elements into the queue), so what they send is written in the same turn
+        self.pre_flush: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         state = "open" if self.conn else ("gone" if self.gone else "idle")
@@ -117,11 +135,35 @@ class Association:
             self.flush_scheduled = True
             self.transport.loop.call_soon(self._flush_cb)
 
+    def flush_with(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` at the start of the next flush, before the queue is written: what it
+        sends goes out with the same ``write()`` instead of one loop turn later."""
+        self.pre_flush.append(callback)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.transport.loop.call_soon(self._flush_cb)
+
     def flush(self) -> None:
+        hooks = self.pre_flush
+        if hooks:
+            self.pre_flush = []
+            self.flush_scheduled = True  # what the hooks send joins this flush
+            for hook in hooks:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("pre-flush callback for %s failed", self.address)
         self.flush_scheduled = False
         conn = self.conn
-        if conn is not None and self.queue:
-            conn.write_queue(self.queue)
+        if self.queue:
+            if conn is not None:
+                conn.write_queue(self.queue)
+            elif self.dialing is None and self.retry_handle is None:
+                self.connect()
+        if self.pre_flush and not self.flush_scheduled:
+            # a callback asked for a flush while this one ran: it gets the next one
+            self.flush_scheduled = True
+            self.transport.loop.call_soon(self._flush_cb)
 
     # -- connecting ------------------------------------------------------------------------
     def connect(self) -> None:
@@ -158,6 +200,8 @@ class Association:
             raise
         except (OSError, TimeoutError, CastyError, ssl.SSLError) as exc:
             self.dialing = None
+            if self.peer_uid is not None and _refused(exc):
+                self._process_gone(f"{type(exc).__name__}: {exc}")
             if isinstance(exc, HandshakeError) and str(exc) == "simultaneous":
                 # the peer dials us; its connection wins. Retry only if it never arrives.
                 self._schedule_retry(reason=None, delay=cfg.handshake_timeout)
@@ -207,6 +251,7 @@ class Association:
         if peer_kind == "client":
             self.dialable = False  # it has no listening port: reached only over its connections
         self.conn = conn
+        self.dead_uid = None
         self.failing_since = None
         self.backoff = self.transport.config.reconnect_backoff_min
         if self.retry_handle is not None:
@@ -241,6 +286,14 @@ class Association:
             self.failing_since = loop.time()
             self.retry_handle = loop.call_later(self.transport.config.give_up_after, self._client_gone)
 
+    def _process_gone(self, reason: str) -> None:
+        """A redial after losing the connection was refused: the incarnation we knew is dead."""
+        if self.dead_uid == self.peer_uid:
+            return  # already ended (a later watch ends at once in add_watch)
+        self.dead_uid = self.peer_uid
+        log.info("the process at %s is gone (%s): ending the watches of its actors", self.address, reason)
+        self.transport.watch.on_peer_process_gone(self, reason)
+
     def _client_gone(self) -> None:
         self.retry_handle = None
         if self.conn is None:
@@ -250,6 +303,9 @@ class Association:
     def add_watch(self, path: str, watcher: ActorRef[Any]) -> None:
         if self.gone:
             watcher.tell(Terminated(self.ref(path), f"{self.address} is gone"))
+            return
+        if self.dead_uid is not None and self.conn is None:
+            watcher.tell(Terminated(self.ref(path), f"node lost: process gone ({self.address} refuses connections)"))
             return
         watchers = self.watches.setdefault(path, set())
         if watcher not in watchers:
@@ -273,3 +329,8 @@ class Association:
             terminated = Terminated(self.ref(path), reason)
             for watcher in watchers:
                 watcher.tell(terminated)
+
+
+def _refused(exc: BaseException) -> bool:
+    """True when a dial failed because nothing listens at the address (not a timeout, not TLS)."""
+    return isinstance(exc, ConnectionRefusedError) or (isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED)

@@ -207,6 +207,8 @@ class Connection(asyncio.Protocol):
                 body = encoder.encode([target, msg])
                 frames.add(body)
             except (SerializationError, FrameTooLarge) as exc:
+                if type(exc) is FrameTooLarge and self._split_oversized(queue, path, msg, exc):
+                    continue
                 system.dead_letter(msg, assoc.ref(path) if assoc else None, f"not sent: {exc}")
                 log.warning("message to %s%s not sent: %s", self.peer_label, path, exc)
                 continue
@@ -216,6 +218,22 @@ class Connection(asyncio.Protocol):
                 self._write(tcp, frames.take())
         if frames.pending_bytes:
             self._write(tcp, frames.take())
+
+    def _split_oversized(self, queue: deque[tuple[str, object]], path: str, msg: object, exc: FrameTooLarge) -> bool:
+        """A message too large for one frame whose class defines ``split_for_frame(recipient,
+        size, limit)`` (a run of stream elements) is replaced by the messages that method
+        returns, sent in its place and in order; an empty list means the message was dropped
+        and its sender told. Returns False when the message has no such method or declines
+        (returns None): it then becomes a dead letter like any other."""
+        split = getattr(msg, "split_for_frame", None)
+        if split is None or self.assoc is None:
+            return False
+        parts = split(self.assoc.ref(path), exc.size, exc.limit)
+        if parts is None:
+            return False
+        for part in reversed(parts):
+            queue.appendleft((path, part))
+        return True
 
     def _write(self, tcp: asyncio.Transport, data: bytes) -> None:
         owner = self.owner

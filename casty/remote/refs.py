@@ -9,6 +9,7 @@ the association itself (:meth:`Association.ref`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from casty.actors.ref import ActorAddress, ActorRef, parse_uri
@@ -55,6 +56,14 @@ class RemoteTarget:
         if assoc is None or assoc.gone:
             assoc = self.bound()
         assoc.send(self.path, msg)
+
+    def flush_with(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` just before the next outbound write to this actor's process (a
+        stream producer fills the write with its elements, in the same loop turn)."""
+        assoc = self.assoc
+        if assoc is None or assoc.gone:
+            assoc = self.bound()
+        assoc.flush_with(callback)
 
     def add_watcher(self, watcher: ActorRef[Any]) -> bool:
         self.bound().add_watch(self.path, watcher)

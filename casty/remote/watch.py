@@ -84,6 +84,12 @@ class RemoteWatch:
         assoc.end_watches(f"node lost: {reason}")
         self.drop_remote_watchers(assoc.address)
 
+    def on_peer_process_gone(self, assoc: Association, reason: str) -> None:
+        """The peer's process is gone (its address refused a redial): what we watched there has
+        stopped, and its watches on us end; the association itself stays (queue, reconnects)."""
+        assoc.end_watches(f"node lost: process gone ({reason})")
+        self.drop_remote_watchers(assoc.address)
+
     def on_peer_restarted(self, assoc: Association, old_uid: int, new_uid: int) -> None:
         """The peer restarted: what we watched there is gone, and its watches on us too."""
         log.info("%s restarted (incarnation %x -> %x)", assoc.address, old_uid, new_uid)
