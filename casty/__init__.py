@@ -82,6 +82,7 @@ from casty.errors import FrameError as FrameError
 from casty.errors import FrameTooLarge as FrameTooLarge
 from casty.errors import HandshakeError as HandshakeError
 from casty.errors import MailboxFull as MailboxFull
+from casty.errors import MessageRefused as MessageRefused
 from casty.errors import ProtocolError as ProtocolError
 from casty.errors import SerializationError as SerializationError
 from casty.errors import StreamCancelled as StreamCancelled
@@ -91,6 +92,7 @@ from casty.observe import PeerStats as PeerStats
 from casty.observe import StreamStats as StreamStats
 from casty.observe import SystemStats as SystemStats
 from casty.remote import RemoteActorSystem as RemoteActorSystem
+from casty.remote.control import DeserializationFailed as DeserializationFailed
 from casty.streams import CompleteStream as CompleteStream
 from casty.streams import FailStream as FailStream
 from casty.streams import GetSink as GetSink
@@ -171,6 +173,7 @@ __all__ = (
     "DeadLetter",
     "Deregister",
     "DeserializationError",
+    "DeserializationFailed",
     "Directive",
     "ElementTooLarge",
     "EventStreamSubscribe",
@@ -184,6 +187,7 @@ __all__ = (
     "Mailbox",
     "MailboxFull",
     "MailboxOverflowStrategy",
+    "MessageRefused",
     "NodeAddress",
     "OneForOneStrategy",
     "ProtocolError",

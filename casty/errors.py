@@ -17,6 +17,7 @@ __all__ = [
     "FrameTooLarge",
     "HandshakeError",
     "MailboxFull",
+    "MessageRefused",
     "ProtocolError",
     "SerializationError",
     "StreamCancelled",
@@ -60,6 +61,19 @@ class DeserializationError(CastyError):
     def __init__(self, message: str, type_name: str | None = None) -> None:
         super().__init__(message)
         self.type_name = type_name
+
+
+class MessageRefused(DeserializationError):
+    """A message parsed correctly but could not be built in this process (a type it has not
+    loaded or may not build, a constructor that failed, a ref that cannot be resolved).
+
+    The connection's tables stayed in step with the sender's, so the stream can go on; only
+    this message is lost. ``value`` is what was decoded, with None in place of each part that
+    was refused."""
+
+    def __init__(self, message: str, type_name: str | None = None, value: object = None) -> None:
+        super().__init__(message, type_name)
+        self.value = value
 
 
 class FrameError(CastyError):

@@ -41,7 +41,7 @@ from casty.actors.ref import ActorAddress, ActorRef
 from casty.errors import CastyError, HandshakeError
 from casty.remote.connection import Connection
 from casty.remote.control import CONTROL_PATH, Unwatch, Watch
-from casty.remote.refs import RemoteTarget
+from casty.remote.refs import RemoteTarget, split_target
 
 if TYPE_CHECKING:
     from casty.remote.transport import RemoteTransport
@@ -65,6 +65,7 @@ class Association:
         self.queue: deque[tuple[str, object]] = deque()
         self.flush_scheduled = False
         self.targets: dict[str, RemoteTarget] = {}
+        #: refs by target key (the path, with the incarnation when known)
         self.refs: dict[str, ActorRef[Any]] = {}
         self.watches: dict[str, set[ActorRef[Any]]] = {}
         self.peer_uid: int | None = None
@@ -74,6 +75,8 @@ class Association:
         self.retry_handle: asyncio.TimerHandle | None = None
         self.backoff = transport.config.reconnect_backoff_min
         self.failing_since: float | None = None
+        #: why the last dial or connection failed ("" once connected)
+        self.last_failure = ""
         self.gone = False
         self.idle_checks = 0
         self.keep_alive = False  # set by the cluster for members: never give up on our own
@@ -84,6 +87,8 @@ class Association:
         #: the incarnation whose address refused a redial after its connection was lost: its
         #: process is gone (None while no such refusal was seen since the last connection)
         self.dead_uid: int | None = None
+        #: messages sent to the peer's actors (not counting control messages)
+        self.sent = 0
         self._flush_cb = self.flush
         #: callbacks that run at the start of the next flush (stream producers moving their
         #: buffered elements into the queue), so what they send is written in the same turn
@@ -93,21 +98,27 @@ class Association:
         state = "open" if self.conn else ("gone" if self.gone else "idle")
         return f"<Association {self.address} {state}>"
 
-    def ref(self, path: str) -> ActorRef[Any]:
-        ref = self.refs.get(path)
+    def ref(self, path: str, incarnation: int = 0) -> ActorRef[Any]:
+        """The ref of the peer's actor at ``path``, obtained from incarnation ``incarnation`` of
+        the peer (0: whichever incarnation is there). ``path`` may also be a target key, the
+        path and incarnation a message was queued for."""
+        if "\x00" in path:
+            path, incarnation = split_target(path)
+        key = f"{path}\x00{incarnation:x}" if incarnation else path
+        ref = self.refs.get(key)
         if ref is None:
             if path.startswith("/temp/"):
                 # short-lived refs are not cached: the association would grow with every ask
-                temp = RemoteTarget(self.transport, self.address, path, self)
-                return ActorRef(self.address, path, temp.tell, temp)
+                temp = RemoteTarget(self.transport, self.address, path, self, incarnation)
+                return ActorRef(self.address, path, temp.tell, temp, incarnation)
             if len(self.refs) >= _PEER_REF_CACHE_LIMIT:
                 # a cache, not a registry: refs already handed out keep working without it
                 self.refs.clear()
                 self.targets.clear()
-            target = self.targets.get(path)
+            target = self.targets.get(key)
             if target is None:
-                target = self.targets[path] = RemoteTarget(self.transport, self.address, path, self)
-            ref = self.refs[path] = ActorRef(self.address, path, target.tell, target)
+                target = self.targets[key] = RemoteTarget(self.transport, self.address, path, self, incarnation)
+            ref = self.refs[key] = ActorRef(self.address, path, target.tell, target, incarnation)
         return ref
 
     # -- sending ---------------------------------------------------------------------------
@@ -120,6 +131,8 @@ class Association:
             self.transport.system.dead_letter(msg, self.ref(path), f"outbound queue to {self.address} is full")
             return
         queue.append((path, msg))
+        if path != CONTROL_PATH:
+            self.sent += 1
         if type(msg) is Terminated:
             # a local actor this peer watched has stopped: the watch is over
             self.transport.watch.on_terminated_sent(self, msg.ref.path, path)
@@ -219,13 +232,17 @@ class Association:
             self.failing_since = None
             return  # nothing to deliver: reconnect lazily on the next send
         if reason is not None:
+            self.last_failure = reason
             if self.failing_since is None:
                 self.failing_since = now
                 # a refused handshake is a configuration error worth a warning; a peer that is
-                # merely gone is only worth one when someone waits on it
+                # merely gone is only worth one when someone waits on it (and not on a client,
+                # which reports the failover itself)
                 refused = reason.startswith("HandshakeError")
-                level = logging.WARNING if (self.keep_alive or self.watches or refused) else logging.INFO
+                waited_on = (self.keep_alive or bool(self.watches)) and self.transport.kind != "client"
+                level = logging.WARNING if (waited_on or refused) else logging.INFO
                 log.log(level, "cannot reach %s (%s); retrying with backoff", self.address, reason)
+                self.transport.notify("unreachable", self)
             else:
                 log.debug("cannot reach %s (%s)", self.address, reason)
             give_up = self.transport.config.give_up_after
@@ -253,6 +270,7 @@ class Association:
         self.conn = conn
         self.dead_uid = None
         self.failing_since = None
+        self.last_failure = ""
         self.backoff = self.transport.config.reconnect_backoff_min
         if self.retry_handle is not None:
             self.retry_handle.cancel()

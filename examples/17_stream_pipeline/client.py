@@ -3,8 +3,8 @@ detects readings over threshold and streams ``Alert``s back to the cluster's ale
 
     python client.py --contact node-1:25520 --producers 3
 
-Prints a ``SUMMARY {json}`` line at the end; with ``--live`` it also prints every second the
-rate of each sensor stream and their total, read from ``SourceRef.stats()``.
+Prints a ``SUMMARY {json}`` line at the end; with ``--live`` it also prints the rate of
+received readings every second.
 """
 
 from __future__ import annotations
@@ -71,14 +71,23 @@ async def consume_sensor(source: SourceRef[SensorReading], alert_sink: SinkRef[A
 
 
 async def report_rate(stats: Stats) -> None:
-    """Every second: each sensor stream's rate and the total, read from ``SourceRef.stats()``."""
+    """Every second: the readings rate of each sensor stream (``SourceRef.stats()``), their sum
+    and the alerts rate."""
+    last_alerts, last_t = 0, time.perf_counter()
     while True:
         await asyncio.sleep(1.0)
+        now = time.perf_counter()
         figures = {label: source.stats() for label, source in stats.sources.items()}
         rate = sum(f.rate for f in figures.values())
         total = sum(f.delivered for f in figures.values())
-        sensors = "  ".join(f"{label} {f.rate:,.0f}/s" for label, f in figures.items())
-        print(f"RATE {rate:,.0f} readings/s  (total {total:,})  {sensors}", flush=True)
+        alert_rate = (stats.alerts - last_alerts) / (now - last_t)
+        last_alerts, last_t = stats.alerts, now
+        sensors = ", ".join(f"{label} {f.rate:,.0f}/s" for label, f in figures.items())
+        print(
+            f"RATE {rate:,.0f} readings/s, {alert_rate:,.0f} alerts/s  "
+            f"(total {total:,} readings, {stats.alerts:,} alerts)  {sensors}",
+            flush=True,
+        )
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -135,6 +144,12 @@ async def main(args: argparse.Namespace) -> int:
         results = await asyncio.gather(*tasks, return_exceptions=True)
         if reporter is not None:
             reporter.cancel()
+            seconds = time.perf_counter() - started
+            print(
+                f"RATE overall {stats.total / seconds:,.0f} readings/s  "
+                f"(total {stats.total:,} readings, {stats.alerts:,} alerts in {seconds:.1f}s)",
+                flush=True,
+            )
         await alert_sink.complete()
         # stay until the monitor has taken every alert (the alert stream completes)
         try:

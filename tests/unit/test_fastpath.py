@@ -195,3 +195,31 @@ def test_switch_values(value: str, expected: bool) -> None:
     assert env_flag("X", {}) is False
     with pytest.raises(ValueError, match="X='2' is not a switch value"):
         env_flag("X", {"X": "2"})
+
+
+@pytest.mark.parametrize("impl", MAILBOX_IMPLS)
+def test_runner_notifies_once_when_drained_below_a_mark(impl: ModuleType, loop: asyncio.AbstractEventLoop) -> None:
+    runner = impl.MailboxRunner(FakeCell(), loop, 0, impl.DROP_NEW, 2, lambda m, r: None, SAME)
+    runner.receive = lambda ctx, msg: None
+    calls: list[int] = []
+    for i in range(7):
+        runner.put(i)
+    runner.notify_below(3, lambda: calls.append(runner.size))
+    runner.resume()
+    runner._run()  # 5 left: above the mark
+    assert calls == []
+    runner._run()  # 3 left: at the mark
+    assert calls == [3]
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert calls == [3] and runner.size == 0  # once only
+    # already below the mark: the next turn tells at once
+    runner.notify_below(3, lambda: calls.append(-1))
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert calls == [3, -1]
+    # a mailbox that closes tells too (its messages will never be processed)
+    runner.suspend()
+    for i in range(5):
+        runner.put(i)
+    runner.notify_below(1, lambda: calls.append(-2))
+    runner.close()
+    assert calls == [3, -1, -2]
