@@ -20,7 +20,7 @@ MATRIX_SLOW := tests/multiprocess/test_client.py tests/multiprocess/test_streams
 # depend on the interpreter: the membership property tests (pure logic, the slowest unit file) and
 # the README checks.
 # the test extra's runners only (its lint, type and build tools run on the default interpreter)
-MATRIX_DEPS := "pytest>=8" "pytest-timeout>=2.3" "hypothesis>=6.100"
+MATRIX_DEPS := "pytest>=8" "pytest-timeout>=2.3" "hypothesis>=6.100" "prometheus-client>=0.17"
 MATRIX_FAST := $(FAST_SELECTION) --ignore=tests/unit/test_membership.py --ignore=tests/unit/test_readme.py
 # Shell: the interpreter for version $$v: python$$v on PATH if it runs, else pyenv's newest 3.X.
 FIND_PYTHON = if python$$v -c "" >/dev/null 2>&1; then command -v python$$v; \

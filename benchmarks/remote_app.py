@@ -180,13 +180,9 @@ def counting_actor() -> Behavior[Any]:
 
 
 def _outstanding(sink: SinkRef[Any]) -> tuple[int, int]:
-    """(buffered, unacked) of the producer behind ``sink``.
-
-    ``len(sink)`` is public; the unacknowledged elements are the producer's internal resend
-    deque, read here because it is exactly what the bound is about.
-    """
-    core = sink._core  # the benchmark inspects the producer's state on purpose
-    return len(core.buffer), len(core.unacked)
+    """(buffered, unacked) of the producer behind ``sink``, from its public stats."""
+    stats = sink.stats()
+    return stats.buffered, stats.unacked
 
 
 async def feed(sink: SinkRef[SensorReading], mode: str, n: int, rate: float, sample_ms: float) -> FeedStats:

@@ -88,6 +88,9 @@ from casty.errors import SerializationError as SerializationError
 from casty.errors import StreamCancelled as StreamCancelled
 from casty.errors import StreamFailed as StreamFailed
 from casty.errors import StreamTimeoutError as StreamTimeoutError
+from casty.observe import PeerStats as PeerStats
+from casty.observe import StreamStats as StreamStats
+from casty.observe import SystemStats as SystemStats
 from casty.remote import RemoteActorSystem as RemoteActorSystem
 from casty.remote.control import DeserializationFailed as DeserializationFailed
 from casty.streams import CompleteStream as CompleteStream
@@ -150,6 +153,9 @@ __all__ = (
     "stream_consumer",
     "stream_producer",
     "RemoteActorSystem",
+    "PeerStats",
+    "StreamStats",
+    "SystemStats",
     "COMPILED",
     "IMPLEMENTATION",
     "ActorAddress",

@@ -131,6 +131,7 @@ class ConsumerReport:
 class _Producer:
     name: str
     sink: SinkRef[int]
+    capacity: int = 0
     put: int = 0
     max_held: int = 0
     done: bool = False
@@ -140,8 +141,8 @@ class _Producer:
         # buffered + sent-but-unacknowledged: every element the producer keeps in memory.
         # Only a put makes this sum grow (sending moves an element from one part to the other),
         # so sampling it after each put sees its maximum.
-        core = self.sink._core
-        return len(core.buffer) + len(core.unacked)
+        stats = self.sink.stats()
+        return stats.buffered + stats.unacked
 
 
 def blob(i: int, size: int) -> bytes:
@@ -244,7 +245,9 @@ def control() -> Behavior[Any]:
                     # keep the stats of recent producers only (a soak run starts thousands)
                     for name in [n for n, p in producers.items() if p.done][: len(producers) - 255]:
                         del producers[name]
-                state = producers[msg.name] = _Producer(msg.name, sink)
+                state = producers[msg.name] = _Producer(
+                    msg.name, sink, msg.buffer_size or ctx.system.config.streams.buffer_size
+                )
                 state.task = run(feed(state, msg.count, msg.fail_with, msg.reply_to, msg.element_size))
                 msg.reply_to.tell(Started(ref))
             elif isinstance(msg, StartConsumer):
@@ -262,15 +265,15 @@ def control() -> Behavior[Any]:
                 msg.reply_to.tell(Started(ref))
             elif isinstance(msg, GetProducerStats):
                 state = producers[msg.name]
-                core = state.sink._core
+                stats = state.sink.stats()
                 msg.reply_to.tell(
                     ProducerStats(
                         state.name,
                         state.put,
-                        len(core.buffer),
-                        len(core.unacked),
+                        stats.buffered,
+                        stats.unacked,
                         state.max_held,
-                        core.capacity,
+                        state.capacity,
                         state.done,
                     )
                 )

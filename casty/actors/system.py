@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
@@ -30,10 +31,12 @@ from casty.actors.receptionist import (
 )
 from casty.actors.ref import ActorAddress, ActorRef, NodeAddress, RefTarget
 from casty.errors import AskTimeoutError, CastyError, MailboxFull
+from casty.observe.counters import AskLatency, dead_letter_kind
 
 if TYPE_CHECKING:
     from casty.actors.scheduler import SchedulerMsg
     from casty.config import CastyConfig
+    from casty.observe.stats import SystemStats
 
 __all__ = ["ActorSystem", "InboundSource", "InvalidActorName", "System"]
 
@@ -216,6 +219,9 @@ class ActorSystem:
         #: id(message) -> (message, reply future) of asks sent to actors in other processes
         self._remote_asks: dict[int, tuple[object, asyncio.Future[Any]]] = {}
         self.dead_letters: int = 0
+        #: dead letters counted by the kind of their reason (see ``casty.observe``)
+        self.dead_letter_reasons: dict[str, int] = {}
+        self.ask_latency = AskLatency()
         self._events = _EventStream(self)
         self.registry = Registry(self._self_node)
         self._shutdown_started = False
@@ -447,6 +453,7 @@ class ActorSystem:
         self._temp[path] = promise
         reply_to: ActorRef[R] = ActorRef(self.address, path, promise.tell, promise)
         handle = loop.call_later(timeout, _expire, future, ref, timeout)
+        started = loop.time()
         message = None
         try:
             message = factory(reply_to)
@@ -455,13 +462,18 @@ class ActorSystem:
                 # a transport that cannot encode the message fails the ask at once (not_sent)
                 self._remote_asks[id(message)] = (message, future)
             ref.tell(message)
-            return await future  # type: ignore[no-any-return]
+            result = await future
+        except AskTimeoutError:
+            self.ask_latency.timeouts += 1
+            raise
         finally:
             handle.cancel()
             del self._temp[path]
             entry = self._remote_asks.get(id(message))
             if entry is not None and entry[0] is message:
                 del self._remote_asks[id(message)]
+        self.ask_latency.observe(loop.time() - started)
+        return result  # type: ignore[no-any-return]
 
     async def ask_or_none(
         self, ref: ActorRef[Any], msg_factory: Callable[[ActorRef[R]], Any], timeout: float | None = None
@@ -486,12 +498,31 @@ class ActorSystem:
         """Count ``msg`` as undeliverable to ``recipient`` (None when unknown) for ``reason``:
         logged up to ``actors.log_dead_letters`` times and published as a ``DeadLetter`` event."""
         self.dead_letters += 1
+        kind = dead_letter_kind(reason)
+        self.dead_letter_reasons[kind] = self.dead_letter_reasons.get(kind, 0) + 1
         if self.dead_letters <= self._dead_letter_log_limit:
             log.debug("dead letter to %s (%s): %r", recipient, reason, msg)
             if self.dead_letters == self._dead_letter_log_limit:
                 log.debug("further dead letters are counted, not logged")
         if self._events.subscribers:
             self._events.publish(DeadLetter(msg, recipient, reason))
+
+    def stats(self) -> SystemStats:
+        """A snapshot of this system's figures: actors, dead letters by reason, the busiest
+        mailboxes, connections and bytes per peer, gossip traffic and members by status (the
+        last three for remote and cluster systems), and the live streams."""
+        from casty.observe.stats import system_stats
+
+        def busiest() -> list[tuple[str, int]]:
+            depths = ((cell.mailbox.size, path) for path, cell in self._cells.items())
+            return [(path, depth) for depth, path in heapq.nlargest(10, depths) if depth > 0]
+
+        return system_stats(self, actors=len(self._cells), busiest=busiest)
+
+    @property
+    def is_shutting_down(self) -> bool:
+        """True once ``shutdown`` has started (the system may still be stopping its actors)."""
+        return self._shutdown_started
 
     def _publish_event(self, event: object) -> None:
         if self._events.subscribers:

@@ -172,6 +172,9 @@ class ClusteredActorSystem(RemoteActorSystem):
         self._clients = ClientService(self)
         self._joined_event = asyncio.Event()
         self._stopping_self = False
+        #: membership gossip messages received and sent
+        self.gossip_received = 0
+        self.gossip_sent = 0
 
     @classmethod
     def from_config(
@@ -261,6 +264,8 @@ class ClusteredActorSystem(RemoteActorSystem):
     def _send(self, node: NodeAddress, msg: object) -> None:
         transport = self.transport
         if transport is not None and not transport.closing:
+            if type(msg) is GossipEnvelope:
+                self.gossip_sent += 1
             transport.send_control(self._address_of(node), msg)
 
     async def _join_loop(self) -> None:
@@ -329,6 +334,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         state = self.membership
         if state is None:
             return
+        self.gossip_received += 1
         self._apply(state.apply_incoming(msg.gossip))
         if state.gossip != msg.gossip and state.is_member and conn.assoc is not None:
             # the sender misses something (a newer version, or that we have seen its version)

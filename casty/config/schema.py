@@ -32,8 +32,11 @@ __all__ = [
     "FailureDetectorConfig",
     "GossipConfig",
     "HeartbeatConfig",
+    "LoggingConfig",
+    "LogFormat",
     "MailboxConfig",
     "MailboxStrategy",
+    "MetricsConfig",
     "RemoteConfig",
     "SecurityConfig",
     "StreamsConfig",
@@ -47,6 +50,9 @@ log = logging.getLogger("casty.config")
 
 MailboxStrategy = Literal["drop_new", "drop_oldest", "reject"]
 """What a bounded mailbox does with a message that arrives while it is full."""
+
+LogFormat = Literal["text", "json"]
+"""How log records are written: plain text, or one JSON object per line."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -241,6 +247,8 @@ class ClusterConfig(Section):
     Members are identified by address, so ``Member.id`` is always "host:port"."""
     down_after: float = field(default=10.0, metadata=limits(positive))
     """Seconds a member stays unreachable before it is downed."""
+    min_members: int = field(default=1, metadata=limits(at_least_one))
+    """Members that must be up before this node reports itself ready (`/ready`)."""
     retry_join_interval: float = field(default=0.5, metadata=limits(positive))
     """Seconds between attempts to join via the seed nodes."""
     gossip: GossipConfig = field(default_factory=GossipConfig)
@@ -277,6 +285,11 @@ class StreamsConfig(Section):
     """Seconds of consumer inactivity, or waiting for a subscription, before failing."""
     resend_interval: float = field(default=1.0, metadata=limits(positive))
     """Seconds a producer waits for acknowledgement before resending its unacknowledged window."""
+    stats: bool = True
+    """Keep per-stream counters for `SinkRef.stats()`, `SourceRef.stats()` and the metrics
+    (updated once per batch, not per element)."""
+    stats_window: float = field(default=5.0, metadata=limits(positive))
+    """Seconds over which a stream's rate is measured."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -372,6 +385,52 @@ class ClientConfig(Section):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class MetricsConfig(Section):
+    """`[metrics]`: the HTTP endpoint serving Prometheus metrics and health checks."""
+
+    _path: ClassVar[str] = "metrics"
+
+    port: int = field(default=0, metadata=limits(port_number))
+    """TCP port serving `/metrics`, `/alive` and `/ready`; 0 serves nothing."""
+    host: str = "127.0.0.1"
+    """Address the metrics endpoint listens on."""
+    max_streams: int = field(default=50, metadata=limits(at_least_one))
+    """Streams given their own metric labels; the rest are summed under `stream="other"`."""
+    max_peers: int = field(default=64, metadata=limits(at_least_one))
+    """Peers given their own metric labels; the rest are summed under `peer="other"`."""
+    max_connections: int = field(default=16, metadata=limits(at_least_one))
+    """Concurrent HTTP connections the endpoint accepts; further ones are closed at once."""
+    max_request_size: int = field(default=8192, metadata=limits(at_least_one))
+    """Largest HTTP request head accepted, in bytes."""
+    request_timeout: float = field(default=5.0, metadata=limits(positive))
+    """Seconds a client has to send its request and read the answer."""
+    alive_timeout: float = field(default=2.0, metadata=limits(positive))
+    """`/alive` fails while the event loop has lagged this many seconds behind its timers."""
+
+    def _check_relations(self) -> None:
+        if not self.host:
+            raise fail("metrics.host", "must not be empty")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoggingConfig(Section):
+    """`[logging]`: how casty's log records are written."""
+
+    _path: ClassVar[str] = "logging"
+
+    format: LogFormat = "text"
+    """`text` leaves logging as the application set it up; `json` writes one JSON object per
+    line (time, level, logger, message, node, actor path and stream id where they apply). The
+    environment variable `CASTY_LOG_FORMAT` overrides it."""
+    level: str = ""
+    """Level of the `casty` loggers (DEBUG, INFO, WARNING, ERROR); empty leaves it unchanged."""
+
+    def _check_relations(self) -> None:
+        if self.level and self.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise fail("logging.level", f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.level!r}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class CastyConfig(Section):
     """The whole configuration; ``CastyConfig()`` is every default."""
 
@@ -395,6 +454,10 @@ class CastyConfig(Section):
     """Authentication of cluster members."""
     client: ClientConfig = field(default_factory=ClientConfig)
     """Cluster client settings."""
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    """Metrics and health endpoint."""
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    """Log output."""
 
 
 CONFIG_FILE_NAME = "casty.toml"

@@ -81,6 +81,9 @@ class Association:
         self.idle_checks = 0
         self.keep_alive = False  # set by the cluster for members: never give up on our own
         self.simultaneous_wait: asyncio.TimerHandle | None = None
+        #: bytes of this peer's closed connections (the open one keeps its own count)
+        self.closed_bytes_in = 0
+        self.closed_bytes_out = 0
         #: the incarnation whose address refused a redial after its connection was lost: its
         #: process is gone (None while no such refusal was seen since the last connection)
         self.dead_uid: int | None = None

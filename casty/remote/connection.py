@@ -107,6 +107,9 @@ class Connection(asyncio.Protocol):
         self.refused_types: set[str] = set()
         #: envelope targets naming an actor of an earlier incarnation of this process
         self.gone_targets: set[str] = set()
+        #: bytes this connection received and wrote (handshake included)
+        self.bytes_in = 0
+        self.bytes_out = 0
 
     @property
     def in_paths(self) -> list[str]:
@@ -214,6 +217,9 @@ class Connection(asyncio.Protocol):
             self.wait_timer = None
         self._backlog = []
         self.owner.guard.on_closed(self)
+        if self.assoc is not None:
+            self.assoc.closed_bytes_in += self.bytes_in
+            self.assoc.closed_bytes_out += self.bytes_out
         if not self.handshake_done.done():
             self.handshake_done.set_exception(
                 HandshakeError(self.close_reason or f"connection to {self.peer_label} closed during handshake")
@@ -249,6 +255,7 @@ class Connection(asyncio.Protocol):
                     self.tcp.pause_reading()
             return
         owner.bytes_received += len(data)
+        self.bytes_in += len(data)
         self.last_received = owner.loop.time()
         frames_in = self.frames_in
         try:
@@ -466,6 +473,7 @@ class Connection(asyncio.Protocol):
         owner = self.owner
         owner.bytes_sent += len(data)
         owner.writes += 1
+        self.bytes_out += len(data)
         tcp.write(data)
 
     # -- life cycle --------------------------------------------------------------------------

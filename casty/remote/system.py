@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from casty.actors.ref import ActorAddress, ActorRef, NodeAddress, parse_uri
 from casty.actors.system import ActorSystem
+from casty.observe.http import Observer, start_observer
+from casty.remote.inspection import install_inspection
 from casty.remote.tls import client_context, server_context
 from casty.remote.transport import RemoteTransport
 from casty.serde import Serializer
@@ -60,6 +62,7 @@ class RemoteActorSystem(ActorSystem):
             "listen": listen,
         }
         self.transport: RemoteTransport | None = None
+        self._observer: Observer | None = None
         self.address = ActorAddress(self.name, host, port)
 
     async def start(self) -> None:
@@ -70,6 +73,13 @@ class RemoteActorSystem(ActorSystem):
         address = await transport.start()
         self.transport = transport
         self._rebind_address(address)
+        install_inspection(transport)
+        try:
+            self._observer = await start_observer(self)
+        except BaseException:
+            await transport.close()
+            self.transport = None
+            raise
 
     @property
     def host(self) -> str:
@@ -107,6 +117,9 @@ class RemoteActorSystem(ActorSystem):
         await super()._shutdown_services()
         if self.transport is not None:
             await self.transport.close()
+        if self._observer is not None:
+            await self._observer.close()
+            self._observer = None
 
     @staticmethod
     def parse(uri: str) -> tuple[ActorAddress, str]:

@@ -13,6 +13,7 @@ from casty.actors.context import ActorContext
 from casty.actors.events import Terminated
 from casty.actors.ref import ActorRef
 from casty.errors import ProtocolError, StreamCancelled, StreamFailed, StreamTimeoutError
+from casty.observe.stats import RateMeter, StreamStats, register_stream
 from casty.streams._messages import (
     GetSource,
     StreamCancel,
@@ -46,14 +47,17 @@ class _ConsumerCore(Generic[T]):
     """
 
     __slots__ = (
+        "__weakref__",
         "acked_total",
         "batch",
         "ctx",
         "demand_at",
+        "discarded",
         "heard_mark",
         "last_heard",
         "last_sent",
         "loop",
+        "meter",
         "outcome",
         "pending_terminal",
         "producer",
@@ -61,6 +65,7 @@ class _ConsumerCore(Generic[T]):
         "resend_asked_at",
         "resend_asked_for",
         "resend_interval",
+        "resends",
         "self_ref",
         "source",
         "subscribed",
@@ -107,6 +112,15 @@ class _ConsumerCore(Generic[T]):
         self.tick_handle: asyncio.TimerHandle | None = None
         self.timeout_handle: asyncio.TimerHandle | None = None
         self.source: SourceRef[T] = SourceRef(self)
+        # statistics: derived from the window and the queue when asked; only resend requests
+        # are counted and the rate sampled once per demand update (never per element)
+        self.resends = 0
+        self.discarded = 0
+        cfg = ctx.system.config.streams
+        self.meter: RateMeter | None = None
+        if cfg.stats:
+            self.meter = RateMeter(cfg.stats_window)
+            register_stream(ctx.system, self)
 
     # -- starting --------------------------------------------------------------------------
     def start(self) -> None:
@@ -143,13 +157,17 @@ class _ConsumerCore(Generic[T]):
         received = window.expected
         self.producer.tell(StreamDemand(increment, window.requested_total, received))
         self.acked_total = received
-        self.last_sent = self.demand_at = self.loop.time()
+        now = self.last_sent = self.demand_at = self.loop.time()
+        meter = self.meter
+        if meter is not None:
+            meter.sample(received - len(self.queue), now)
 
     def cancel(self, reason: str) -> None:
         """The user stopped consuming: cancel upstream and stop the consumer actor."""
         if self.outcome is None:
             self._cancel_upstream(reason)
             self._finish(_completed)
+        self.discarded += len(self.queue)
         self.queue.clear()
         self._stop_actor()
 
@@ -159,6 +177,28 @@ class _ConsumerCore(Generic[T]):
 
     def _stop_actor(self) -> None:
         self.ctx.system.stop(self.self_ref)  # idempotent
+
+    # -- statistics ----------------------------------------------------------------------------
+    def stats(self) -> StreamStats:
+        window = self.window
+        accepted = window.expected
+        delivered = accepted - len(self.queue) - self.discarded
+        meter = self.meter
+        address = self.producer.address
+        peer = f"{address.host}:{address.port}{self.producer.path}" if address.host else self.producer.path
+        return StreamStats(
+            stream=self.self_ref.path,
+            role="consumer",
+            peer=peer,
+            accepted=accepted,
+            delivered=delivered,
+            buffered=len(self.queue),
+            unacked=0 if self.outcome is not None else accepted - self.acked_total,
+            demand=0 if self.outcome is not None else max(0, window.requested_total - accepted),
+            resends=self.resends,
+            rate=meter.rate(delivered, self.loop.time()) if meter is not None else 0.0,
+            done=self.outcome is not None and not self.queue,
+        )
 
     # -- ending ------------------------------------------------------------------------------
     def _finish(self, outcome: Callable[[], BaseException | None]) -> None:
@@ -271,6 +311,8 @@ class _ConsumerCore(Generic[T]):
                 and now - self.last_sent >= interval
             )
             if idle or received > self.acked_total:
+                if idle:
+                    self.resends += 1
                 self.producer.tell(StreamDemand(0, window.requested_total, received, resend=idle))
                 self.acked_total = received
                 self.last_sent = now
@@ -302,6 +344,7 @@ class _ConsumerCore(Generic[T]):
         if expected != self.resend_asked_for or now - self.resend_asked_at >= self.resend_interval:
             self.resend_asked_for = expected
             self.resend_asked_at = now
+            self.resends += 1
             self.producer.tell(StreamDemand(0, window.requested_total, expected, resend=True))
             self.acked_total = expected
             self.last_sent = now
@@ -539,6 +582,14 @@ class SourceRef(Generic[T]):
     def consumer(self) -> ActorRef[Any]:
         """The consumer actor this source reads from."""
         return self._core.self_ref
+
+    def stats(self) -> StreamStats:
+        """This stream as its consumer sees it: elements accepted (arrived in order) and
+        delivered (handed to the consuming code), buffered (arrived, not taken yet),
+        unacknowledged (arrived, not acknowledged to the producer yet), outstanding demand,
+        resend requests and the delivery rate over the last ``[streams] stats_window`` seconds
+        (0 with ``[streams] stats = false``)."""
+        return self._core.stats()
 
     def __len__(self) -> int:
         """Elements that arrived and were not taken yet."""

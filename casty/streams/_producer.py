@@ -13,6 +13,7 @@ from casty.actors.context import ActorContext
 from casty.actors.events import Terminated
 from casty.actors.ref import ActorRef
 from casty.errors import CastyError, ElementTooLarge, ProtocolError, StreamCancelled
+from casty.observe.stats import RateMeter, StreamStats, register_stream
 from casty.serde import RecordRun
 from casty.streams._messages import (
     CompleteStream,
@@ -48,6 +49,7 @@ class _ProducerCore(Generic[T]):
     """
 
     __slots__ = (
+        "__weakref__",
         "_flush_cb",
         "batch",
         "buffer",
@@ -56,15 +58,19 @@ class _ProducerCore(Generic[T]):
         "ctx",
         "cut_at",
         "defer",
+        "dropped",
+        "end_acked",
         "error",
         "flush_scheduled",
         "ledger",
         "loop",
+        "meter",
         "progress_at",
         "put_waiters",
         "reliable",
         "resend_handle",
         "resend_interval",
+        "resends",
         "self_ref",
         "sink",
         "subscriber",
@@ -100,6 +106,16 @@ class _ProducerCore(Generic[T]):
         self.resend_handle: asyncio.TimerHandle | None = None
         self.progress_at = 0.0
         self.sink: SinkRef[T] = SinkRef(self)
+        # statistics: derived from the ledger and the buffers when asked; only resends are
+        # counted and the rate sampled once per demand message (never per element)
+        self.resends = 0
+        self.dropped = 0
+        self.end_acked = False
+        cfg = ctx.system.config.streams
+        self.meter: RateMeter | None = None
+        if cfg.stats:
+            self.meter = RateMeter(cfg.stats_window)
+            register_stream(ctx.system, self)
         self.batch = 0
         # casty's own consumer acknowledges and gets resends; a plain subscriber's demand is
         # its acknowledgement (nothing kept once sent)
@@ -232,6 +248,7 @@ class _ProducerCore(Generic[T]):
             return
         seq = self.ledger.acked
         batch = self.batch
+        self.resends += 1
         if batch > 1:
             pending = list(self.unacked)
             for i in range(0, len(pending), batch):
@@ -271,12 +288,39 @@ class _ProducerCore(Generic[T]):
                     popleft()
             self.progress_at = self.loop.time()
 
+    # -- statistics ----------------------------------------------------------------------
+    def stats(self) -> StreamStats:
+        ledger = self.ledger
+        sent = ledger.next_seq
+        # the consumer acknowledges the end (with everything before it) by its StreamCancel
+        delivered = sent if (self.end_acked or not self.reliable) else ledger.acked
+        meter = self.meter
+        subscriber = self.subscriber
+        peer = ""
+        if subscriber is not None:
+            address = subscriber.address
+            peer = f"{address.host}:{address.port}{subscriber.path}" if address.host else subscriber.path
+        return StreamStats(
+            stream=self.self_ref.path,
+            role="producer",
+            peer=peer,
+            accepted=sent + len(self.buffer) + self.dropped,
+            delivered=delivered,
+            buffered=len(self.buffer),
+            unacked=sent - delivered,
+            demand=0 if self.closed_reason is not None else ledger.sendable(),
+            resends=self.resends,
+            rate=meter.rate(delivered, self.loop.time()) if meter is not None else 0.0,
+            done=self.closed_reason is not None or (self.terminal_sent is not None and sent == delivered),
+        )
+
     # -- closing -------------------------------------------------------------------------
     def close(self, reason: str) -> None:
         """Stop accepting elements, free the buffers, release every waiting ``put``."""
         if self.closed_reason is None:
             self.closed_reason = reason
             self._unregister()
+        self.dropped += len(self.buffer)
         self.buffer.clear()
         self.unacked.clear()
         if self.resend_handle is not None:
@@ -354,6 +398,8 @@ class _ProducerCore(Generic[T]):
             return self._on_subscribe(msg)
         if isinstance(msg, StreamCancel):
             if self.terminal_sent is not None:
+                # the consumer's acknowledgement of the end, or a cancel that crossed it
+                self.end_acked = msg.reason == "stream ended"
                 self.close("stream already ended")
             else:
                 self.close(f"stream cancelled by the consumer: {msg.reason}")
@@ -387,6 +433,9 @@ class _ProducerCore(Generic[T]):
         except (ProtocolError, TypeError) as exc:
             return self._protocol_failure(exc)
         self._trim()
+        meter = self.meter
+        if meter is not None:
+            meter.sample(ledger.acked if self.reliable else ledger.next_seq, self.loop.time())
         if msg.resend:
             self._resend()
         self.send_new()
@@ -543,6 +592,13 @@ class SinkRef(Generic[T]):
     def producer(self) -> ActorRef[Any]:
         """The producer actor this sink feeds."""
         return self._core.self_ref
+
+    def stats(self) -> StreamStats:
+        """This stream as its producer sees it: elements accepted (put, offered or pushed) and
+        delivered (acknowledged by the consumer), buffered (not sent yet), unacknowledged (sent,
+        kept for resending), outstanding demand, resends and the delivery rate over the last
+        ``[streams] stats_window`` seconds (0 with ``[streams] stats = false``)."""
+        return self._core.stats()
 
     def __len__(self) -> int:
         """Elements waiting in the buffer (not sent yet)."""

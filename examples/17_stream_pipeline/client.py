@@ -51,6 +51,7 @@ class Stats:
         self.readings: dict[str, int] = {}
         self.total = 0
         self.alerts = 0
+        self.sources: dict[str, SourceRef[SensorReading]] = {}
 
 
 async def consume_sensor(source: SourceRef[SensorReading], alert_sink: SinkRef[Alert], label: str, stats: Stats) -> int:
@@ -70,16 +71,21 @@ async def consume_sensor(source: SourceRef[SensorReading], alert_sink: SinkRef[A
 
 
 async def report_rate(stats: Stats) -> None:
-    last, last_alerts, last_t = 0, 0, time.perf_counter()
+    """Every second: the readings rate of each sensor stream (``SourceRef.stats()``), their sum
+    and the alerts rate."""
+    last_alerts, last_t = 0, time.perf_counter()
     while True:
         await asyncio.sleep(1.0)
         now = time.perf_counter()
-        rate = (stats.total - last) / (now - last_t)
+        figures = {label: source.stats() for label, source in stats.sources.items()}
+        rate = sum(f.rate for f in figures.values())
+        total = sum(f.delivered for f in figures.values())
         alert_rate = (stats.alerts - last_alerts) / (now - last_t)
-        last, last_alerts, last_t = stats.total, stats.alerts, now
+        last_alerts, last_t = stats.alerts, now
+        sensors = ", ".join(f"{label} {f.rate:,.0f}/s" for label, f in figures.items())
         print(
             f"RATE {rate:,.0f} readings/s, {alert_rate:,.0f} alerts/s  "
-            f"(total {stats.total:,} readings, {stats.alerts:,} alerts)",
+            f"(total {total:,} readings, {stats.alerts:,} alerts)  {sensors}",
             flush=True,
         )
 
@@ -130,6 +136,7 @@ async def main(args: argparse.Namespace) -> int:
             node_port = instance.node.port if instance.node else 0
             sensor_label = f"sensor@{node_host}:{node_port}"
 
+            stats.sources[sensor_label] = source
             task = asyncio.create_task(consume_sensor(source, alert_sink, sensor_label, stats))
             tasks.append(task)
 
