@@ -14,12 +14,14 @@ import dataclasses
 import logging
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import field
 from pathlib import Path
 from typing import ClassVar, Literal
 
 from casty.errors import ConfigError, ConfigFileNotFoundError
 
+from ._environment import apply_environment
 from ._knobs import at_least_one, describe_knobs, limits, non_negative, port_number, positive
 from ._validation import HostPort, Section, fail
 
@@ -376,8 +378,15 @@ def discover_config(start: str | os.PathLike[str] | None = None) -> Path | None:
     return None
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> CastyConfig:
-    """Read and validate a ``casty.toml`` file.
+def load_config(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> CastyConfig:
+    """Read and validate a ``casty.toml`` file, overlaid with the environment.
+
+    Every ``CASTY_<SECTION>__<KEY>`` variable of ``env`` (default: ``os.environ``; pass ``{}``
+    to read the file alone) overrides that key of the file, typed and validated like it; nested
+    tables take one ``__`` per level (``CASTY_CLUSTER__FAILURE_DETECTOR__THRESHOLD``). An error
+    about a value a variable set names the variable (see :mod:`casty.config._environment`).
+    Only ``load_config`` reads the environment: ``CastyConfig()`` is the defaults and a
+    configuration passed to a system is used as it is.
 
     Without ``path`` the file is found by :func:`discover_config` (from the working directory
     upwards), and the defaults are returned when there is none. An explicit ``path`` that does
@@ -392,7 +401,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> CastyConfig:
         found = discover_config()
         if found is None:
             log.debug("no %s found from %s upwards: using the defaults", CONFIG_FILE_NAME, Path.cwd())
-            return CastyConfig()
+            return apply_environment(CastyConfig, {}, env)  # type: ignore[no-any-return]
         log.debug("configuration read from %s", found)
         path = found
     try:
@@ -408,7 +417,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> CastyConfig:
         raise ConfigError(f"{os.fspath(path)}: cannot read configuration: {exc}") from exc
     from ._legacy import upgrade_021
 
-    return CastyConfig.from_dict(upgrade_021(data, source=os.fspath(path)))
+    return apply_environment(CastyConfig, upgrade_021(data, source=os.fspath(path)), env)  # type: ignore[no-any-return]
 
 
 describe_knobs(CastyConfig)
