@@ -58,6 +58,7 @@ from casty.cluster._protocol import (
     HeartbeatAck,
     InitJoin,
     InitJoinAck,
+    InitJoinNack,
     Join,
     RegistryDigest,
     RegistryPull,
@@ -65,6 +66,7 @@ from casty.cluster._protocol import (
 )
 from casty.cluster.client_protocol import ClientBye, ClientHello, RegistrySnapshot
 from casty.cluster.client_service import ClientService
+from casty.cluster.discovery import DnsDiscovery, GetaddrinfoResolver, Resolver
 from casty.cluster.downing import PartitionDowning
 from casty.cluster.events import (
     LeaderChanged,
@@ -132,6 +134,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         serializer: Serializer | None = None,
         tls: TlsConfig | None = None,
         required_quorum: int | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         from casty.config import CastyConfig
 
@@ -154,6 +157,13 @@ class ClusteredActorSystem(RemoteActorSystem):
         )
         seeds = seed_nodes if seed_nodes is not None else cluster.seed_nodes
         self.seed_nodes: tuple[NodeAddress, ...] = tuple(NodeAddress(h, int(p)) for h, p in seeds)
+        self._resolver: Resolver | None = None
+        if seed_nodes is None and cluster.discovery == "dns":
+            self._resolver = resolver if resolver is not None else GetaddrinfoResolver()
+        elif resolver is not None:
+            raise ConfigError("resolver: only used with cluster.discovery = 'dns' (and no seed_nodes argument)")
+        self.discovery: DnsDiscovery | None = None
+        """DNS discovery of this node's contacts (``cluster.discovery = "dns"``), once started."""
         if roles is None:
             roles = cluster.roles
         elif isinstance(roles, (set, frozenset)):
@@ -187,6 +197,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         tls: TlsConfig | None = None,
         required_quorum: int | None = None,
         serializer: Serializer | None = None,
+        resolver: Resolver | None = None,
     ) -> ClusteredActorSystem:
         """A node configured by ``config`` (``[system]``, ``[cluster]``...), with overrides."""
         return cls(
@@ -201,6 +212,7 @@ class ClusteredActorSystem(RemoteActorSystem):
             tls=tls,
             required_quorum=required_quorum,
             serializer=serializer,
+            resolver=resolver,
         )
 
     async def __aenter__(self) -> Self:
@@ -227,9 +239,12 @@ class ClusteredActorSystem(RemoteActorSystem):
         if self.node_id is None:
             self.node_id = str(self.self_node)
         self._joined_event = asyncio.Event()
+        if self._resolver is not None:
+            self.discovery = DnsDiscovery(self, self._resolver)
         for cls, handler in (
             (InitJoin, self._on_init_join),
             (InitJoinAck, self._on_init_join_ack),
+            (InitJoinNack, self._on_init_join_nack),
             (Join, self._on_join),
             (Welcome, self._on_welcome),
             (GossipEnvelope, self._on_gossip),
@@ -262,9 +277,20 @@ class ClusteredActorSystem(RemoteActorSystem):
         if transport is not None and not transport.closing:
             transport.send_control(self._address_of(node), msg)
 
+    def _form_cluster(self) -> None:
+        state = self.membership
+        assert state is not None
+        self._apply(state.join_self())
+
     async def _join_loop(self) -> None:
         state = self.membership
         assert state is not None
+        discovery = self.discovery
+        if discovery is not None:
+            await discovery.join()
+            self._joined_event.set()
+            await discovery.refresh()
+            return
         cfg = self.config.cluster
         me = self.self_node
         seeds = [s for s in self.seed_nodes if s != me]
@@ -294,8 +320,16 @@ class ClusteredActorSystem(RemoteActorSystem):
 
     def _on_init_join(self, conn: Connection, msg: InitJoin) -> None:
         state = self.membership
-        if state is not None and state.is_member and state.self_member.status is MemberStatus.UP:
+        if state is None:
+            return
+        if state.is_member and state.self_member.status is MemberStatus.UP:
             self._send(msg.node, InitJoinAck(self.self_node))
+        elif not state.is_member and self.discovery is not None:
+            self._send(msg.node, InitJoinNack(self.self_node))
+
+    def _on_init_join_nack(self, conn: Connection, msg: InitJoinNack) -> None:
+        if self.discovery is not None:
+            self.discovery.on_nack(conn, msg)
 
     def _on_init_join_ack(self, conn: Connection, msg: InitJoinAck) -> None:
         state = self.membership

@@ -50,6 +50,9 @@ log = logging.getLogger("casty.config")
 MailboxStrategy = Literal["drop_new", "drop_oldest", "reject"]
 """What a bounded mailbox does with a message that arrives while it is full."""
 
+Discovery = Literal["static", "dns"]
+"""How a node finds the contacts it joins through."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SystemConfig(Section):
@@ -206,6 +209,22 @@ class ClusterConfig(Section):
     """Seconds a member stays unreachable before it is downed."""
     retry_join_interval: float = field(default=0.5, metadata=limits(positive))
     """Seconds between attempts to join via the seed nodes."""
+    discovery: Discovery = "static"
+    """How this node finds its contacts: "static" (the seed_nodes) or "dns" (the address
+    records of service_name, each at this node's port)."""
+    service_name: str = ""
+    """With discovery = "dns": the DNS name whose A/AAAA records are the cluster's nodes
+    (a headless Service in Kubernetes, the service name in Docker Compose)."""
+    min_members: int = field(default=1, metadata=limits(at_least_one))
+    """With discovery = "dns": contacts that must be found before the lowest of them forms a
+    new cluster when none exists; set it to the number of nodes started together."""
+    stable_after: float = field(default=3.0, metadata=limits(non_negative))
+    """With discovery = "dns": seconds the set of records must stay unchanged before a new
+    cluster is formed."""
+    resolve_interval: float = field(default=1.0, metadata=limits(positive))
+    """With discovery = "dns": seconds between resolutions of service_name while joining."""
+    refresh_interval: float = field(default=10.0, metadata=limits(positive))
+    """With discovery = "dns": seconds between resolutions of service_name once a member."""
     gossip: GossipConfig = field(default_factory=GossipConfig)
     """Membership gossip."""
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
@@ -219,6 +238,13 @@ class ClusterConfig(Section):
         for i, role in enumerate(self.roles):
             if not role:
                 raise fail(f"cluster.roles[{i}]", "must not be empty")
+        if self.discovery == "dns":
+            if not self.service_name:
+                raise fail("cluster.service_name", 'must be set when cluster.discovery = "dns"')
+            if self.seed_nodes:
+                raise fail("cluster.seed_nodes", 'are not used with cluster.discovery = "dns": remove them')
+        elif self.service_name:
+            raise fail("cluster.service_name", 'needs cluster.discovery = "dns"')
 
     @property
     def effective_bind_host(self) -> str:
