@@ -9,6 +9,9 @@ Both the test process and the node processes import this module under the same n
   it answers ``Started`` at once and ``ProducerDone`` when the feeding ended.
 * ``StartConsumer`` spawns ``stream_consumer(producer)``, iterates its SourceRef and answers
   ``Started`` at once and ``ConsumerReport`` (count, sum, order violations, outcome) at the end.
+* ``StartPlainSubscriber`` spawns a subscriber written as a casty 0.21 program writes one
+  (``Subscribe(consumer, demand=n)``, ``StreamDemand(n)`` after every ``n`` elements taken) and
+  answers ``SubscriberReport`` once the stream completed.
 * ``GetProducerStats`` reports a producer's progress and the most elements it ever held
   (buffered, not sent yet + sent, not acknowledged yet): the memory a stream costs its producer.
 """
@@ -29,7 +32,11 @@ from casty import (
     SinkRef,
     SourceRef,
     StreamCancelled,
+    StreamCompleted,
+    StreamDemand,
+    StreamElement,
     StreamFailed,
+    StreamSubscribe,
     stream_consumer,
     stream_producer,
 )
@@ -53,6 +60,23 @@ class StartConsumer:
     name: str = "consumer"
     initial_demand: int = 0  # 0: the configured [streams] initial_demand
     timeout: float = 0.0  # 0: the configured [streams] timeout
+
+
+@dataclass(frozen=True)
+class StartPlainSubscriber:
+    producer: ActorRef[Any]
+    reply_to: ActorRef[Any]
+    demand: int
+    delay: float = 0.0  # seconds spent on each element (a slow subscriber)
+    name: str = "plain-subscriber"
+
+
+@dataclass(frozen=True)
+class SubscriberReport:
+    count: int
+    violations: int  # elements that were not equal to their position (duplicates, gaps, reordering)
+    last: int
+    completed: bool
 
 
 @dataclass(frozen=True)
@@ -156,6 +180,38 @@ async def drain(source: SourceRef[int], reply_to: ActorRef[Any]) -> None:
     reply_to.tell(ConsumerReport(count, total, violations, last, outcome, cause_type, cause_message, message))
 
 
+def plain_subscriber(producer: ActorRef[Any], demand: int, delay: float, reply_to: ActorRef[Any]) -> Behavior[Any]:
+    """A subscriber speaking only the plain protocol, the way a casty 0.21 program writes it."""
+
+    async def setup(ctx: ActorContext[Any]) -> Behavior[Any]:
+        producer.tell(StreamSubscribe(ctx.self, demand=demand))
+        count = violations = taken = 0
+        last = -1
+
+        async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any]:
+            nonlocal count, violations, taken, last
+            match msg:
+                case StreamElement(element=element):
+                    if element != count:
+                        violations += 1
+                    count += 1
+                    last = element
+                    if delay:
+                        await asyncio.sleep(delay)
+                    taken += 1
+                    if taken == demand:
+                        taken = 0
+                        producer.tell(StreamDemand(demand))
+                case StreamCompleted():
+                    reply_to.tell(SubscriberReport(count, violations, last, True))
+                    return Behaviors.stopped()
+            return Behaviors.same()
+
+        return Behaviors.receive(receive)
+
+    return Behaviors.setup(setup)
+
+
 def control() -> Behavior[Any]:
     async def setup(ctx: ActorContext[Any]) -> Behavior[Any]:
         producers: dict[str, _Producer] = {}
@@ -188,6 +244,9 @@ def control() -> Behavior[Any]:
                 source: SourceRef[int] = await ctx.system.ask(consumer, lambda r: GetSource(r), timeout=10)
                 run(drain(source, msg.reply_to))
                 msg.reply_to.tell(Started(consumer))
+            elif isinstance(msg, StartPlainSubscriber):
+                ref = ctx.system.spawn(plain_subscriber(msg.producer, msg.demand, msg.delay, msg.reply_to), msg.name)
+                msg.reply_to.tell(Started(ref))
             elif isinstance(msg, GetProducerStats):
                 state = producers[msg.name]
                 core = state.sink._core

@@ -111,7 +111,7 @@ class _ConsumerCore(Generic[T]):
     # -- starting --------------------------------------------------------------------------
     def start(self) -> None:
         self.ctx.watch(self.producer)
-        self.producer.tell(Subscribe(self.self_ref, self.window.initial(), self.batch))
+        self.producer.tell(Subscribe(self.self_ref, self.window.initial(), self.batch, reliable=True))
         self.last_sent = self.demand_at = self.loop.time()
         self.timeout_handle = self.loop.call_at(self.last_sent + self.timeout / 4, self._on_timeout)
         self.tick_handle = self.loop.call_later(self.resend_interval / 2, self._on_tick)
@@ -260,7 +260,7 @@ class _ConsumerCore(Generic[T]):
         interval = self.resend_interval
         if not self.subscribed:
             if now - self.last_sent >= interval:
-                self.producer.tell(Subscribe(self.self_ref, self.window.requested_total, self.batch))
+                self.producer.tell(Subscribe(self.self_ref, self.window.requested_total, self.batch, reliable=True))
                 self.last_sent = now
         else:
             window = self.window
@@ -275,6 +275,25 @@ class _ConsumerCore(Generic[T]):
                 self.acked_total = received
                 self.last_sent = now
         self.tick_handle = self.loop.call_later(interval / 2, self._on_tick)
+
+    def _on_user_demand(self, msg: StreamDemand) -> None:
+        """A ``StreamDemand`` told to the consumer: forwarded to the producer.
+
+        This consumer keeps its own window (topped up as the user consumes), so the demand it
+        forwards is its cumulative state, which also acknowledges what arrived; a demand of
+        ``n <= 0`` is a protocol error and is refused here without reaching the producer.
+        """
+        if self.outcome is not None:
+            return
+        n = msg.n
+        if type(n) is not int or n <= 0:
+            self.ctx.log.warning("ignoring StreamDemand(%r) told to %s: demand must be positive", n, self.self_ref)
+            return
+        window = self.window
+        received = window.expected
+        self.producer.tell(StreamDemand(0, window.requested_total, received))
+        self.acked_total = received
+        self.last_sent = self.loop.time()
 
     def _ask_resend(self) -> None:
         window = self.window
@@ -361,7 +380,10 @@ class _ConsumerCore(Generic[T]):
                 # a repeated signal: our acknowledgement was lost
                 self.producer.tell(StreamCancel("stream ended"))
                 return None
-            self.last_heard = self.loop.time()
+            if self.pending_terminal is None:
+                # only the first end signal is news; the producer repeats it while it waits for
+                # the missing elements, and a repeat must not keep a stalled stream alive
+                self.last_heard = self.loop.time()
             self.subscribed = True
             if msg.total < 0 or self.window.expected >= msg.total:
                 self._deliver_terminal(msg)
@@ -375,6 +397,13 @@ class _ConsumerCore(Generic[T]):
             return None
         if isinstance(msg, GetSource):
             msg.reply_to.tell(self.source)
+            return None
+        if isinstance(msg, StreamCancel):
+            # told by the consuming side's code: cancel upstream and end the iteration
+            self.cancel(msg.reason)
+            return None
+        if isinstance(msg, StreamDemand):
+            self._on_user_demand(msg)
             return None
         if isinstance(msg, SubscriptionRefused):
             if not self.subscribed:
@@ -427,11 +456,32 @@ class SourceRef(Generic[T]):
         try:
             while True:
                 if queue:
+                    if core.outcome is not None:
+                        yield popleft()
+                        continue
+                    # Hand out a chunk of what already arrived with one window update: the chunk
+                    # ends at the element whose taking tops up the demand, so demand goes out
+                    # exactly when it did with one update per element.
+                    due = window.requested_total - window.consumed_total - window.window + window.batch
+                    k = len(queue)
+                    if due < k:
+                        k = due if due > 1 else 1
+                    n = k - 1
+                    for i in range(n):
+                        if not queue:  # cancelled meanwhile: the queue was cleared
+                            n = i
+                            break
+                        yield popleft()
+                    if core.outcome is not None:
+                        continue  # ended meanwhile: no demand to account for
+                    if n < k - 1 or not queue:
+                        if n:
+                            window.consumed(n)
+                        continue
                     element = popleft()
-                    if core.outcome is None:
-                        increment = window.consumed(1)
-                        if increment:
-                            core.send_demand(increment)
+                    increment = window.consumed(k)
+                    if increment:
+                        core.send_demand(increment)
                     yield element
                     continue
                 outcome = core.outcome
@@ -503,6 +553,7 @@ class SourceRef(Generic[T]):
 
 def stream_consumer(
     producer: ActorRef[StreamProducerMsg[T]],
+    *,
     timeout: float | None = None,
     initial_demand: int | None = None,
 ) -> Behavior[StreamConsumerMsg[T]]:

@@ -4,7 +4,11 @@ A stream runs between one producer actor and one subscribed consumer actor:
 
 * ``Subscribe`` (consumer → producer) asks for the stream, with the consumer's first demand;
   the producer answers ``Subscribed`` or, when it already has a subscriber,
-  ``SubscriptionRefused``.
+  ``SubscriptionRefused``.  A plain ``Subscribe(consumer, demand=n)`` (any hand-written
+  subscriber) gets at most what it demanded, each element once, in order; its demand is its
+  acknowledgement, so the producer keeps nothing for resending (an element lost with a
+  connection stays lost).  casty's own consumer subscribes with ``reliable=True`` and gets the
+  acknowledged, resending protocol below.
 * ``StreamElement`` (producer → consumer) carries one element and its sequence number
   (0, 1, 2, ...).  The producer never sends a sequence number the consumer did not ask for.
 * ``StreamDemand`` (consumer → producer) grants more elements.  Demand from casty's own
@@ -55,19 +59,55 @@ T = TypeVar("T")
 
 
 # -- consumer → producer ---------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Subscribe(Generic[T]):
-    """Subscribe ``consumer`` to the producer's stream, granting ``requested_total`` elements.
+    """Subscribe ``consumer`` to the producer's stream, granting ``demand`` elements.
 
-    Sending it again from the same consumer is harmless (the producer confirms again); a
-    producer that already streams to another consumer answers ``SubscriptionRefused``.
+    ``Subscribe(consumer, demand=n)`` is the plain protocol any actor may speak: the producer
+    sends at most the elements demanded (``demand`` here, then each ``StreamDemand(n)``) as
+    ``StreamElement`` messages, once each and in order, and ``StreamCompleted`` /
+    ``StreamError`` at the end, then stops; demand is the acknowledgement, nothing is kept
+    for resending (an element lost with a connection is not sent again).  casty's own consumer
+    sets ``reliable=True``: its demand is cumulative (``demand`` is then the total granted so
+    far, also readable as ``requested_total``), it acknowledges what arrived and the producer
+    resends after a gap or a lost connection.
+
+    Sending it again from the same consumer is harmless (the producer confirms again and
+    grants no extra demand to a plain subscriber); a producer that already streams to
+    another consumer answers ``SubscriptionRefused``.  ``requested_total=`` is accepted as
+    another name for ``demand``.
     """
 
     consumer: ActorRef[StreamConsumerMsg[T]]
-    requested_total: int = 0
-    batch: int = 0
+    demand: int
+    batch: int
     """Largest run of elements the consumer accepts in one ``StreamElements`` message (0: send
-    every element as its own ``StreamElement``)."""
+    every element as its own ``StreamElement``); honoured for reliable subscribers only."""
+    reliable: bool
+    """True for casty's own consumer: cumulative demand, acknowledgements and resends."""
+
+    def __init__(
+        self,
+        consumer: ActorRef[StreamConsumerMsg[T]],
+        demand: int = 0,
+        batch: int = 0,
+        reliable: bool = False,
+        *,
+        requested_total: int | None = None,
+    ) -> None:
+        if requested_total is not None:
+            if demand not in (0, requested_total):
+                raise TypeError("Subscribe takes demand= or requested_total= (the same value), not both")
+            demand = requested_total
+        object.__setattr__(self, "consumer", consumer)
+        object.__setattr__(self, "demand", demand)
+        object.__setattr__(self, "batch", batch)
+        object.__setattr__(self, "reliable", reliable)
+
+    @property
+    def requested_total(self) -> int:
+        """The demand this subscription grants (the name casty's consumer uses for it)."""
+        return self.demand
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,5 +233,8 @@ StreamConsumerMsg: TypeAlias = (
     | Subscribed
     | SubscriptionRefused
     | GetSource[T]
+    | StreamDemand
+    | StreamCancel
 )
-"""Every message a stream consumer accepts."""
+"""Every message a stream consumer accepts (``StreamDemand`` / ``StreamCancel`` told to it are
+forwarded to its producer)."""

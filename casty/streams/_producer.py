@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, NoReturn, TypeVar
 
 from casty._fastpath import ProducerLedger
@@ -59,6 +59,7 @@ class _ProducerCore(Generic[T]):
         "loop",
         "progress_at",
         "put_waiters",
+        "reliable",
         "resend_handle",
         "resend_interval",
         "self_ref",
@@ -84,7 +85,8 @@ class _ProducerCore(Generic[T]):
         self.tell: Callable[[Any], None] | None = None
         self.flush_scheduled = False
         self._flush_cb = self._flush
-        self.put_waiters: list[asyncio.Future[None]] = []
+        # insertion-ordered set: a cancelled or timed-out put removes its own waiter in O(1)
+        self.put_waiters: dict[asyncio.Future[None], None] = {}
         self.terminal: _Terminal | None = None
         self.terminal_sent: _Terminal | None = None
         self.closed_reason: str | None = None
@@ -93,6 +95,9 @@ class _ProducerCore(Generic[T]):
         self.progress_at = 0.0
         self.sink: SinkRef[T] = SinkRef(self)
         self.batch = 0
+        # casty's own consumer acknowledges and gets resends; a plain subscriber's demand is
+        # its acknowledgement (nothing kept once sent)
+        self.reliable = True
 
     # -- the SinkRef side ----------------------------------------------------------------
     def has_room(self) -> bool:
@@ -110,13 +115,22 @@ class _ProducerCore(Generic[T]):
 
     async def wait_for_room(self) -> None:
         fut: asyncio.Future[None] = self.loop.create_future()
-        self.put_waiters.append(fut)
-        await fut
+        waiters = self.put_waiters
+        waiters[fut] = None
+        try:
+            await fut
+        finally:
+            # cancelled or timed out: leave nothing behind (woken waiters were already removed),
+            # not even the table of a dict that once held many waiters
+            waiters = self.put_waiters
+            waiters.pop(fut, None)
+            if not waiters:
+                self.put_waiters = {}
 
     def _wake_putters(self) -> None:
         waiters = self.put_waiters
         if waiters:
-            self.put_waiters = []
+            self.put_waiters = {}
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
@@ -148,12 +162,23 @@ class _ProducerCore(Generic[T]):
                 self.progress_at = self.loop.time()
             popleft = buf.popleft
             batch = self.batch
-            if batch > 1:
+            if not self.reliable:
+                take = ledger.take
+                for _ in range(n):
+                    tell(StreamElement(popleft(), take()))
+                # demand is the acknowledgement: nothing is kept for resending
+                ledger.update(0, ledger.next_seq)
+                self._wake_putters()
+            elif batch > 1:
                 extend = self.unacked.extend
                 while n > 0:
                     k = n if n < batch else batch
                     first = ledger.next_seq
-                    run = RecordRun([popleft() for _ in range(k)])
+                    if k == len(buf):
+                        run = RecordRun(buf)
+                        buf.clear()
+                    else:
+                        run = RecordRun([popleft() for _ in range(k)])
                     ledger.take_many(k)
                     extend(run)
                     tell(StreamElements(first, run))
@@ -165,8 +190,9 @@ class _ProducerCore(Generic[T]):
                     element = popleft()
                     keep(element)
                     tell(StreamElement(element, take()))
-            self._arm_resend()
-            self._wake_putters()
+            if self.reliable:
+                self._arm_resend()
+                self._wake_putters()
         if not buf and self.terminal is not None and self.terminal_sent is None:
             if not self._pending():
                 self.progress_at = self.loop.time()
@@ -178,7 +204,12 @@ class _ProducerCore(Generic[T]):
                 sent = StreamError(t.cause_type, t.cause_message, ledger.next_seq)
             self.terminal_sent = sent
             tell(sent)
-            self._arm_resend()
+            if self.reliable:
+                self._arm_resend()
+            else:
+                # a plain subscriber does not acknowledge the end: the stream is over once sent
+                self.close("stream already ended")
+                self.ctx.system.stop(self.self_ref)
 
     def _pending(self) -> bool:
         return self.ledger.unacked() > 0 or self.terminal_sent is not None
@@ -215,11 +246,15 @@ class _ProducerCore(Generic[T]):
 
     def _trim(self) -> None:
         """Forget the elements the consumer acknowledged."""
-        drop = len(self.unacked) - self.ledger.unacked()
+        unacked = self.unacked
+        drop = len(unacked) - self.ledger.unacked()
         if drop > 0:
-            popleft = self.unacked.popleft
-            for _ in range(drop):
-                popleft()
+            if drop == len(unacked):
+                unacked.clear()
+            else:
+                popleft = unacked.popleft
+                for _ in range(drop):
+                    popleft()
             self.progress_at = self.loop.time()
 
     # -- closing -------------------------------------------------------------------------
@@ -311,18 +346,24 @@ class _ProducerCore(Generic[T]):
         if self.closed_reason is not None:
             consumer.tell(SubscriptionRefused(f"{self.self_ref} is closed: {self.closed_reason}"))
             return None
+        first = self.subscriber is None
+        reliable = bool(msg.reliable) if first else self.reliable
         try:
-            if msg.requested_total != 0:
-                self.ledger.update(msg.requested_total, 0)
+            if reliable:
+                if msg.demand != 0:
+                    self.ledger.update(msg.demand, 0)
+            elif first and msg.demand != 0:
+                self.ledger.request(msg.demand)
         except (ProtocolError, TypeError) as exc:
             if self.subscriber is None:
                 consumer.tell(SubscriptionRefused(f"invalid subscription: {exc}"))
                 return None
             return self._protocol_failure(exc)
-        if self.subscriber is None:
+        if first:
             self.subscriber = consumer
             self.tell = consumer.tell
-            self.batch = max(0, min(int(msg.batch), _MAX_BATCH))
+            self.reliable = reliable
+            self.batch = max(0, min(int(msg.batch), _MAX_BATCH)) if reliable else 0
             self.ctx.watch(consumer)
         consumer.tell(Subscribed(self.self_ref))
         self.send_new()
@@ -330,6 +371,20 @@ class _ProducerCore(Generic[T]):
 
 
 _MAX_BATCH = 4096
+
+
+class _Done:
+    """An awaitable that is already done: awaiting it returns None without suspending, and
+    dropping it un-awaited is not an error (unlike a coroutine)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # makes this a generator function
+
+
+_DONE = _Done()
 
 
 class SinkRef(Generic[T]):
@@ -371,13 +426,22 @@ class SinkRef(Generic[T]):
         core.schedule_flush()
         return True
 
-    async def complete(self) -> None:
-        """End the stream normally once the buffered elements were sent (no-op once ended)."""
-        self._core.end(StreamCompleted())
+    def complete(self) -> Awaitable[None]:
+        """End the stream normally once the buffered elements were sent (no-op once ended).
 
-    async def fail(self, exc: BaseException) -> None:
-        """Fail the stream with ``exc`` (its type name and message reach the consumer)."""
+        The end is recorded at once; the returned awaitable is already done, so
+        ``sink.complete()`` and ``await sink.complete()`` are the same.
+        """
+        self._core.end(StreamCompleted())
+        return _DONE
+
+    def fail(self, exc: BaseException) -> Awaitable[None]:
+        """Fail the stream with ``exc`` (its type name and message reach the consumer).
+
+        Like :meth:`complete`, it takes effect at once and may be awaited or not.
+        """
         self._core.end(StreamError(type(exc).__name__, str(exc)))
+        return _DONE
 
     @property
     def closed(self) -> bool:
@@ -404,12 +468,17 @@ def stream_producer(buffer_size: int | None = None, *, unbounded: bool = False) 
     """A stream producer actor: fed through its ``SinkRef`` (``GetSink``) or with ``Push``.
 
     It buffers up to ``buffer_size`` elements (default ``[streams] buffer_size``; no limit
-    with ``unbounded=True``) before anyone subscribed or while demand is exhausted, streams
+    with ``buffer_size=0`` or ``unbounded=True``) before anyone subscribed or while demand
+    is exhausted, streams
     to a single subscriber and stops when the stream ended or the subscriber went away.
     The element type is not fixed here: annotate the ``SinkRef[T]`` that ``GetSink`` returns.
     """
-    if buffer_size is not None and (not isinstance(buffer_size, int) or buffer_size < 1):
-        raise ValueError(f"buffer_size must be a positive integer, got {buffer_size!r}")
+    if buffer_size is not None and (
+        not isinstance(buffer_size, int) or isinstance(buffer_size, bool) or buffer_size < 0
+    ):
+        raise ValueError(f"buffer_size must be a non-negative integer (0: unbounded), got {buffer_size!r}")
+    if buffer_size == 0:
+        unbounded = True
 
     async def setup(ctx: ActorContext[StreamProducerMsg[Any]]) -> Behavior[StreamProducerMsg[Any]]:
         cfg = ctx.system.config.streams

@@ -268,7 +268,8 @@ def _relay(
         async def receive(ctx: ActorContext[Any], msg: Any) -> Behavior[Any] | None:
             if isinstance(msg, Subscribe):
                 consumer[:] = [msg.consumer]
-                producer.tell(Subscribe(ctx.self, msg.requested_total))
+                # keep the consumer's extensions: it acknowledges, and the producer resends
+                producer.tell(Subscribe(ctx.self, msg.requested_total, reliable=msg.reliable))
             elif isinstance(msg, StreamDemand):
                 stats.demands += 1
                 if rng.random() < drop_demand:
