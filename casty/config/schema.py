@@ -216,8 +216,9 @@ class ClusterConfig(Section):
     """With discovery = "dns": the DNS name whose A/AAAA records are the cluster's nodes
     (a headless Service in Kubernetes, the service name in Docker Compose)."""
     min_members: int = field(default=1, metadata=limits(at_least_one))
-    """With discovery = "dns": contacts that must be found before the lowest of them forms a
-    new cluster when none exists; set it to the number of nodes started together."""
+    """Members the cluster is started with: with discovery = "dns", a new cluster is formed
+    only once this many contacts are found (the lowest of them forms it); set it to the number
+    of nodes started together."""
     stable_after: float = field(default=3.0, metadata=limits(non_negative))
     """With discovery = "dns": seconds the set of records must stay unchanged before a new
     cluster is formed."""

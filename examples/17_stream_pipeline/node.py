@@ -157,7 +157,7 @@ async def main(args: argparse.Namespace) -> int:
         host=host,
         port=args.port,
         node_id=args.sensor or "monitor",
-        seed_nodes=seeds,
+        seed_nodes=seeds or None,
         bind_host=args.bind_host or None,
     )
     stop = asyncio.Event()
@@ -196,7 +196,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=25520)
     parser.add_argument("--host", default="127.0.0.1", help="advertised address; 'auto' = this machine's")
     parser.add_argument("--bind-host", default="", help="interface to listen on (default: --host)")
-    parser.add_argument("--seed", action="append", default=[], help="seed node host:port (repeatable)")
+    parser.add_argument(
+        "--seed", action="append", default=[], help="seed node host:port (repeatable; default: from the configuration)"
+    )
     parser.add_argument("--nodes", type=int, default=1, help="members to wait for before producing")
     parser.add_argument("--sensor", choices=sorted(RANGES), default=None)
     parser.add_argument("--alert-monitor", action="store_true")
