@@ -69,6 +69,7 @@ from casty.errors import AskTimeoutError as AskTimeoutError
 from casty.errors import CastyError as CastyError
 from casty.errors import ConfigError as ConfigError
 from casty.errors import DeserializationError as DeserializationError
+from casty.errors import DrainingError as DrainingError
 from casty.errors import FrameError as FrameError
 from casty.errors import FrameTooLarge as FrameTooLarge
 from casty.errors import HandshakeError as HandshakeError
@@ -157,6 +158,7 @@ __all__ = (
     "Deregister",
     "DeserializationError",
     "Directive",
+    "DrainingError",
     "EventStreamSubscribe",
     "EventStreamUnsubscribe",
     "Find",

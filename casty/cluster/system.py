@@ -47,6 +47,7 @@ import dataclasses
 import logging
 import random
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
@@ -87,6 +88,7 @@ from casty.cluster.state import MembershipState
 from casty.errors import ConfigError
 from casty.remote.system import RemoteActorSystem
 from casty.remote.transport import Connection
+from casty.streams import drain_streams
 
 if TYPE_CHECKING:
     from casty.config import CastyConfig, TlsConfig
@@ -97,6 +99,8 @@ __all__ = ["ClusteredActorSystem"]
 log = logging.getLogger("casty.cluster")
 
 _LIVE = (MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING)
+
+_RUNNING: weakref.WeakSet[ClusteredActorSystem] = weakref.WeakSet()
 
 
 def _node(address: ActorAddress) -> NodeAddress:
@@ -182,6 +186,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         self._clients = ClientService(self)
         self._joined_event = asyncio.Event()
         self._stopping_self = False
+        self._drain_task: asyncio.Task[float] | None = None
 
     @classmethod
     def from_config(
@@ -239,6 +244,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         if self.node_id is None:
             self.node_id = str(self.self_node)
         self._joined_event = asyncio.Event()
+        _RUNNING.add(self)
         if self._resolver is not None:
             self.discovery = DnsDiscovery(self, self._resolver)
         for cls, handler in (
@@ -576,7 +582,57 @@ class ClusteredActorSystem(RemoteActorSystem):
                 await self.leave()
         await super().shutdown()
 
+    @staticmethod
+    def running() -> list[ClusteredActorSystem]:
+        """The cluster systems of this process that are started and not shut down yet."""
+        return list(_RUNNING)
+
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`drain` began."""
+        return self._drain_task is not None
+
+    async def drain(self, timeout: float | None = None) -> float:
+        """Stop this node gracefully within ``timeout`` seconds (default
+        ``[shutdown] drain_timeout``) and return the seconds it took.
+
+        In order: the node accepts no new stream subscription and no new element (``put`` raises
+        :class:`~casty.errors.DrainingError`); its producers deliver what they accepted and
+        complete their streams, its consumers finish; it leaves the cluster (the others see
+        ``MemberLeft``, not an unreachable member) and clients move to other members; it shuts
+        down. What still streams when the time is nearly up is stopped. Calling it again waits
+        for the same drain. ``casty.run`` calls it on SIGTERM/SIGINT.
+        """
+        if self._drain_task is None:
+            self._drain_task = self.loop.create_task(self._drain(timeout))
+        return await asyncio.shield(self._drain_task)
+
+    async def _drain(self, timeout: float | None) -> float:
+        loop = self.loop
+        started = loop.time()
+        total = timeout if timeout is not None else self.config.shutdown.drain_timeout
+        deadline = started + total
+        leave_time = max(1.0, 4 * self.config.cluster.gossip.interval)
+        reserve = min(total / 4, leave_time)
+        log.warning("%s drains (at most %.1fs): no new streams or elements accepted", self.node_id, total)
+        outcome = await drain_streams(self, deadline - reserve, f"the node {self.node_id} is draining")
+        remaining = deadline - loop.time()
+        with contextlib.suppress(Exception):
+            await self.leave(timeout=max(0.05, min(leave_time, remaining - 0.1)))
+        await self.shutdown()
+        elapsed = loop.time() - started
+        log.warning(
+            "%s drained in %.2fs: %d producers and %d consumers were streaming, %d stopped unfinished",
+            self.node_id,
+            elapsed,
+            outcome.producers,
+            outcome.consumers,
+            outcome.unfinished,
+        )
+        return elapsed
+
     async def _shutdown_services(self) -> None:
+        _RUNNING.discard(self)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

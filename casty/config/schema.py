@@ -38,6 +38,7 @@ __all__ = [
     "MailboxStrategy",
     "RemoteConfig",
     "SecurityConfig",
+    "ShutdownConfig",
     "StreamsConfig",
     "SystemConfig",
     "TlsConfig",
@@ -362,6 +363,17 @@ class ClientConfig(Section):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ShutdownConfig(Section):
+    """``[shutdown]``: how a node stops when it is told to (SIGTERM, ``system.drain()``)."""
+
+    _path: ClassVar[str] = "shutdown"
+
+    drain_timeout: float = field(default=30.0, metadata=limits(positive))
+    """Seconds a drain may take: streams deliver what they accepted and complete, consumers
+    finish, the node leaves the cluster and stops; what still runs then is stopped."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class CastyConfig(Section):
     """The whole configuration; ``CastyConfig()`` is every default."""
 
@@ -385,6 +397,8 @@ class CastyConfig(Section):
     """Authentication of cluster members."""
     client: ClientConfig = field(default_factory=ClientConfig)
     """Cluster client settings."""
+    shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
+    """Draining and stopping a node."""
 
 
 CONFIG_FILE_NAME = "casty.toml"
