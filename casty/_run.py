@@ -43,6 +43,8 @@ async def _drain_all() -> None:
     if not systems:
         return
     limit = max(s.config.shutdown.drain_timeout for s in systems) + _DRAIN_GRACE
+    for system in systems:
+        system.begin_drain()  # at once: nothing new is accepted from here on
     drains = [asyncio.ensure_future(s.drain()) for s in systems]
     done, pending = await asyncio.wait(drains, timeout=limit)
     for task in done:

@@ -137,10 +137,32 @@ async def consume(args: argparse.Namespace) -> None:
         await _wait_for_exit()
 
 
+async def stuck(args: argparse.Namespace) -> None:
+    """A single node whose local stream can never finish (its consumer never reads): its drain
+    lasts until the deadline. Prints ``{"port"}`` when started and ``{"draining": true}`` once a
+    drain began (the ``put`` waiting for room in the full buffer is refused)."""
+    system = system_for(args)
+    async with system:
+        producer = system.spawn(stream_producer(), "readings")
+        sink: SinkRef[int] = await system.ask(producer, lambda r: GetSink(reply_to=r), timeout=5.0)
+        consumer = system.spawn(stream_consumer(producer), "never-reads")
+        await system.ask(consumer, lambda r: GetSource(reply_to=r), timeout=5.0)
+        emit(port=system.port)
+        i = 0
+        try:
+            while True:  # fills the consumer's window, then the buffer, then waits for room
+                await sink.put(i)
+                i += 1
+        except DrainingError:
+            emit(draining=system.draining)
+        await asyncio.Event().wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--role", choices=["producer", "consumer"], required=True)
+    parser.add_argument("--role", choices=["producer", "consumer", "stuck"], required=True)
     parser.add_argument("--config", required=True)
     parser.add_argument("--seed", action="append", default=[])
     args = parser.parse_args()
-    casty.run(produce(args) if args.role == "producer" else consume(args))
+    roles = {"producer": produce, "consumer": consume, "stuck": stuck}
+    casty.run(roles[args.role](args))

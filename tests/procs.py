@@ -17,9 +17,7 @@ class NodeProcess:
     """A node in its own process. ``async with NodeProcess(...) as node`` starts it and, on exit,
     ends it (SIGTERM, then SIGKILL) whatever happened."""
 
-    def __init__(
-        self, module: str, *args: str, ready_timeout: float = 20.0, env: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, module: str, *args: str, ready_timeout: float = 20.0, env: dict[str, str] | None = None) -> None:
         self.module = module
         self.args = list(args)
         self.extra_env = dict(env or {})

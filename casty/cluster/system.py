@@ -88,7 +88,7 @@ from casty.cluster.state import MembershipState
 from casty.errors import ConfigError
 from casty.remote.system import RemoteActorSystem
 from casty.remote.transport import Connection
-from casty.streams import drain_streams
+from casty.streams import begin_drain, drain_streams
 
 if TYPE_CHECKING:
     from casty.config import CastyConfig, TlsConfig
@@ -604,8 +604,20 @@ class ClusteredActorSystem(RemoteActorSystem):
         for the same drain. ``casty.run`` calls it on SIGTERM/SIGINT.
         """
         if self._drain_task is None:
-            self._drain_task = self.loop.create_task(self._drain(timeout))
+            self.begin_drain(timeout)
+        assert self._drain_task is not None
         return await asyncio.shield(self._drain_task)
+
+    def begin_drain(self, timeout: float | None = None) -> None:
+        """Start :meth:`drain` without waiting for it: from this call on the node accepts no new
+        stream element or subscription (idempotent). ``await drain()`` then waits for the end."""
+        if self._drain_task is None:
+            begin_drain(self, self._drain_reason)
+            self._drain_task = self.loop.create_task(self._drain(timeout))
+
+    @property
+    def _drain_reason(self) -> str:
+        return f"the node {self.node_id} is draining"
 
     async def _drain(self, timeout: float | None) -> float:
         loop = self.loop
@@ -615,7 +627,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         leave_time = max(1.0, 4 * self.config.cluster.gossip.interval)
         reserve = min(total / 4, leave_time)
         log.warning("%s drains (at most %.1fs): no new streams or elements accepted", self.node_id, total)
-        outcome = await drain_streams(self, deadline - reserve, f"the node {self.node_id} is draining")
+        outcome = await drain_streams(self, deadline - reserve, self._drain_reason)
         remaining = deadline - loop.time()
         with contextlib.suppress(Exception):
             await self.leave(timeout=max(0.05, min(leave_time, remaining - 0.1)))

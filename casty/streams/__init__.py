@@ -10,7 +10,7 @@ producer and the consumer may live in different processes.
 from __future__ import annotations
 
 from casty.streams._consumer import SourceRef, stream_consumer
-from casty.streams._drain import DrainOutcome, drain_streams
+from casty.streams._drain import DrainOutcome, begin_drain, drain_streams
 from casty.streams._messages import (
     CompleteStream,
     FailStream,
@@ -55,6 +55,7 @@ __all__ = [
     "Subscribe",
     "Subscribed",
     "SubscriptionRefused",
+    "begin_drain",
     "drain_streams",
     "stream_consumer",
     "stream_producer",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from casty.actors.system import ActorSystem
 
-__all__ = ["DrainOutcome", "StreamRegistry", "drain_streams", "registry_of"]
+__all__ = ["DrainOutcome", "StreamRegistry", "begin_drain", "drain_streams", "registry_of"]
 
 log = logging.getLogger("casty.streams")
 
@@ -95,14 +95,21 @@ class DrainOutcome:
     """Producers and consumers still running at the deadline (stopped by the shutdown)."""
 
 
-async def drain_streams(system: ActorSystem, deadline: float, reason: str = "the node is draining") -> DrainOutcome:
-    """Drain the streams of ``system`` until the loop time ``deadline`` (see the module doc)."""
+def begin_drain(system: ActorSystem, reason: str = "the node is draining") -> None:
+    """From now on the producers of ``system`` accept no new element or subscription and
+    complete their streams after what they accepted (idempotent)."""
     registry = registry_of(system)
-    producers, consumers = len(registry.producers), len(registry.consumers)
     if registry.draining is None:
         registry.draining = reason
         for core in list(registry.producers):
             core.drain(reason)
+
+
+async def drain_streams(system: ActorSystem, deadline: float, reason: str = "the node is draining") -> DrainOutcome:
+    """Drain the streams of ``system`` until the loop time ``deadline`` (see the module doc)."""
+    registry = registry_of(system)
+    producers, consumers = len(registry.producers), len(registry.consumers)
+    begin_drain(system, reason)
     await registry.wait_empty(registry.producers, deadline)
     await registry.wait_empty(registry.consumers, deadline)
     unfinished = len(registry.producers) + len(registry.consumers)

@@ -287,7 +287,8 @@ class _ProducerCore(Generic[T]):
 
     def drain(self, reason: str) -> None:
         """The system drains: accept nothing new; complete the stream after what was accepted
-        (a stream nobody subscribed to cannot deliver its buffer: it is closed)."""
+        (a stream nobody subscribed to cannot deliver its buffer: it is closed, and stopped
+        with the system)."""
         if self.drain_reason is not None:
             return
         self.drain_reason = reason
@@ -296,8 +297,10 @@ class _ProducerCore(Generic[T]):
                 self.ctx.log.warning(
                     "%s drains with %d elements nobody subscribed to: they are dropped", self.self_ref, len(self.buffer)
                 )
+            # closed (put and subscriptions refused) but left running to answer GetSink; the
+            # drain does not wait for it
             self.close(reason)
-            self.ctx.system.stop(self.self_ref)
+            registry_of(self.ctx.system).remove(self)
             return
         self.end(StreamCompleted())
         self._wake_putters()

@@ -2,8 +2,9 @@
 
 It joins the cluster, waits until ``--nodes`` members are up, streams ``--readings`` readings of
 its ``--sensor`` through a discoverable ``stream_producer``, and with ``--alert-monitor`` also
-consumes the alert streams that clients push back. On SIGTERM/SIGINT it leaves the cluster
-and prints a ``SUMMARY {json}`` line.
+consumes the alert streams that clients push back. On SIGTERM/SIGINT it drains (its stream
+delivers what it accepted and completes, the node leaves the cluster) and prints a
+``SUMMARY {json}`` line.
 
     python node.py --port 25520 --host auto --bind-host 0.0.0.0 --seed node-1:25520 --nodes 3 --sensor temp
 """
@@ -43,6 +44,7 @@ from casty import (
     Behavior,
     Behaviors,
     ClusteredActorSystem,
+    DrainingError,
     GetSink,
     GetSource,
     SinkRef,
@@ -141,6 +143,8 @@ async def produce(system: ClusteredActorSystem, sensor: str, readings: int, inte
                 await asyncio.sleep(interval)
         await sink.complete()
         log.info("%s: %d readings produced, stream completed", sensor, sent)
+    except DrainingError:
+        log.info("%s: the node drains: %d readings produced and delivered, stream completed", sensor, sent)
     except StreamCancelled as exc:
         log.warning("%s: the consumer went away after %d readings (%s)", sensor, sent, exc)
     return sent
@@ -178,6 +182,9 @@ async def main(args: argparse.Namespace) -> int:
         if args.sensor:
             producing = asyncio.create_task(produce(system, args.sensor, args.readings, args.interval, node_name))
         await stop.wait()
+        # drain: the stream delivers the readings it accepted and completes, the node leaves
+        drain_time = await system.drain()
+        log.info("drained in %.2fs", drain_time)
         if producing is not None:
             if producing.done():
                 produced = producing.result()

@@ -86,3 +86,31 @@ async def test_sigterm_drains_a_producer_node_mid_stream(tmp_path: Path) -> None
     print(
         f"drain of a producer node mid-stream: {drain_time:.2f}s from SIGTERM to exit 0, {final['accepted']} elements"
     )
+
+
+@pytest.mark.timeout(60)
+async def test_a_drain_ends_at_its_timeout_and_a_second_signal_exits_at_once(tmp_path: Path) -> None:
+    config = tmp_path / "casty.toml"
+    config.write_text(CONFIG)
+    # a stream that cannot finish: the drain lasts its whole timeout, then the process exits 0
+    async with NodeProcess(
+        NODE, "--role", "stuck", "--config", str(config), env={"CASTY_SHUTDOWN__DRAIN_TIMEOUT": "2"}
+    ) as node:
+        assert node.proc is not None
+        started = time.monotonic()
+        node.proc.send_signal(signal.SIGTERM)
+        assert await read_until(node, "draining", []) == {"draining": True}
+        assert await asyncio.wait_for(node.wait(), 10) == 0
+        elapsed = time.monotonic() - started
+        assert 1.5 <= elapsed < 5.0
+    # the same with a long timeout: a second signal does not wait for it
+    async with NodeProcess(
+        NODE, "--role", "stuck", "--config", str(config), env={"CASTY_SHUTDOWN__DRAIN_TIMEOUT": "30"}
+    ) as node:
+        assert node.proc is not None
+        node.proc.send_signal(signal.SIGTERM)
+        await read_until(node, "draining", [])
+        started = time.monotonic()
+        node.proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(node.wait(), 5) == 128 + signal.SIGINT
+        assert time.monotonic() - started < 2.0
