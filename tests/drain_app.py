@@ -137,6 +137,15 @@ async def consume(args: argparse.Namespace) -> None:
         await _wait_for_exit()
 
 
+async def member(args: argparse.Namespace) -> None:
+    """A plain member: reports membership events like ``consumer`` and consumes nothing."""
+    system = system_for(args)
+    async with system:
+        system.spawn(watcher(system), "watcher")
+        emit(port=system.port)
+        await _wait_for_exit()
+
+
 async def stuck(args: argparse.Namespace) -> None:
     """A single node whose local stream can never finish (its consumer never reads): its drain
     lasts until the deadline. Prints ``{"port"}`` when started and ``{"draining": true}`` once a
@@ -160,9 +169,9 @@ async def stuck(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--role", choices=["producer", "consumer", "stuck"], required=True)
+    parser.add_argument("--role", choices=["producer", "consumer", "member", "stuck"], required=True)
     parser.add_argument("--config", required=True)
     parser.add_argument("--seed", action="append", default=[])
     args = parser.parse_args()
-    roles = {"producer": produce, "consumer": consume, "stuck": stuck}
+    roles = {"producer": produce, "consumer": consume, "member": member, "stuck": stuck}
     casty.run(roles[args.role](args))

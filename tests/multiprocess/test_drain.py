@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 
+from casty import ClusterClient, GetSource, SourceRef
+from casty.streams import stream_consumer
+from tests.conftest import eventually
+from tests.drain_app import READINGS
 from tests.procs import NodeProcess
 
 NODE = "tests.drain_node"
@@ -114,3 +118,49 @@ async def test_a_drain_ends_at_its_timeout_and_a_second_signal_exits_at_once(tmp
         node.proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(node.wait(), 5) == 128 + signal.SIGINT
         assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.timeout(90)
+async def test_a_client_streaming_from_a_draining_node_gets_everything_then_moves_on(tmp_path: Path) -> None:
+    config = tmp_path / "casty.toml"
+    config.write_text(CONFIG)
+    env = {"CASTY_SHUTDOWN__DRAIN_TIMEOUT": str(DRAIN_TIMEOUT)}
+    async with NodeProcess(NODE, "--role", "member", "--config", str(config), env=env) as other:
+        seed = f"127.0.0.1:{other.port}"
+        producer = NodeProcess(NODE, "--role", "producer", "--config", str(config), "--seed", seed, env=env)
+        async with producer:
+            client = ClusterClient(contact_points=[("127.0.0.1", producer.port)], system_name="drain-test")
+            async with client:
+                listing = await client.wait_for_service(READINGS, timeout=30)
+                producer_ref = next(iter(listing.instances)).ref
+                consumer = client.spawn(stream_consumer(producer_ref), "reader")
+                source: SourceRef[int] = await client.ask(consumer, lambda r: GetSource(reply_to=r), timeout=10)
+                received: list[int] = []
+                mid_stream = asyncio.Event()
+
+                async def read() -> None:
+                    async for value in source:
+                        received.append(value)
+                        if len(received) == 200:
+                            mid_stream.set()
+                        if len(received) % 50 == 0:
+                            await asyncio.sleep(0.005)  # slow: the producer's buffer stays full
+
+                reading = asyncio.ensure_future(read())
+                await asyncio.wait_for(mid_stream.wait(), 30)
+                assert producer.proc is not None
+                started = time.monotonic()
+                producer.proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(reading, DRAIN_TIMEOUT)  # ends without an error: completed
+                code = await asyncio.wait_for(producer.wait(), DRAIN_TIMEOUT + 5)
+                drain_time = time.monotonic() - started
+                final = await read_until(producer, "accepted", [], timeout=5)
+                assert code == 0 and drain_time < DRAIN_TIMEOUT
+                assert received == list(range(final["accepted"]))
+                other_node = ("127.0.0.1", other.port)
+                await eventually(
+                    lambda: client.connected and client.contact == other_node,
+                    timeout=15,
+                    what="the client to move to the remaining member",
+                )
+    print(f"client stream from a draining node: {len(received)} elements, drain {drain_time:.2f}s")
