@@ -4,7 +4,13 @@ Joining
     A node whose own address is the first seed asks the other seeds (``InitJoin``) whether a
     cluster already runs; if none answers within two join intervals it forms the cluster by
     joining itself. Every other node sends ``Join`` to the seeds until one of them, already a
-    member, answers ``Welcome`` with the membership gossip.
+    member, answers ``Welcome`` with the membership gossip. With ``cluster.discovery = "dns"``
+    the contacts are the records of ``cluster.service_name`` instead, and the lowest of a
+    stable set of them forms the cluster when none answers (:mod:`casty.cluster.discovery`).
+
+Draining
+    ``drain()`` (``casty.run`` calls it on SIGTERM/SIGINT) completes the node's streams after
+    what they accepted, leaves the cluster and shuts down within ``[shutdown] drain_timeout``.
 
 Membership
     The replicated state is a :class:`~casty.cluster.gossip.Gossip` with a vector clock.
