@@ -93,6 +93,18 @@ def _from_text(text: str, tp: Any, var: str, path: str) -> Any:
     raise _fail(var, path, "cannot be set from the environment")
 
 
+def _leaf_paths(cls: type[Section], prefix: str = "") -> list[str]:
+    found: list[str] = []
+    types = hints(cls)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        tp = types[f.name]
+        if is_section(tp):
+            found.extend(_leaf_paths(tp, f"{prefix}{f.name}."))
+        else:
+            found.append(f"{prefix}{f.name}")
+    return found
+
+
 def _field_at(root: type[Section], parts: list[str], var: str) -> tuple[str, Any]:
     """The dotted path and type hint of the knob named by ``parts``; a ConfigError naming
     ``var`` when there is no such knob (with the closest variable name when there is one)."""
@@ -104,7 +116,10 @@ def _field_at(root: type[Section], parts: list[str], var: str) -> tuple[str, Any
         if part not in types:
             close = difflib.get_close_matches(part, names, n=1)
             hint = ""
-            if close:
+            elsewhere = [p for p in _leaf_paths(root) if p.rsplit(".", 1)[-1] == part]
+            if elsewhere and index == len(parts) - 1:
+                hint = f" (did you mean {variable_name(elsewhere[0])}?)"
+            elif close:
                 tail = "__<KEY>" if is_section(types[close[0]]) else ""
                 hint = f" (did you mean {variable_name('.'.join([*walked, close[0]]))}{tail}?)"
             raise ConfigError(f"{var}: no configuration key '{'.'.join([*walked, part])}'{hint}")

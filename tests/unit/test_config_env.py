@@ -87,6 +87,10 @@ def test_file_only_with_an_empty_environment(tmp_path: Path, monkeypatch: pytest
             {"CASTY_CLUSTR__PORT": "1"},
             "CASTY_CLUSTR__PORT: no configuration key 'clustr' (did you mean CASTY_CLUSTER__<KEY>?)",
         ),
+        (
+            {"CASTY_REMOTE__PORT": "0"},
+            "CASTY_REMOTE__PORT: no configuration key 'remote.port' (did you mean CASTY_CLUSTER__PORT?)",
+        ),
         ({"CASTY_CLUSTER__GOSSIP": "1"}, "CASTY_CLUSTER__GOSSIP: 'cluster.gossip' is a table"),
         ({"CASTY_CLUSTER__PORT__X": "1"}, "CASTY_CLUSTER__PORT__X: 'cluster.port' is not a table"),
         ({"CASTY_CLUSTER____PORT": "1"}, "CASTY_CLUSTER____PORT: malformed name"),
