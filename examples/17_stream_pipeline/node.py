@@ -152,7 +152,7 @@ async def produce(system: ClusteredActorSystem, sensor: str, readings: int, inte
 
 async def main(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else None
-    host = resolve_host(args.host)
+    host = resolve_host(args.host) if args.host else None
     seeds = [resolve_seed(s) for s in args.seed]
     if config is None:
         config = casty.CastyConfig()
@@ -170,7 +170,7 @@ async def main(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     produced = 0
     async with system:
-        node_name = f"{host}:{system.port}"
+        node_name = str(system.self_node)
         monitor: Monitor | None = None
         if args.alert_monitor:
             monitor = Monitor(system)
@@ -200,8 +200,10 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=25520)
-    parser.add_argument("--host", default="127.0.0.1", help="advertised address; 'auto' = this machine's")
+    parser.add_argument("--port", type=int, default=None, help="cluster port (default: from the configuration)")
+    parser.add_argument(
+        "--host", default=None, help="advertised address; 'auto' = this machine's (default: from the configuration)"
+    )
     parser.add_argument("--bind-host", default="", help="interface to listen on (default: --host)")
     parser.add_argument(
         "--seed", action="append", default=[], help="seed node host:port (repeatable; default: from the configuration)"
