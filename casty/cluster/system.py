@@ -603,7 +603,8 @@ class ClusteredActorSystem(RemoteActorSystem):
         ``[shutdown] drain_timeout``) and return the seconds it took.
 
         In order: the node accepts no new stream subscription and no new element (``put`` raises
-        :class:`~casty.errors.DrainingError`); its producers deliver what they accepted and
+        :class:`~casty.errors.DrainingError`) and withdraws its services from the receptionist
+        (lookups on every member stop finding them); its producers deliver what they accepted and
         complete their streams, its consumers finish; it leaves the cluster (the others see
         ``MemberLeft``, not an unreachable member) and clients move to other members; it shuts
         down. What still streams when the time is nearly up is stopped. Calling it again waits
@@ -619,6 +620,10 @@ class ClusteredActorSystem(RemoteActorSystem):
         stream element or subscription (idempotent). ``await drain()`` then waits for the end."""
         if self._drain_task is None:
             begin_drain(self, self._drain_reason)
+            # withdraw this node's services: lookups on every member stop finding them
+            registry = self.registry
+            for ref in {ref for refs in registry.local.values() for ref in refs}:
+                registry.remove_ref(ref)
             self._drain_task = self.loop.create_task(self._drain(timeout))
 
     @property

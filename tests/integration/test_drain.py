@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from casty import ClusteredActorSystem, DrainingError, GetSink, GetSource, SinkRef, SourceRef, StreamFailed
+from casty import (
+    Behaviors,
+    ClusteredActorSystem,
+    DrainingError,
+    GetSink,
+    GetSource,
+    ServiceKey,
+    SinkRef,
+    SourceRef,
+    StreamFailed,
+)
 from casty.streams import stream_consumer, stream_producer
 from tests.cluster_app import fast_cluster_config
+from tests.conftest import eventually
 
 
 def single_node() -> ClusteredActorSystem:
@@ -90,7 +102,11 @@ async def test_a_new_subscription_or_producer_is_refused_while_draining() -> Non
         reading = asyncio.ensure_future(read())
         await first.wait()
         unsubscribed = await sink_of(system, "idle")
+        key: ServiceKey[Any] = ServiceKey("readings")
+        system.spawn(Behaviors.discoverable(stream_producer(), key=key), "listed")
+        await eventually(lambda: len(system.listing(key).instances) == 1, what="the service listed")
         system.begin_drain(timeout=5.0)
+        assert not system.listing(key).instances  # withdrawn at once
         late = await sink_of(system, "late")  # spawned during the drain
         with pytest.raises(DrainingError):
             await late.put(0)
