@@ -2,17 +2,37 @@
 #   make demo   sets up .venv and runs the sensor pipeline demo on loopback
 #   make test   sets up .venv and runs lint, type check, the suite (compiled and pure) and the benchmark gate
 #   make test-fast  the inner loop: unit + integration tiers without `slow` tests, compiled build (under a minute)
+#   make test-matrix  on python3.12 and 3.13 when installed (one .venv-3.X each), compiled: the fast selection
+#                     (less two interpreter-independent files) plus the multi-process client and stream tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.casty-installed
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: demo test test-fast lint typecheck test-compiled test-pure bench bench-gate clean soak
+.PHONY: demo test test-fast test-matrix test-matrix-one lint typecheck test-compiled test-pure bench bench-gate clean soak
+
+# The Pythons `make test-matrix` adds to the default interpreter's full run (both builds).
+MATRIX_PYTHONS ?= 3.12 3.13
+FAST_SELECTION := -m "not slow" tests/unit tests/integration
+MATRIX_SLOW := tests/multiprocess/test_client.py tests/multiprocess/test_streams_remote.py
+# To keep `make test` near 10 minutes the matrix skips two files of the fast selection that do not
+# depend on the interpreter: the membership property tests (pure logic, the slowest unit file) and
+# the README checks.
+# the test extra's runners only (its lint, type and build tools run on the default interpreter)
+MATRIX_DEPS := "pytest>=8" "pytest-timeout>=2.3" "hypothesis>=6.100"
+MATRIX_FAST := $(FAST_SELECTION) --ignore=tests/unit/test_membership.py --ignore=tests/unit/test_readme.py
+# Shell: the interpreter for version $$v: python$$v on PATH if it runs, else pyenv's newest 3.X.
+FIND_PYTHON = if python$$v -c "" >/dev/null 2>&1; then command -v python$$v; \
+	elif command -v pyenv >/dev/null 2>&1; then \
+	  n=$$(pyenv versions --bare 2>/dev/null | grep -E "^$$v(\.[0-9]+)?$$" | sort -V | tail -n 1); \
+	  p="$$(pyenv root)/versions/$$n/bin/python$$v"; \
+	  if [ -n "$$n" ] && [ -x "$$p" ]; then echo "$$p"; fi; \
+	fi
 
 $(STAMP): pyproject.toml setup.py $(wildcard casty/_fastpath/*.pyx)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77"
 	CASTY_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -32,18 +52,40 @@ test-pure: $(STAMP)
 	CASTY_NO_EXTENSIONS=1 $(PYTEST) -q
 
 test-fast: $(STAMP)
-	CASTY_EXPECT_COMPILED=1 $(PYTEST) -q -m "not slow" tests/unit tests/integration
+	CASTY_EXPECT_COMPILED=1 $(PYTEST) -q $(FAST_SELECTION)
+
+test-matrix:
+	@for v in $(MATRIX_PYTHONS); do \
+	  py=$$($(FIND_PYTHON)); \
+	  if [ -z "$$py" ]; then echo "test-matrix: skipped: python$$v not found"; continue; fi; \
+	  echo "test-matrix: python$$v ($$py)"; \
+	  $(MAKE) --no-print-directory test-matrix-one PYV=$$v MATRIX_PYTHON="$$py" || exit 1; \
+	done
+
+# one interpreter of the matrix (run through test-matrix, which finds it): compiled build only
+test-matrix-one: .venv-$(PYV)/.casty-installed
+	CASTY_EXPECT_COMPILED=1 .venv-$(PYV)/bin/python -m pytest -p no:cacheprovider -q $(MATRIX_FAST)
+	CASTY_EXPECT_COMPILED=1 .venv-$(PYV)/bin/python -m pytest -p no:cacheprovider -q $(MATRIX_SLOW)
+
+# Each matrix venv builds its own compiled modules in place (their file names carry the Python
+# version, so they sit beside the default interpreter's).
+.venv-%/.casty-installed: pyproject.toml setup.py $(wildcard casty/_fastpath/*.pyx)
+	@test -n "$(MATRIX_PYTHON)" || { echo "$@: run it through make test-matrix"; exit 1; }
+	$(MATRIX_PYTHON) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip "setuptools>=77"
+	CASTY_REQUIRE_EXTENSIONS=1 .venv-$*/bin/python -m pip install --quiet -e . $(MATRIX_DEPS)
+	touch $@
 
 bench-gate: $(STAMP)
 	$(BIN)/python -m benchmarks --gate
 
-test: lint typecheck test-compiled test-pure bench-gate
+test: lint typecheck test-compiled test-pure test-matrix bench-gate
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info casty/_fastpath/*.so casty/_fastpath/*.c
+	rm -rf $(VENV) .venv-3.* build dist *.egg-info casty/_fastpath/*.so casty/_fastpath/*.c
 
 # a bounded soak run (minutes, not part of `make test`): 3 nodes + a client under random cuts
 soak: $(STAMP)

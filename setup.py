@@ -1,24 +1,54 @@
 """Builds casty's Cython fast paths; the pure-Python twins are used when the build is unavailable.
 
 CASTY_NO_EXTENSIONS=1 at build time skips compilation; CASTY_REQUIRE_EXTENSIONS=1 turns a
-failed compilation into a build error instead of a silent fallback.
+failed compilation into a build error instead of a silent fallback. Both switches are parsed by
+casty/_fastpath/_env.py, the same parser the runtime uses, loaded here by path (casty itself is
+not importable before it is built).
+
+Wheels carry the compiled modules and the sources of the pure twins, never the generated C.
 """
 
 from __future__ import annotations
 
-import os
+import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
-REQUIRE = os.environ.get("CASTY_REQUIRE_EXTENSIONS") == "1"
+FASTPATH = HERE / "casty" / "_fastpath"
+
+
+def _load_env() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_casty_build_env", FASTPATH / "_env.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_env = _load_env()
+NO_EXTENSIONS: bool = _env.env_flag(_env.NO_EXTENSIONS)
+REQUIRE: bool = _env.env_flag(_env.REQUIRE_EXTENSIONS)
+
+
+DIRECTIVES = {"language_level": "3", "boundscheck": False, "wraparound": False}
 
 
 class OptionalBuildExt(build_ext):
-    """Compile what can be compiled; without a compiler casty still installs (pure Python)."""
+    """Compile what can be compiled; without a compiler casty still installs (pure Python).
+
+    With Cython installed, setuptools' build_ext is Cython's, which translates each ``.pyx`` when
+    its extension is built. The generated C goes to the build's temporary directory: it never
+    lands in the source tree, so neither the sdist nor a wheel can pick it up.
+    """
+
+    def initialize_options(self) -> None:
+        super().initialize_options()
+        self.cython_c_in_temp = 1
 
     def run(self) -> None:
         try:
@@ -37,22 +67,23 @@ class OptionalBuildExt(build_ext):
             sys.stderr.write(f"casty: {ext.name} not built ({exc}); using its pure-Python twin\n")
 
 
-def extensions() -> list:  # type: ignore[type-arg]
-    if os.environ.get("CASTY_NO_EXTENSIONS") == "1":
+def extensions() -> list[Extension]:
+    """One extension per ``.pyx``; Cython translates them at build time (see OptionalBuildExt)."""
+    if NO_EXTENSIONS:
         return []
     try:
-        from Cython.Build import cythonize
+        import Cython  # noqa: F401
     except ImportError:
         if REQUIRE:
             raise
         sys.stderr.write("casty: Cython not available; using the pure-Python fast paths\n")
         return []
-    sources = sorted(str(p.relative_to(HERE)) for p in (HERE / "casty" / "_fastpath").glob("*.pyx"))
-    return cythonize(
-        sources,
-        compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
-        quiet=True,
-    )
+    exts = []
+    for pyx in sorted(FASTPATH.glob("*.pyx")):
+        ext = Extension(f"casty._fastpath.{pyx.stem}", [pyx.relative_to(HERE).as_posix()])
+        ext.cython_directives = DIRECTIVES  # type: ignore[attr-defined]
+        exts.append(ext)
+    return exts
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -13,10 +13,12 @@ __all__ = [
     "ConfigFileNotFoundError",
     "DeserializationError",
     "DrainingError",
+    "ElementTooLarge",
     "FrameError",
     "FrameTooLarge",
     "HandshakeError",
     "MailboxFull",
+    "MessageRefused",
     "ProtocolError",
     "SerializationError",
     "StreamCancelled",
@@ -62,6 +64,19 @@ class DeserializationError(CastyError):
         self.type_name = type_name
 
 
+class MessageRefused(DeserializationError):
+    """A message parsed correctly but could not be built in this process (a type it has not
+    loaded or may not build, a constructor that failed, a ref that cannot be resolved).
+
+    The connection's tables stayed in step with the sender's, so the stream can go on; only
+    this message is lost. ``value`` is what was decoded, with None in place of each part that
+    was refused."""
+
+    def __init__(self, message: str, type_name: str | None = None, value: object = None) -> None:
+        super().__init__(message, type_name)
+        self.value = value
+
+
 class FrameError(CastyError):
     """A byte stream does not follow the framing rules."""
 
@@ -73,6 +88,27 @@ class FrameTooLarge(FrameError):
         super().__init__(f"frame of {size} bytes exceeds the maximum frame size of {limit} bytes")
         self.size = size
         self.limit = limit
+
+
+class ElementTooLarge(CastyError):
+    """A stream element does not fit in one frame on its way to a consumer in another process.
+
+    ``size`` is the encoded size of the element alone (with its envelope), ``limit`` the
+    ``[remote] max_frame_size`` it exceeds and ``seq`` its sequence number in the stream. The
+    stream fails: the consumer's iteration raises :class:`StreamFailed` (``cause_type``
+    ``"ElementTooLarge"``) after the elements before it, and the producer's next ``put`` or
+    ``complete()`` raises this error. Other traffic on the connection is not affected.
+    """
+
+    def __init__(self, size: int, limit: int, seq: int = -1) -> None:
+        where = f"stream element {seq}" if seq >= 0 else "a stream element"
+        super().__init__(
+            f"{where} encodes to {size} bytes, over the maximum frame size of {limit} bytes "
+            "([remote] max_frame_size); it cannot be sent to another process"
+        )
+        self.size = size
+        self.limit = limit
+        self.seq = seq
 
 
 class HandshakeError(CastyError):

@@ -138,6 +138,7 @@ def install(system: casty.ActorSystem) -> None:
     system.spawn(watcher(), "watcher")
     system.spawn(parent(), "parent")
     system.spawn(asker(), "asker")
+    system.spawn(dead_letter_log(), "deadletters")
 
 
 async def _wait_for_exit() -> None:
@@ -198,3 +199,28 @@ def asker() -> Behavior[Any]:
             msg.reply_to.tell(answer)
 
     return Behaviors.receive(receive)
+
+
+@dataclass(frozen=True)
+class GetDeadLetters:
+    """Answered with ``[(recipient path or None, reason), ...]``: the dead letters of this node."""
+
+    reply_to: ActorRef[list[tuple[str | None, str]]]
+
+
+def dead_letter_log() -> Behavior[Any]:
+    """Keeps the node's dead letters (recipient path and reason) for tests to ask about."""
+
+    async def setup(ctx: ActorContext[Any]) -> Behavior[Any]:
+        letters: list[tuple[str | None, str]] = []
+        ctx.system.event_stream.tell(casty.EventStreamSubscribe(casty.DeadLetter, ctx.self))
+
+        async def receive(ctx: ActorContext[Any], msg: Any) -> None:
+            if isinstance(msg, casty.DeadLetter):
+                letters.append((msg.recipient.path if msg.recipient is not None else None, msg.reason))
+            elif isinstance(msg, GetDeadLetters):
+                msg.reply_to.tell(list(letters))
+
+        return Behaviors.receive(receive)
+
+    return Behaviors.setup(setup)

@@ -27,6 +27,7 @@ from casty import (
     ActorRef,
     Behavior,
     Behaviors,
+    CastyError,
     GetSink,
     GetSource,
     SinkRef,
@@ -51,6 +52,7 @@ class StartProducer:
     reply_to: ActorRef[Any]
     buffer_size: int = 0  # 0: the configured [streams] buffer_size
     fail_with: str = ""  # non-empty: end with sink.fail(ValueError(fail_with)) instead of complete()
+    element_size: int = 0  # > 0: put blob(i, element_size) (bytes) instead of the int i
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ class Started:
 class ProducerDone:
     name: str
     put: int
-    outcome: str  # "completed", "failed" (sink.fail was called) or "cancelled" (put raised StreamCancelled)
+    outcome: str  # "completed", "failed" (sink.fail was called), "cancelled" (put raised StreamCancelled)
+    # or the name of another casty error put / complete() raised (ElementTooLarge)
     detail: str = ""
 
 
@@ -141,12 +144,20 @@ class _Producer:
         return len(core.buffer) + len(core.unacked)
 
 
-async def feed(state: _Producer, count: int, fail_with: str, reply_to: ActorRef[Any]) -> None:
+def blob(i: int, size: int) -> bytes:
+    """Element ``i`` of a stream of ``size``-byte elements: its index in the first 8 bytes, then
+    ``size - 8`` bytes that depend on it (a damaged or misplaced element does not compare equal)."""
+    return i.to_bytes(8, "big") + bytes([i % 251]) * (size - 8)
+
+
+async def feed(
+    state: _Producer, count: int, fail_with: str, reply_to: ActorRef[Any], element_size: int = 0
+) -> None:
     sink = state.sink
     outcome, detail = "completed", ""
     try:
         for i in range(count):
-            await sink.put(i)
+            await sink.put(blob(i, element_size) if element_size else i)  # type: ignore[arg-type]
             state.put += 1
             held = state.held()
             if held > state.max_held:
@@ -158,6 +169,8 @@ async def feed(state: _Producer, count: int, fail_with: str, reply_to: ActorRef[
             await sink.complete()
     except StreamCancelled as exc:
         outcome, detail = "cancelled", str(exc)
+    except CastyError as exc:
+        outcome, detail = type(exc).__name__, str(exc)
     state.done = True
     reply_to.tell(ProducerDone(state.name, state.put, outcome, detail))
 
@@ -232,7 +245,7 @@ def control() -> Behavior[Any]:
                     for name in [n for n, p in producers.items() if p.done][: len(producers) - 255]:
                         del producers[name]
                 state = producers[msg.name] = _Producer(msg.name, sink)
-                state.task = run(feed(state, msg.count, msg.fail_with, msg.reply_to))
+                state.task = run(feed(state, msg.count, msg.fail_with, msg.reply_to, msg.element_size))
                 msg.reply_to.tell(Started(ref))
             elif isinstance(msg, StartConsumer):
                 consumer = ctx.system.spawn(

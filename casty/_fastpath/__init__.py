@@ -1,20 +1,36 @@
 """casty's hot paths: compiled (Cython) when available, else their pure-Python twins.
 
-The choice is made once, at import. ``CASTY_NO_EXTENSIONS=1`` forces the pure twins.
-``COMPILED`` is True exactly when every compiled module is the one in use;
-``IMPLEMENTATION`` is ``"compiled"``, ``"pure"`` or ``"mixed"`` (a partial build).
+Each fast path ``x`` exists twice: ``_x_c.pyx`` (compiled) and ``_x_py.py`` (pure Python), with
+identical behaviour (tests/unit/test_twins.py drives both with the same generated operations).
+Everything outside this package imports the fast paths from here, never a twin directly.
+
+The choice is made once, at import. ``CASTY_NO_EXTENSIONS=1`` forces the pure twins (the switch
+is parsed by ``_env``, which ``setup.py`` shares). ``COMPILED`` is True exactly when every
+compiled module is the one in use; ``IMPLEMENTATION`` is ``"compiled"``, ``"pure"`` or
+``"mixed"`` (a partial build). When compiled modules are missing and the pure build was not
+asked for, one warning is logged on the ``casty`` logger.
 """
 
 from __future__ import annotations
 
-import os
+import importlib
+import logging
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from casty._fastpath._env import NO_EXTENSIONS as _NO_EXTENSIONS_VAR
+from casty._fastpath._env import env_flag
+from casty.errors import ConfigError
 
 __all__ = [
     "COMPILED",
+    "DROP_NEW",
+    "DROP_OLDEST",
+    "FAST_PATHS",
     "IMPLEMENTATION",
     "MAX_DEMAND",
+    "NO_EXTENSIONS",
+    "REJECT",
     "ConsumerWindow",
     "FrameDecoder",
     "FrameEncoder",
@@ -22,40 +38,78 @@ __all__ = [
     "ProducerLedger",
     "encode_frame",
     "modules",
+    "twins",
 ]
 
-NO_EXTENSIONS = os.environ.get("CASTY_NO_EXTENSIONS", "") not in ("", "0")
+FAST_PATHS = ("mailbox", "frame", "demand")
+"""Every fast path; each has a compiled ``_<name>_c`` and a pure ``_<name>_py`` module."""
+
+try:
+    NO_EXTENSIONS = env_flag(_NO_EXTENSIONS_VAR)
+except ValueError as exc:
+    raise ConfigError(str(exc)) from None
 
 
-def _select(name: str) -> tuple[ModuleType, bool]:
-    import importlib
+def twins(name: str) -> tuple[ModuleType, ModuleType | None]:
+    """Both implementations of fast path ``name``: (pure, compiled or None when not built)."""
+    if name not in FAST_PATHS:
+        raise ValueError(f"unknown fast path {name!r}; known: {', '.join(FAST_PATHS)}")
+    pure = importlib.import_module(f"casty._fastpath._{name}_py")
+    try:
+        compiled: ModuleType | None = importlib.import_module(f"casty._fastpath._{name}_c")
+    except ImportError:
+        compiled = None
+    return pure, compiled
 
-    if not NO_EXTENSIONS:
-        try:
-            return importlib.import_module(f"casty._fastpath._{name}_c"), True
-        except ImportError:
-            pass
-    return importlib.import_module(f"casty._fastpath._{name}_py"), False
+
+def _select(name: str) -> tuple[ModuleType, str | None]:
+    """The module to use for ``name`` and, when the compiled one is missing, why."""
+    if NO_EXTENSIONS:
+        return importlib.import_module(f"casty._fastpath._{name}_py"), None
+    try:
+        return importlib.import_module(f"casty._fastpath._{name}_c"), None
+    except ImportError as exc:
+        # "not found" is the usual case (no compiler at install); anything else (built for
+        # another Python, a missing symbol) is worth its own words in the warning.
+        why = "not built" if isinstance(exc, ModuleNotFoundError) else str(exc)
+        return importlib.import_module(f"casty._fastpath._{name}_py"), why
+
+
+def _warn_fallback(missing: dict[str, str]) -> None:
+    details = ", ".join(name if why == "not built" else f"{name} ({why})" for name, why in missing.items())
+    logging.getLogger("casty").warning(
+        "casty: compiled fast paths missing (%s); running the pure-Python twins, about 2x slower for a "
+        "local tell. Reinstall with a C compiler and CASTY_REQUIRE_EXTENSIONS=1 to make a failed build an "
+        "error, or set CASTY_NO_EXTENSIONS=1 to choose the pure build knowingly.",
+        details,
+    )
 
 
 if TYPE_CHECKING:
     from casty._fastpath._demand_py import MAX_DEMAND, ConsumerWindow, ProducerLedger
     from casty._fastpath._frame_py import FrameDecoder, FrameEncoder, encode_frame
-    from casty._fastpath._mailbox_py import MailboxRunner
+    from casty._fastpath._mailbox_py import DROP_NEW, DROP_OLDEST, REJECT, MailboxRunner
 
     COMPILED: bool
-    IMPLEMENTATION: str
+    IMPLEMENTATION: Literal["compiled", "pure", "mixed"]
     modules: dict[str, ModuleType]
 else:
     modules = {}
-    _compiled = []
-    for _name in ("mailbox", "frame", "demand"):
-        modules[_name], _flag = _select(_name)
-        _compiled.append(_flag)
-    COMPILED = all(_compiled)
-    IMPLEMENTATION = "compiled" if COMPILED else ("mixed" if any(_compiled) else "pure")
+    _missing = {}
+    for _name in FAST_PATHS:
+        modules[_name], _why = _select(_name)
+        if _why is not None:
+            _missing[_name] = _why
+    _n_compiled = sum(m.__name__.endswith("_c") for m in modules.values())
+    COMPILED = _n_compiled == len(FAST_PATHS)
+    IMPLEMENTATION = "compiled" if COMPILED else ("mixed" if _n_compiled else "pure")
+    if _missing:
+        _warn_fallback(_missing)
 
     MailboxRunner = modules["mailbox"].MailboxRunner
+    DROP_NEW = modules["mailbox"].DROP_NEW
+    DROP_OLDEST = modules["mailbox"].DROP_OLDEST
+    REJECT = modules["mailbox"].REJECT
     FrameEncoder = modules["frame"].FrameEncoder
     FrameDecoder = modules["frame"].FrameDecoder
     encode_frame = modules["frame"].encode_frame

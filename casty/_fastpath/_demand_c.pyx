@@ -11,7 +11,7 @@ messages still show the value the caller passed.
 import operator
 
 cimport cython
-from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 
 from casty.errors import ProtocolError
 
@@ -25,8 +25,8 @@ MAX_DEMAND = _MAX
 
 
 cdef object _index(object value, str name):
-    """``value`` as a Python int (through ``__index__``), or TypeError naming ``name``."""
-    if PyLong_Check(value):
+    """``value`` as an exact Python int (``True`` becomes 1), or TypeError naming ``name``."""
+    if PyLong_CheckExact(value):
         return value
     try:
         return operator.index(value)
@@ -103,14 +103,16 @@ cdef class ProducerLedger:
         self.next_seq = seq + 1
         return seq
 
-    cpdef long long take_many(self, long long k) except -1:
+    cpdef long long take_many(self, object k) except -1:
         """Assign ``k`` consecutive sequence numbers; return the first. There must be demand for all."""
+        k = _index(k, "k")
+        cdef long long n = _clamp(k)
         cdef long long seq = self.next_seq
-        if k < 1:
+        if n < 1:
             raise ProtocolError(f"take_many needs k >= 1, got {k}")
-        if k > self.limit - seq:
+        if n > self.limit - seq:
             raise ProtocolError(f"no demand for {k} elements from {seq}: the consumer allows elements below {self.limit}")
-        self.next_seq = seq + k
+        self.next_seq = seq + n
         return seq
 
     cpdef long long unacked(self):
@@ -187,15 +189,17 @@ cdef class ConsumerWindow:
             raise ProtocolError(f"element {seq} exceeds the granted demand of {self.requested_total} elements")
         return -1
 
-    cpdef long long receive_many(self, long long k) except -1:
+    cpdef long long receive_many(self, object k) except -1:
         """Accept ``k`` consecutive elements starting at ``expected``; return the new ``expected``."""
-        if k < 1:
+        k = _index(k, "k")
+        cdef long long n = _clamp(k)
+        if n < 1:
             raise ProtocolError(f"receive_many needs k >= 1, got {k}")
-        if k > self.requested_total - self.expected:
+        if n > self.requested_total - self.expected:
             raise ProtocolError(
                 f"element {self.expected + k - 1} exceeds the granted demand of {self.requested_total} elements"
             )
-        self.expected += k
+        self.expected += n
         return self.expected
 
     cpdef long long consumed(self, object k=1) except -1:

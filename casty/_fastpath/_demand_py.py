@@ -20,7 +20,8 @@ MAX_DEMAND = 2**62
 
 
 def _as_int(value: object, name: str) -> int:
-    if isinstance(value, int):
+    """``value`` as an exact int (``True`` becomes 1), or TypeError naming ``name``."""
+    if type(value) is int:
         return value
     try:
         return operator.index(value)  # type: ignore[arg-type]
@@ -99,6 +100,7 @@ class ProducerLedger:
 
     def take_many(self, k: int) -> int:
         """Assign ``k`` consecutive sequence numbers; return the first. There must be demand for all."""
+        k = _as_int(k, "k")
         seq = self._next_seq
         if k < 1:
             raise ProtocolError(f"take_many needs k >= 1, got {k}")
@@ -178,6 +180,7 @@ class ConsumerWindow:
 
     def receive_many(self, k: int) -> int:
         """Accept ``k`` consecutive elements starting at ``expected``; return the new ``expected``."""
+        k = _as_int(k, "k")
         if k < 1:
             raise ProtocolError(f"receive_many needs k >= 1, got {k}")
         if k > self._requested_total - self._expected:

@@ -29,9 +29,10 @@ def _check_limit(max_frame_size: int) -> int:
 
 
 def _byte_length(body: bytes | bytearray | memoryview) -> int:
-    if type(body) is memoryview:
-        return body.nbytes
-    return len(body)
+    """Size in bytes of a bytes-like ``body``; TypeError (before anything is written) for anything else."""
+    if type(body) is bytes:
+        return len(body)
+    return memoryview(body).nbytes
 
 
 def encode_frame(body: bytes | bytearray | memoryview) -> bytes:

@@ -10,6 +10,8 @@ from collections import deque
 
 from casty.errors import MailboxFull
 
+__all__ = ["DROP_NEW", "DROP_OLDEST", "REJECT", "MailboxRunner"]
+
 cdef extern from "Python.h":
     int PyIter_Send(object iter, object arg, PyObject **presult) except -1
     bint PyCoro_CheckExact(object o)
@@ -36,6 +38,8 @@ cdef class MailboxRunner:
     cdef bint _scheduled
     cdef bint _suspended
     cdef bint _closed
+    cdef object _drained
+    cdef Py_ssize_t _drain_low
     cdef public object receive
     cdef public object ctx
 
@@ -59,6 +63,8 @@ cdef class MailboxRunner:
         self._run_cb = self._run
         self.receive = None
         self.ctx = None
+        self._drained = None
+        self._drain_low = 0
 
     cpdef put(self, object msg):
         if self._closed:
@@ -99,11 +105,24 @@ cdef class MailboxRunner:
             self._scheduled = True
             self._call_soon(self._run_cb)
 
+    def notify_below(self, Py_ssize_t low, object callback):
+        """Call ``callback()`` once, the first time the run loop leaves at most ``low``
+        messages queued (or the mailbox closes); replaces an earlier callback."""
+        self._drain_low = low
+        self._drained = callback
+        if not self._scheduled and not self._suspended and len(self._queue) <= low:
+            self._scheduled = True
+            self._call_soon(self._run_cb)
+
     def close(self):
         self._closed = True
         self._suspended = True
         left = list(self._queue)
         self._queue.clear()
+        drained = self._drained
+        if drained is not None:
+            self._drained = None
+            drained()
         return left
 
     def _run(self):
@@ -139,3 +158,7 @@ cdef class MailboxRunner:
             self._call_soon(self._run_cb)
         else:
             self._scheduled = False
+        if self._drained is not None and len(queue) <= self._drain_low:
+            drained = self._drained
+            self._drained = None
+            drained()

@@ -30,6 +30,8 @@ class MailboxRunner:
         "_cell",
         "_closed",
         "_dead_letter",
+        "_drain_low",
+        "_drained",
         "_queue",
         "_run_cb",
         "_same",
@@ -69,6 +71,8 @@ class MailboxRunner:
         self._run_cb = self._run
         self.receive: Any = None
         self.ctx: Any = None
+        self._drained: Callable[[], None] | None = None
+        self._drain_low = 0
 
     # -- producers -------------------------------------------------------------------------
     def put(self, msg: object) -> None:
@@ -111,12 +115,25 @@ class MailboxRunner:
             self._scheduled = True
             self._call_soon(self._run_cb)
 
+    def notify_below(self, low: int, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once, the first time the run loop leaves at most ``low``
+        messages queued (or the mailbox closes); replaces an earlier callback."""
+        self._drain_low = low
+        self._drained = callback
+        if not self._scheduled and not self._suspended and len(self._queue) <= low:
+            self._scheduled = True
+            self._call_soon(self._run_cb)
+
     def close(self) -> list[object]:
         """Refuse further messages; return the ones still queued."""
         self._closed = True
         self._suspended = True
         left = list(self._queue)
         self._queue.clear()
+        drained = self._drained
+        if drained is not None:
+            self._drained = None
+            drained()
         return left
 
     # -- the run loop ----------------------------------------------------------------------
@@ -150,3 +167,7 @@ class MailboxRunner:
             self._call_soon(self._run_cb)
         else:
             self._scheduled = False
+        drained = self._drained
+        if drained is not None and len(queue) <= self._drain_low:
+            self._drained = None
+            drained()

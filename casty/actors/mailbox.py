@@ -7,7 +7,7 @@ import enum
 from collections import deque
 from typing import Any, Generic, TypeVar
 
-from casty._fastpath import modules
+from casty._fastpath import DROP_NEW, DROP_OLDEST, REJECT
 from casty.errors import MailboxFull
 
 __all__ = ["Mailbox", "MailboxOverflowStrategy"]
@@ -37,9 +37,9 @@ class MailboxOverflowStrategy(enum.Enum):
 
 
 _CODES: dict[str, int] = {
-    "drop_new": modules["mailbox"].DROP_NEW,
-    "drop_oldest": modules["mailbox"].DROP_OLDEST,
-    "reject": modules["mailbox"].REJECT,
+    "drop_new": DROP_NEW,
+    "drop_oldest": DROP_OLDEST,
+    "reject": REJECT,
 }
 
 

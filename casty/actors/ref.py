@@ -72,6 +72,10 @@ class RefTarget(Protocol):
         means for the watcher.
     ``remove_watcher(watcher)``
         Undo ``add_watcher``; a watcher that was never added is ignored.
+
+    One optional member, looked up with ``getattr``: ``flush_with(callback)`` on a target that
+    batches its outbound writes (a remote actor's) runs ``callback`` just before its next
+    write, so what the callback tells goes out in the same loop turn.
     """
 
     @property

@@ -7,7 +7,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, overload
 
 from casty.actors.behaviors import Behavior
 from casty.actors.cell import ActorCell, CellState
@@ -35,13 +35,25 @@ if TYPE_CHECKING:
     from casty.actors.scheduler import SchedulerMsg
     from casty.config import CastyConfig
 
-__all__ = ["ActorSystem", "InvalidActorName", "System"]
+__all__ = ["ActorSystem", "InboundSource", "InvalidActorName", "System"]
 
 log = logging.getLogger("casty.system")
 
 M = TypeVar("M")
 R = TypeVar("R")
 T = TypeVar("T")
+
+
+class InboundSource(Protocol):
+    """Where a batch handed to :meth:`ActorSystem.deliver` came from (one network connection)."""
+
+    #: messages delivered from this source so far (the delivery API counts them)
+    delivered: int
+    #: mailbox depth at which ``congested`` is called
+    pressure_high: int
+
+    def congested(self, mailbox: Any) -> None:
+        """A mailbox this source delivered to is ``pressure_high`` messages deep."""
 
 
 class InvalidActorName(CastyError, ValueError):
@@ -196,9 +208,13 @@ class ActorSystem:
         self._ask_timeout: float = self.config.actors.ask_timeout
         self._dead_letter_log_limit: int = self.config.actors.log_dead_letters
         self._cells: dict[str, ActorCell] = {}
+        #: set by a transport around the delivery of one connection's batch (see ``deliver``)
+        self.inbound_source: InboundSource | None = None
         self._top: dict[str, ActorCell] = {}
         self._temp: dict[str, Any] = {}
         self._ask_ids = itertools.count(1)
+        #: id(message) -> (message, reply future) of asks sent to actors in other processes
+        self._remote_asks: dict[int, tuple[object, asyncio.Future[Any]]] = {}
         self.dead_letters: int = 0
         self._events = _EventStream(self)
         self.registry = Registry(self._self_node)
@@ -376,13 +392,24 @@ class ActorSystem:
     def deliver(self, path: str, msg: object) -> None:
         """Deliver ``msg`` to whatever lives at the local ``path``: an actor's mailbox (a full
         mailbox that rejects makes it a dead letter), a pending ask, a system service, or, for
-        a path with no actor, the dead letters."""
+        a path with no actor, the dead letters.
+
+        A transport delivering a batch read from one connection sets ``inbound_source`` to an
+        :class:`InboundSource` for the batch: it counts the messages, and is told when an
+        actor's mailbox is ``pressure_high`` deep so it can stop reading."""
         cell = self._cells.get(path)
+        source = self.inbound_source
+        if source is not None:
+            source.delivered += 1
         if cell is not None:
+            mailbox = cell.mailbox
             try:
-                cell.mailbox.put(msg)
+                mailbox.put(msg)
             except MailboxFull:
                 self.dead_letter(msg, cell.ref, "mailbox full (reject)")
+                return
+            if source is not None and mailbox.size >= source.pressure_high:
+                source.congested(mailbox)
         else:
             self.resolve_local(path).tell(msg)
 
@@ -420,12 +447,21 @@ class ActorSystem:
         self._temp[path] = promise
         reply_to: ActorRef[R] = ActorRef(self.address, path, promise.tell, promise)
         handle = loop.call_later(timeout, _expire, future, ref, timeout)
+        message = None
         try:
-            ref.tell(factory(reply_to))
+            message = factory(reply_to)
+            remote = not ref.is_local
+            if remote:
+                # a transport that cannot encode the message fails the ask at once (not_sent)
+                self._remote_asks[id(message)] = (message, future)
+            ref.tell(message)
             return await future  # type: ignore[no-any-return]
         finally:
             handle.cancel()
             del self._temp[path]
+            entry = self._remote_asks.get(id(message))
+            if entry is not None and entry[0] is message:
+                del self._remote_asks[id(message)]
 
     async def ask_or_none(
         self, ref: ActorRef[Any], msg_factory: Callable[[ActorRef[R]], Any], timeout: float | None = None
@@ -436,6 +472,14 @@ class ActorSystem:
             return await self.ask(ref, msg_factory, timeout=timeout)
         except AskTimeoutError:
             return None
+
+    def not_sent(self, msg: object, error: Exception) -> None:
+        """A transport could not send ``msg`` (it cannot be encoded, or is too large for a
+        frame): an ``ask`` waiting for the reply to it raises ``error`` now instead of timing
+        out. The transport also makes ``msg`` a dead letter."""
+        entry = self._remote_asks.get(id(msg))
+        if entry is not None and entry[0] is msg and not entry[1].done():
+            entry[1].set_exception(error)
 
     # -- dead letters and events ---------------------------------------------------------------
     def dead_letter(self, msg: object, recipient: ActorRef[Any] | None, reason: str) -> None:

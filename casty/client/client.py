@@ -28,7 +28,14 @@ from casty.actors.behaviors import Behavior
 from casty.actors.mailbox import Mailbox
 from casty.actors.receptionist import Listing, Registry, ServiceKey
 from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
-from casty.cluster.client_protocol import ClientBye, ClientHello, ClientUpdate
+from casty.cluster.client_protocol import (
+    ClientBye,
+    ClientHello,
+    ClientUpdate,
+    ClientUpdatePart,
+    UpdateAssembler,
+    merge_snapshots,
+)
 from casty.cluster.members import Member, MemberStatus
 from casty.config import TlsConfig
 from casty.errors import CastyError
@@ -128,6 +135,10 @@ class ClusterClient:
         self._switch_to: NodeAddress | None = None
         self._contact_lost: asyncio.Event | None = None
         self._state_events: dict[bool, asyncio.Event] = {}
+        self._update_parts = UpdateAssembler()
+        #: the contact lost and not yet replaced: (node, why, loop time of the loss)
+        self._lost: tuple[NodeAddress, str, float] | None = None
+        self._lost_reason = ""
 
     # -- life cycle --------------------------------------------------------------------------
     async def __aenter__(self) -> ClusterClient:
@@ -148,6 +159,7 @@ class ClusterClient:
         loop = self.system.loop
         transport = self.system.require_transport()
         transport.add_control_handler(ClientUpdate, self._on_update)
+        transport.add_control_handler(ClientUpdatePart, self._on_update_part)
         transport.listeners.append(self._on_transport_event)
         self._first_view = loop.create_future()
         self._view_changed = asyncio.Event()
@@ -169,6 +181,8 @@ class ClusterClient:
         if self._closing:
             return
         self._closing = True
+        if self._contact_lost is not None:
+            self._contact_lost.set()  # the contact loop ends at its next check even if a cancel is lost
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -210,6 +224,9 @@ class ClusterClient:
     def _candidates(self) -> list[NodeAddress]:
         up = [m.node for m in self.members if m.status is MemberStatus.UP and m.node not in self.unreachable]
         self._rng.shuffle(up)
+        if self._lost is not None and self._lost[0] in up:
+            up.remove(self._lost[0])
+            up.append(self._lost[0])  # the contact just lost is tried last
         if self._switch_to is not None:
             up.insert(0, self._switch_to)
             self._switch_to = None
@@ -222,12 +239,18 @@ class ClusterClient:
         return ordered
 
     async def _contact_loop(self) -> None:
+        """Keep a contact node: try the candidates in turn, stay with the first that answers,
+        and start over when it is lost. What happened is logged once, when it is known: the
+        contact that was lost and the member now used (or every member tried, with why)."""
         cfg = self.config.client
         backoff = cfg.reconnect_backoff_min
         transport = self.system.require_transport()
         assert self._contact_lost is not None
+        loop = self.system.loop
         failures = 0
         while not self._closing:
+            tried: list[str] = []
+            lost_contact = False
             for node in self._candidates():
                 if self._closing:
                     return
@@ -237,11 +260,21 @@ class ClusterClient:
                 assoc = transport.association(address)
                 assoc.keep_alive = True
                 transport.send_control(address, ClientHello(self.client_id))
+                wait = self.config.remote.connect_timeout + 1
                 try:
-                    await asyncio.wait_for(self._wait_connected(assoc), self.config.remote.connect_timeout + 1)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel
+                    # that arrives as its inner wait completes, leaving close() waiting forever
+                    async with asyncio.timeout(wait):
+                        connected = await self._wait_connected(assoc)
                 except TimeoutError:
+                    connected = False
+                if self._closing:
+                    return
+                if not connected:
                     assoc.keep_alive = False
+                    tried.append(f"{node}: {assoc.last_failure or f'no answer within {wait:.0f}s'}")
                     continue
+                self._report_contact(node)
                 failures = 0
                 backoff = cfg.reconnect_backoff_min
                 await self._contact_lost.wait()
@@ -249,27 +282,63 @@ class ClusterClient:
                 if self._switch_to is not None:
                     break  # the contact point is a member known by another address: use that one
                 if not self._closing:
-                    log.warning("lost contact node %s; moving to another member", node)
+                    self._lost = (node, self._lost_reason or "connection lost", loop.time())
+                    log.info("lost contact node %s (%s); trying the other members", node, self._lost[1])
+                lost_contact = True
+                break  # start over: the candidates changed, the lost node goes last
             else:
                 failures += 1
-            if self._switch_to is not None:
+            if self._switch_to is not None or lost_contact:
                 continue
             if failures == 1 or failures % 10 == 0:
                 log.warning(
                     "no cluster member reachable (tried %s); retrying in %.1fs",
-                    ", ".join(map(str, self._candidates())),
+                    "; ".join(tried) or "none known",
                     backoff,
                 )
-            await asyncio.sleep(backoff * (0.8 + 0.4 * self._rng.random()))
+            # jittered by half the delay either way: a fleet of clients that lost the cluster
+            # together (a restart) comes back spread out, not in waves
+            await asyncio.sleep(backoff * (0.5 + self._rng.random()))
             backoff = min(backoff * 2, cfg.reconnect_backoff_max)
 
-    async def _wait_connected(self, assoc: Association) -> None:
+    def _report_contact(self, node: NodeAddress) -> None:
+        """A contact node answered: after a loss, say once what happened."""
+        lost = self._lost
+        if lost is None:
+            return
+        self._lost = None
+        lost_node, reason, since = lost
+        log.warning(
+            "contact node %s lost (%s); connected through %s after %.1fs",
+            lost_node,
+            reason,
+            node,
+            self.system.loop.time() - since,
+        )
+
+    async def _wait_connected(self, assoc: Association) -> bool:
+        """True once ``assoc``'s node is our contact and has sent its view; False as soon as
+        dialing it failed (refused, reset, handshake refused)."""
         assert self._view_changed is not None
         while self._switch_to is None and not (
             assoc.conn is not None and self._connected and self.contact == _node(assoc.address)
         ):
+            if assoc.conn is None and assoc.failing_since is not None:
+                return False
             self._view_changed.clear()
             await self._view_changed.wait()
+        return True
+
+    def _on_update_part(self, conn: Connection, msg: ClientUpdatePart) -> None:
+        """A part of an update too large for one frame: applied once all its parts are in."""
+        if conn.assoc is None or _node(conn.assoc.address) != self.contact:
+            return
+        parts = self._update_parts.add((conn.assoc.address, msg.update), msg.index, msg.count, msg)
+        if parts is None:
+            return
+        first: ClientUpdatePart = parts[0]
+        registries = merge_snapshots([snap for part in parts for snap in part.registries])
+        self._on_update(conn, ClientUpdate(first.members, first.unreachable, registries))
 
     def _on_update(self, conn: Connection, msg: ClientUpdate) -> None:
         if conn.assoc is None:
@@ -301,12 +370,14 @@ class ClusterClient:
             if (key not in current or member.status is MemberStatus.DOWN) and transport is not None:
                 assoc = transport.associations.get(ActorAddress(self.system_name, *member.node))
                 if assoc is not None and (assoc.peer_uid in (None, member.uid)):
-                    transport.mark_gone(assoc, f"member {member.node} left the cluster", quarantine=True)
+                    transport.mark_gone(
+                        assoc, f"member {member.node} left the cluster", quarantine=True, level=logging.INFO
+                    )
         for member in msg.members:
             if member.status is MemberStatus.DOWN and transport is not None:
                 assoc = transport.associations.get(ActorAddress(self.system_name, *member.node))
                 if assoc is not None and assoc.peer_uid in (None, member.uid):
-                    transport.mark_gone(assoc, f"member {member.node} was downed", quarantine=True)
+                    transport.mark_gone(assoc, f"member {member.node} was downed", quarantine=True, level=logging.INFO)
         live = {m.node for m in msg.members if m.status in (MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING)}
         snapshots = {s.node: s for s in msg.registries if s.node in live}
         for node in list(self.registry.remote):
@@ -315,7 +386,7 @@ class ClusterClient:
         for node, snap in snapshots.items():
             self.registry.set_node(node, {name: frozenset(refs) for name, refs in snap.entries})
             self.registry.set_reachable(node, node not in self.unreachable)
-        if not self._connected:
+        if not self._connected and self._lost is None:
             log.info("connected to the cluster through %s (%d members)", sender, len(msg.members))
         self._set_connected(True)
         if self._first_view is not None and not self._first_view.done():
@@ -348,7 +419,11 @@ class ClusterClient:
                 assoc.keep_alive = True
         if self.contact is None or _node(assoc.address) != self.contact:
             return
+        if event == "unreachable" and self._view_changed is not None:
+            self._view_changed.set()  # a candidate being tried failed: move on
         if event in ("disconnected", "gone", "restarted") and self._contact_lost is not None:
+            if not self._contact_lost.is_set():
+                self._lost_reason = {"disconnected": "connection lost", "gone": "gone", "restarted": "restarted"}[event]
             self._set_connected(False)
             self._contact_lost.set()
 

@@ -14,7 +14,9 @@ from casty.actors.ref import NodeAddress
 from casty.cluster.client_protocol import ClientBye as ClientBye
 from casty.cluster.client_protocol import ClientHello as ClientHello
 from casty.cluster.client_protocol import ClientUpdate as ClientUpdate
+from casty.cluster.client_protocol import ClientUpdatePart as ClientUpdatePart
 from casty.cluster.client_protocol import RegistrySnapshot as RegistrySnapshot
+from casty.cluster.client_protocol import RegistrySnapshotPart as RegistrySnapshotPart
 from casty.cluster.gossip import Gossip
 from casty.cluster.members import Member
 

@@ -71,7 +71,7 @@ from casty.cluster._protocol import (
     RegistryPull,
     Welcome,
 )
-from casty.cluster.client_protocol import ClientBye, ClientHello, RegistrySnapshot
+from casty.cluster.client_protocol import ClientBye, ClientHello, RegistrySnapshot, RegistrySnapshotPart
 from casty.cluster.client_service import ClientService
 from casty.cluster.discovery import DnsDiscovery, GetaddrinfoResolver, Resolver
 from casty.cluster.downing import PartitionDowning
@@ -263,6 +263,7 @@ class ClusteredActorSystem(RemoteActorSystem):
             (Heartbeat, self._heartbeats.on_heartbeat),
             (HeartbeatAck, self._heartbeats.on_ack),
             (RegistrySnapshot, self._replication.on_snapshot),
+            (RegistrySnapshotPart, self._replication.on_part),
             (RegistryDigest, self._replication.on_digest),
             (RegistryPull, self._replication.on_pull),
             (ClientHello, self._clients.on_hello),

@@ -138,9 +138,48 @@ class RemoteConfig(Section):
     allow_pickle: bool = False
     """Allow pickle as a fallback serializer (unsafe with untrusted peers)."""
     max_connections: int = field(default=256, metadata=limits(at_least_one))
-    """Maximum number of inbound connections."""
+    """Maximum number of established inbound connections (handshake complete); when they are
+    all taken, a newly authenticated peer replaces the least recently active one that carries
+    nothing. As many again may be open and not yet authenticated, in a pool of their own."""
+    listen_backlog: int = field(default=4096, metadata=limits(at_least_one))
+    """Connections the kernel queues for this node to accept (capped by the system's
+    ``somaxconn``); a full queue drops connection attempts, which their senders retry only
+    after a second or more."""
+    max_unauthenticated_per_address: int = field(default=64, metadata=limits(at_least_one))
+    """Inbound connections one source address may hold before they complete the handshake
+    (waiting or handshaking); beyond it, new ones from that address are closed at once."""
+    max_handshakes: int = field(default=64, metadata=limits(at_least_one))
+    """Inbound handshakes run at once; further connections wait, unread, and are admitted in
+    arrival order, taking turns across source addresses (each waits at most
+    ``handshake_timeout``)."""
+    max_handshakes_per_address: int = field(default=8, metadata=limits(at_least_one))
+    """Of ``max_handshakes``, how many one source address may run at once."""
+    accept_rate_per_address: float = field(default=500.0, metadata=limits(positive))
+    """New inbound connections per second accepted from one source address, beyond a burst of
+    as many; the excess is closed at once, unread."""
+    idle_timeout: float = field(default=300.0, metadata=limits(positive))
+    """Seconds after which an established inbound connection that carries nothing (no message
+    to or from an actor, no watch, nothing queued, not a cluster member) is closed."""
+    max_partial_frame_bytes: int = field(default=16777216, metadata=limits(at_least_one))
+    """Bytes of incomplete frames all connections together may hold; a connection whose frame
+    would go beyond stops reading (TCP holds the rest) until others complete theirs."""
+    max_type_definitions: int = field(default=10000, metadata=limits(at_least_one))
+    """Message types a peer may define on one connection; a message defining more is refused."""
+    max_ref_definitions: int = field(default=200000, metadata=limits(at_least_one))
+    """Actor refs a peer may define on one connection; a message defining more is refused."""
+    inbound_high_watermark: int = field(default=4096, metadata=limits(at_least_one))
+    """Depth of an actor's mailbox at which a connection delivering to it stops reading, so
+    TCP pushes back on the sender; it reads again at ``inbound_low_watermark``."""
+    inbound_low_watermark: int = field(default=1024, metadata=limits(non_negative))
+    """Mailbox depth at which a connection stopped by ``inbound_high_watermark`` reads again."""
 
     def _check_relations(self) -> None:
+        if self.inbound_low_watermark >= self.inbound_high_watermark:
+            raise fail(
+                "remote.inbound_low_watermark",
+                f"must be below remote.inbound_high_watermark ({self.inbound_high_watermark!r}), "
+                f"got {self.inbound_low_watermark!r}",
+            )
         if self.reconnect_backoff_min > self.reconnect_backoff_max:
             raise fail(
                 "remote.reconnect_backoff_min",

@@ -13,15 +13,27 @@ Reconnect
     ``remote.give_up_after`` seconds of failures it is declared gone. A client peer is never
     dialed: it is reached only over the connections it opens, and is declared gone when it
     does not come back within ``give_up_after``.
+
+A dead process versus a silent one
+    When the connection to a known incarnation is lost and the redial is refused (nothing
+    listens on the peer's address any more), the peer's process is gone: no later connection
+    can reach that incarnation again, so everything watched there ends with ``Terminated`` at
+    once (streams to and from it fail within a reconnect delay) instead of after
+    ``give_up_after``. Queued messages and the reconnect attempts are kept as before (a new
+    incarnation on the same address gets them, and ends the old one's watches on its
+    handshake). A peer that is merely silent (a partition, a host that vanished without a
+    reset) is not refused, and keeps the resume-then-give-up behaviour.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from casty.actors.events import Terminated
@@ -29,7 +41,7 @@ from casty.actors.ref import ActorAddress, ActorRef
 from casty.errors import CastyError, HandshakeError
 from casty.remote.connection import Connection
 from casty.remote.control import CONTROL_PATH, Unwatch, Watch
-from casty.remote.refs import RemoteTarget
+from casty.remote.refs import RemoteTarget, split_target
 
 if TYPE_CHECKING:
     from casty.remote.transport import RemoteTransport
@@ -53,6 +65,7 @@ class Association:
         self.queue: deque[tuple[str, object]] = deque()
         self.flush_scheduled = False
         self.targets: dict[str, RemoteTarget] = {}
+        #: refs by target key (the path, with the incarnation when known)
         self.refs: dict[str, ActorRef[Any]] = {}
         self.watches: dict[str, set[ActorRef[Any]]] = {}
         self.peer_uid: int | None = None
@@ -62,31 +75,47 @@ class Association:
         self.retry_handle: asyncio.TimerHandle | None = None
         self.backoff = transport.config.reconnect_backoff_min
         self.failing_since: float | None = None
+        #: why the last dial or connection failed ("" once connected)
+        self.last_failure = ""
         self.gone = False
         self.idle_checks = 0
         self.keep_alive = False  # set by the cluster for members: never give up on our own
         self.simultaneous_wait: asyncio.TimerHandle | None = None
+        #: the incarnation whose address refused a redial after its connection was lost: its
+        #: process is gone (None while no such refusal was seen since the last connection)
+        self.dead_uid: int | None = None
+        #: messages sent to the peer's actors (not counting control messages)
+        self.sent = 0
         self._flush_cb = self.flush
+        #: callbacks that run at the start of the next flush (stream producers moving their
+        #: buffered elements into the queue), so what they send is written in the same turn
+        self.pre_flush: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         state = "open" if self.conn else ("gone" if self.gone else "idle")
         return f"<Association {self.address} {state}>"
 
-    def ref(self, path: str) -> ActorRef[Any]:
-        ref = self.refs.get(path)
+    def ref(self, path: str, incarnation: int = 0) -> ActorRef[Any]:
+        """The ref of the peer's actor at ``path``, obtained from incarnation ``incarnation`` of
+        the peer (0: whichever incarnation is there). ``path`` may also be a target key, the
+        path and incarnation a message was queued for."""
+        if "\x00" in path:
+            path, incarnation = split_target(path)
+        key = f"{path}\x00{incarnation:x}" if incarnation else path
+        ref = self.refs.get(key)
         if ref is None:
             if path.startswith("/temp/"):
                 # short-lived refs are not cached: the association would grow with every ask
-                temp = RemoteTarget(self.transport, self.address, path, self)
-                return ActorRef(self.address, path, temp.tell, temp)
+                temp = RemoteTarget(self.transport, self.address, path, self, incarnation)
+                return ActorRef(self.address, path, temp.tell, temp, incarnation)
             if len(self.refs) >= _PEER_REF_CACHE_LIMIT:
                 # a cache, not a registry: refs already handed out keep working without it
                 self.refs.clear()
                 self.targets.clear()
-            target = self.targets.get(path)
+            target = self.targets.get(key)
             if target is None:
-                target = self.targets[path] = RemoteTarget(self.transport, self.address, path, self)
-            ref = self.refs[path] = ActorRef(self.address, path, target.tell, target)
+                target = self.targets[key] = RemoteTarget(self.transport, self.address, path, self, incarnation)
+            ref = self.refs[key] = ActorRef(self.address, path, target.tell, target, incarnation)
         return ref
 
     # -- sending ---------------------------------------------------------------------------
@@ -99,6 +128,8 @@ class Association:
             self.transport.system.dead_letter(msg, self.ref(path), f"outbound queue to {self.address} is full")
             return
         queue.append((path, msg))
+        if path != CONTROL_PATH:
+            self.sent += 1
         if type(msg) is Terminated:
             # a local actor this peer watched has stopped: the watch is over
             self.transport.watch.on_terminated_sent(self, msg.ref.path, path)
@@ -114,11 +145,35 @@ class Association:
             self.flush_scheduled = True
             self.transport.loop.call_soon(self._flush_cb)
 
+    def flush_with(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` at the start of the next flush, before the queue is written: what it
+        sends goes out with the same ``write()`` instead of one loop turn later."""
+        self.pre_flush.append(callback)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.transport.loop.call_soon(self._flush_cb)
+
     def flush(self) -> None:
+        hooks = self.pre_flush
+        if hooks:
+            self.pre_flush = []
+            self.flush_scheduled = True  # what the hooks send joins this flush
+            for hook in hooks:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("pre-flush callback for %s failed", self.address)
         self.flush_scheduled = False
         conn = self.conn
-        if conn is not None and self.queue:
-            conn.write_queue(self.queue)
+        if self.queue:
+            if conn is not None:
+                conn.write_queue(self.queue)
+            elif self.dialing is None and self.retry_handle is None:
+                self.connect()
+        if self.pre_flush and not self.flush_scheduled:
+            # a callback asked for a flush while this one ran: it gets the next one
+            self.flush_scheduled = True
+            self.transport.loop.call_soon(self._flush_cb)
 
     # -- connecting ------------------------------------------------------------------------
     def connect(self) -> None:
@@ -155,6 +210,8 @@ class Association:
             raise
         except (OSError, TimeoutError, CastyError, ssl.SSLError) as exc:
             self.dialing = None
+            if self.peer_uid is not None and _refused(exc):
+                self._process_gone(f"{type(exc).__name__}: {exc}")
             if isinstance(exc, HandshakeError) and str(exc) == "simultaneous":
                 # the peer dials us; its connection wins. Retry only if it never arrives.
                 self._schedule_retry(reason=None, delay=cfg.handshake_timeout)
@@ -172,13 +229,17 @@ class Association:
             self.failing_since = None
             return  # nothing to deliver: reconnect lazily on the next send
         if reason is not None:
+            self.last_failure = reason
             if self.failing_since is None:
                 self.failing_since = now
                 # a refused handshake is a configuration error worth a warning; a peer that is
-                # merely gone is only worth one when someone waits on it
+                # merely gone is only worth one when someone waits on it (and not on a client,
+                # which reports the failover itself)
                 refused = reason.startswith("HandshakeError")
-                level = logging.WARNING if (self.keep_alive or self.watches or refused) else logging.INFO
+                waited_on = (self.keep_alive or bool(self.watches)) and self.transport.kind != "client"
+                level = logging.WARNING if (waited_on or refused) else logging.INFO
                 log.log(level, "cannot reach %s (%s); retrying with backoff", self.address, reason)
+                self.transport.notify("unreachable", self)
             else:
                 log.debug("cannot reach %s (%s)", self.address, reason)
             give_up = self.transport.config.give_up_after
@@ -204,7 +265,9 @@ class Association:
         if peer_kind == "client":
             self.dialable = False  # it has no listening port: reached only over its connections
         self.conn = conn
+        self.dead_uid = None
         self.failing_since = None
+        self.last_failure = ""
         self.backoff = self.transport.config.reconnect_backoff_min
         if self.retry_handle is not None:
             self.retry_handle.cancel()
@@ -238,6 +301,14 @@ class Association:
             self.failing_since = loop.time()
             self.retry_handle = loop.call_later(self.transport.config.give_up_after, self._client_gone)
 
+    def _process_gone(self, reason: str) -> None:
+        """A redial after losing the connection was refused: the incarnation we knew is dead."""
+        if self.dead_uid == self.peer_uid:
+            return  # already ended (a later watch ends at once in add_watch)
+        self.dead_uid = self.peer_uid
+        log.info("the process at %s is gone (%s): ending the watches of its actors", self.address, reason)
+        self.transport.watch.on_peer_process_gone(self, reason)
+
     def _client_gone(self) -> None:
         self.retry_handle = None
         if self.conn is None:
@@ -247,6 +318,9 @@ class Association:
     def add_watch(self, path: str, watcher: ActorRef[Any]) -> None:
         if self.gone:
             watcher.tell(Terminated(self.ref(path), f"{self.address} is gone"))
+            return
+        if self.dead_uid is not None and self.conn is None:
+            watcher.tell(Terminated(self.ref(path), f"node lost: process gone ({self.address} refuses connections)"))
             return
         watchers = self.watches.setdefault(path, set())
         if watcher not in watchers:
@@ -270,3 +344,8 @@ class Association:
             terminated = Terminated(self.ref(path), reason)
             for watcher in watchers:
                 watcher.tell(terminated)
+
+
+def _refused(exc: BaseException) -> bool:
+    """True when a dial failed because nothing listens at the address (not a timeout, not TLS)."""
+    return isinstance(exc, ConnectionRefusedError) or (isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED)

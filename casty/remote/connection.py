@@ -13,14 +13,22 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from casty._fastpath import FrameDecoder, FrameEncoder
 from casty.actors.events import Terminated
 from casty.actors.ref import ActorRef
-from casty.errors import DeserializationError, FrameError, FrameTooLarge, HandshakeError, SerializationError
-from casty.remote.control import CONTROL_PATH
+from casty.errors import (
+    DeserializationError,
+    FrameError,
+    FrameTooLarge,
+    HandshakeError,
+    MessageRefused,
+    SerializationError,
+)
+from casty.remote.control import CONTROL_PATH, DeserializationFailed
 from casty.remote.handshake import HANDSHAKE_LIMIT, Handshake
 from casty.serde import MessageDecoder, MessageEncoder
 
@@ -32,12 +40,35 @@ __all__ = ["Connection"]
 
 log = logging.getLogger("casty.remote")
 
+#: the wire name of the refusal notice: a refused notice is not answered with another one
+_NOTICE_TYPE = f"{DeserializationFailed.__module__}:{DeserializationFailed.__qualname__}"
+
+#: targets of earlier incarnations (and refused types) remembered per connection; beyond it,
+#: such targets are dead letters all the same (an unknown path has no actor) and refusals of
+#: further types are no longer logged
+_GONE_TARGETS_LIMIT = 10_000
+
 #: encoded bytes written per ``write()`` at most while draining a long queue
 _FLUSH_CHUNK = 1 << 20
+#: frame bodies dispatched between two looks at the clock
+_DISPATCH_SLICE = 16
+#: seconds one connection may dispatch before it yields the event loop to others
+_DISPATCH_QUANTUM = 0.005
 
 
 class Connection(asyncio.Protocol):
-    """One TCP connection: handshake, frame decoding, dispatch, and coalesced writes."""
+    """One TCP connection: handshake, frame decoding, dispatch, and coalesced writes.
+
+    Reading stops (``pause_reading``) while any of these holds, and resumes when none does:
+    the connection waits for a handshake slot (``WAITING``), frames it already read wait for
+    the next event-loop turn (``BACKLOG``), a mailbox it delivered to is too deep
+    (``PRESSURE``), or incomplete frames of all connections use up their budget (``BUDGET``).
+    """
+
+    WAITING = 1
+    BACKLOG = 2
+    PRESSURE = 4
+    BUDGET = 8
 
     def __init__(self, transport: RemoteTransport, inbound: bool, assoc: Association | None = None) -> None:
         self.owner = transport
@@ -60,6 +91,27 @@ class Connection(asyncio.Protocol):
         self.handshake_done: asyncio.Future[Association] = transport.loop.create_future()
         self.close_reason = ""
         self.last_received = transport.loop.time()
+        # -- the guard's accounting (casty.remote.guard) --
+        self.source = ""
+        self.admitted = False
+        self.handshake_started = 0.0
+        self.wait_timer: asyncio.TimerHandle | None = None
+        self.read_blocks = 0
+        self.partial_held = 0
+        self.pressured_by: list[Any] = []
+        #: messages delivered to actors (counted by the actor system's delivery API)
+        self.delivered = 0
+        self.pressure_high = transport.config.inbound_high_watermark
+        self.last_active = self.last_received
+        self.sent_seen = 0
+        self._backlog: list[bytes] = []
+        self._early: list[bytes] = []
+        self._backlog_pos = 0
+        self._continue_cb = self._continue_backlog
+        #: types of refused messages already logged on this connection
+        self.refused_types: set[str] = set()
+        #: envelope targets naming an actor of an earlier incarnation of this process
+        self.gone_targets: set[str] = set()
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -72,24 +124,89 @@ class Connection(asyncio.Protocol):
             return
         peer = transport.get_extra_info("peername")
         self.peer_label = f"{peer[0]}:{peer[1]}" if peer else "?"
+        # the guard first: a connection it refuses costs nothing more
+        if self.inbound and not owner.guard.arrive(self, peer[0] if peer else "?"):
+            return
         sock = transport.get_extra_info("socket")
         if sock is not None and owner.config.tcp_nodelay:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         tcp.set_write_buffer_limits(high=owner.config.outbound_buffer_size)
         if self.inbound:
-            if len(owner._inbound) >= owner.config.max_connections:
-                owner.refuse_excess(self.peer_label)
-                tcp.abort()
-                return
-            owner._inbound.add(self)
+            owner.guard.start(self)
+            return
         self.handshake.begin(tcp)
+
+    # -- admission (inbound) ------------------------------------------------------------------
+    def wait_for_admission(self, timeout: float) -> None:
+        """Wait, unread, for a handshake slot; closed if none comes within ``timeout``."""
+        self.block_reading(self.WAITING)
+        self.wait_timer = self.owner.loop.call_later(timeout, self._waited_too_long)
+
+    def _waited_too_long(self) -> None:
+        self.wait_timer = None
+        if self.state == "handshake" and not self.admitted:
+            self.abort(f"connection from {self.peer_label} waited {self.owner.config.handshake_timeout}s for a handshake slot")
+
+    def admit(self) -> None:
+        """A handshake slot is ours: start reading and the handshake."""
+        if self.wait_timer is not None:
+            self.wait_timer.cancel()
+            self.wait_timer = None
+        tcp = self.tcp
+        if tcp is None or self.state != "handshake" or tcp.is_closing():
+            return
+        self.handshake.begin(tcp)
+        self.unblock_reading(self.WAITING)
+        early = self._early
+        if early:
+            self._early = []
+            for data in early:
+                self.data_received(data)
+
+    # -- reading on and off ----------------------------------------------------------------------
+    def block_reading(self, reason: int) -> None:
+        if not self.read_blocks and self.tcp is not None and self.state != "closed":
+            with contextlib.suppress(RuntimeError):
+                self.tcp.pause_reading()
+        self.read_blocks |= reason
+
+    def unblock_reading(self, reason: int) -> None:
+        if not self.read_blocks & reason:
+            return
+        self.read_blocks &= ~reason
+        if reason == self.PRESSURE and self._backlog:
+            self.owner.loop.call_soon(self._continue_cb)
+            return
+        if not self.read_blocks and self.tcp is not None and self.state != "closed":
+            with contextlib.suppress(RuntimeError):
+                self.tcp.resume_reading()
+
+    def congested(self, mailbox: Any) -> None:
+        """The actor system's delivery API: a mailbox this connection delivered to is
+        ``remote.inbound_high_watermark`` deep."""
+        self.owner.guard.pressured(self, mailbox)
+
+    def carries_nothing(self) -> bool:
+        """True when the peer has nothing that keeps this connection (watches either way,
+        queued messages, cluster membership); ``last_active`` says when it last carried a message to
+        or from an actor."""
+        assoc = self.assoc
+        if assoc is None:
+            return True
+        if assoc.watches or assoc.queue or assoc.keep_alive:
+            return False
+        return not self.owner.watch.remote_watchers.get(assoc.address)
 
     def connection_lost(self, exc: Exception | None) -> None:
         prev = self.state
         self.state = "closed"
         self.handshake.finish()
-        self.owner._inbound.discard(self)
+        if self.wait_timer is not None:
+            self.wait_timer.cancel()
+            self.wait_timer = None
+        self._backlog = []
+        self.owner.guard.on_closed(self)
         if not self.handshake_done.done():
             self.handshake_done.set_exception(
                 HandshakeError(self.close_reason or f"connection to {self.peer_label} closed during handshake")
@@ -109,16 +226,31 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.state == "closed":
             return
-        self.owner.bytes_received += len(data)
-        self.last_received = self.owner.loop.time()
+        owner = self.owner
+        if self.read_blocks & self.WAITING:
+            # read before the pause took effect (an event loop may start reading after
+            # connection_made): kept unprocessed until the handshake slot comes
+            self._early.append(data)
+            if sum(map(len, self._early)) > HANDSHAKE_LIMIT:
+                self.abort(f"handshake from {self.peer_label} is larger than {HANDSHAKE_LIMIT} bytes")
+            elif self.tcp is not None:
+                with contextlib.suppress(RuntimeError):
+                    self.tcp.pause_reading()
+            return
+        owner.bytes_received += len(data)
+        self.last_received = owner.loop.time()
+        frames_in = self.frames_in
         try:
-            bodies = self.frames_in.feed(data)
+            bodies = frames_in.feed(data)
         except FrameTooLarge as exc:
             self.abort(f"peer {self.peer_label} sent a frame of {exc.size} bytes (limit {exc.limit})")
             return
         except FrameError as exc:
             self.abort(f"malformed frame from {self.peer_label}: {exc}")
             return
+        held = frames_in.buffered
+        if held != self.partial_held:
+            owner.guard.partial_changed(self, held - self.partial_held)
         if self.state == "handshake":
             while bodies and self.state == "handshake":
                 self.handshake.on_frame(bodies.pop(0))
@@ -128,10 +260,59 @@ class Connection(asyncio.Protocol):
             if self.state != "open":
                 return
         if bodies:
-            self._dispatch(bodies)
+            delivered = self.delivered
+            if self._backlog:
+                self._backlog.extend(bodies)  # read before the pause took effect
+            else:
+                self._run_bodies(bodies, 0)
+            if self.delivered != delivered:
+                self.last_active = self.last_received
+        self._check_failure()
+
+    def _check_failure(self) -> None:
         failure = self.frames_in.failure
-        if failure is not None and self.state == "open":
+        if failure is not None and self.state == "open" and not self._backlog:
             self.abort(f"bad frame from {self.peer_label}: {failure}")
+
+    def _run_bodies(self, bodies: list[bytes], pos: int) -> None:
+        """Dispatch ``bodies[pos:]`` in slices; stop (keeping the rest as a backlog, reading
+        paused) when a mailbox it fed is too deep or this connection has had the loop for
+        ``_DISPATCH_QUANTUM`` seconds."""
+        system = self.owner.system
+        count = len(bodies)
+        started = time.perf_counter()
+        while pos < count:
+            end = min(count, pos + _DISPATCH_SLICE)
+            chunk = bodies if (pos == 0 and end == count) else bodies[pos:end]
+            system.inbound_source = self
+            try:
+                self._dispatch(chunk)
+            finally:
+                system.inbound_source = None
+            pos = end
+            if self.state != "open":
+                self._backlog = []
+                return
+            if pos < count and (self.read_blocks & self.PRESSURE or time.perf_counter() - started >= _DISPATCH_QUANTUM):
+                self._backlog = bodies
+                self._backlog_pos = pos
+                self.block_reading(self.BACKLOG)
+                if not self.read_blocks & self.PRESSURE:
+                    self.owner.loop.call_soon(self._continue_cb)
+                return
+        self._backlog = []
+
+    def _continue_backlog(self) -> None:
+        bodies = self._backlog
+        if not bodies or self.state != "open" or self.read_blocks & self.PRESSURE:
+            return
+        delivered = self.delivered
+        self._run_bodies(bodies, self._backlog_pos)
+        if self.delivered != delivered:
+            self.last_active = self.owner.loop.time()
+        if not self._backlog:
+            self._check_failure()
+            self.unblock_reading(self.BACKLOG)
 
     # -- envelopes in ------------------------------------------------------------------------
     def _dispatch(self, bodies: list[bytes]) -> None:
@@ -140,6 +321,7 @@ class Connection(asyncio.Protocol):
         in_paths = self.in_paths
         owner = self.owner
         deliver = owner.system.deliver
+        gone = self.gone_targets
         for body in bodies:
             try:
                 envelope = decoder.decode(body)
@@ -149,13 +331,17 @@ class Connection(asyncio.Protocol):
                 if type(target) is int:
                     path = in_paths[target]
                 elif type(target) is str:
-                    path = target
+                    path = target if "\x00" not in target else self.incarnation_target(target)
                 else:
                     ident, path = target
                     if ident != len(in_paths) or type(path) is not str:
                         raise DeserializationError("out-of-order path definition")
+                    if "\x00" in path:
+                        path = self.incarnation_target(path)
                     in_paths.append(path)
             except (DeserializationError, IndexError, TypeError, ValueError) as exc:
+                if self.refuse_message(exc):
+                    continue
                 self.abort(f"refused a message from {self.peer_label}: {exc}")
                 return
             if type(msg) is Terminated:
@@ -169,10 +355,67 @@ class Connection(asyncio.Protocol):
                 except Exception as exc:
                     self.abort(f"control message {type(msg).__name__} from {self.peer_label} failed: {exc!r}")
                     return
+            elif gone and path in gone:
+                owner.deliver_gone(path, msg)
             else:
                 deliver(path, msg)
             if self.state != "open":
                 return
+
+    # -- targets that carry an incarnation ------------------------------------------------------
+    def incarnation_target(self, key: str) -> str:
+        """The path a target with an incarnation mark names, kept marked (and remembered in
+        ``gone_targets``) when that incarnation is not this process's."""
+        try:
+            path = self.owner.inbound_target(key)
+        except ValueError:
+            raise DeserializationError(f"malformed envelope target {key!r}") from None
+        if path is key and len(self.gone_targets) < _GONE_TARGETS_LIMIT:
+            self.gone_targets.add(key)
+        return path
+
+    # -- messages this process cannot build -------------------------------------------------
+    def refuse_message(self, exc: Exception) -> bool:
+        """A message parsed in full but could not be built here (a class this process has not
+        loaded, a failing constructor): it becomes a dead letter with the reason, the sender is
+        told with :class:`DeserializationFailed`, and the connection stays up. Returns False
+        when the bytes themselves are bad (the connection's tables may be out of step with the
+        sender's): then the connection must close."""
+        if not isinstance(exc, MessageRefused):
+            return False
+        envelope = exc.value
+        if type(envelope) is not list or len(envelope) != 2:
+            return False
+        path = self._refused_target(envelope[0])
+        if path is None:
+            return False
+        type_name = exc.type_name or ""
+        reason = f"cannot decode a message from {self.peer_label}: {exc}"
+        system = self.owner.system
+        system.dead_letter(None, None if path == CONTROL_PATH else system.resolve_local(path), reason)
+        if type_name not in self.refused_types and len(self.refused_types) < _GONE_TARGETS_LIMIT:
+            self.refused_types.add(type_name)
+            log.warning("%s (a dead letter for %s; the connection stays up)", reason, path)
+        if self.assoc is not None and type_name != _NOTICE_TYPE:
+            self.assoc.send(CONTROL_PATH, DeserializationFailed(path, type_name, str(exc)))
+        return True
+
+    def _refused_target(self, target: object) -> str | None:
+        """The path of a refused envelope's target, learning it when the envelope defined it
+        (the sender counts it as defined either way); None when the target is malformed."""
+        in_paths = self.in_paths
+        if type(target) is int:
+            return in_paths[target] if 0 <= target < len(in_paths) else None
+        if type(target) is str:
+            return target if "\x00" not in target else self.incarnation_target(target)
+        if type(target) is list and len(target) == 2:
+            ident, path = target
+            if ident == len(in_paths) and type(path) is str:
+                if "\x00" in path:
+                    path = self.incarnation_target(path)
+                in_paths.append(path)
+                return path
+        return None
 
     # -- envelopes out -----------------------------------------------------------------------
     def write_queue(self, queue: deque[tuple[str, object]]) -> None:
@@ -186,6 +429,9 @@ class Connection(asyncio.Protocol):
         out_paths = self.out_paths
         system = self.owner.system
         assoc = self.assoc
+        if assoc is not None and assoc.sent != self.sent_seen:
+            self.sent_seen = assoc.sent
+            self.last_active = self.owner.loop.time()
         while queue and not self.paused:
             path, msg = queue.popleft()
             ident = out_paths.get(path)
@@ -200,7 +446,10 @@ class Connection(asyncio.Protocol):
                 body = encoder.encode([target, msg])
                 frames.add(body)
             except (SerializationError, FrameTooLarge) as exc:
+                if type(exc) is FrameTooLarge and self._split_oversized(queue, path, msg, exc):
+                    continue
                 system.dead_letter(msg, assoc.ref(path) if assoc else None, f"not sent: {exc}")
+                system.not_sent(msg, exc)
                 log.warning("message to %s%s not sent: %s", self.peer_label, path, exc)
                 continue
             if ident is None and type(target) is list:
@@ -209,6 +458,22 @@ class Connection(asyncio.Protocol):
                 self._write(tcp, frames.take())
         if frames.pending_bytes:
             self._write(tcp, frames.take())
+
+    def _split_oversized(self, queue: deque[tuple[str, object]], path: str, msg: object, exc: FrameTooLarge) -> bool:
+        """A message too large for one frame whose class defines ``split_for_frame(recipient,
+        size, limit)`` (a run of stream elements) is replaced by the messages that method
+        returns, sent in its place and in order; an empty list means the message was dropped
+        and its sender told. Returns False when the message has no such method or declines
+        (returns None): it then becomes a dead letter like any other."""
+        split = getattr(msg, "split_for_frame", None)
+        if split is None or self.assoc is None:
+            return False
+        parts = split(self.assoc.ref(path), exc.size, exc.limit)
+        if parts is None:
+            return False
+        for part in reversed(parts):
+            queue.appendleft((path, part))
+        return True
 
     def _write(self, tcp: asyncio.Transport, data: bytes) -> None:
         owner = self.owner
@@ -228,7 +493,16 @@ class Connection(asyncio.Protocol):
         if hasattr(self.encoder, "max_size"):
             # the encoder rolls back its type/ref tables when a message is too large to send
             self.encoder.max_size = owner.config.max_frame_size
+        if hasattr(self.encoder, "incarnation_of"):
+            # refs travel with the incarnation of the process their actor lives in
+            self.encoder.incarnation_of = owner.ref_incarnation
         self.decoder = serializer.new_decoder(owner.resolve_ref)
+        decoder: Any = self.decoder
+        if hasattr(decoder, "max_types"):
+            # definitions a peer may make on this connection (its tables live as long as it)
+            decoder.max_types = owner.config.max_type_definitions
+            decoder.max_refs = owner.config.max_ref_definitions
+        owner.guard.on_established(self)
         if not self.handshake_done.done():
             self.handshake_done.set_result(assoc)
 

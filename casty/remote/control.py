@@ -13,7 +13,7 @@ from typing import Any
 
 from casty.actors.ref import ActorRef
 
-__all__ = ["CONTROL_PATH", "Ping", "Pong", "Unwatch", "Watch"]
+__all__ = ["CONTROL_PATH", "DeserializationFailed", "Ping", "Pong", "Unwatch", "Watch"]
 
 CONTROL_PATH = "/system/remote"
 _WIRE_MODULE = "casty.remote.transport"
@@ -43,5 +43,19 @@ class Pong:
     pass
 
 
-for _cls in (Watch, Unwatch, Ping, Pong):
+@dataclass(frozen=True)
+class DeserializationFailed:
+    """A peer could not decode a message this process sent it (for instance a class it has not
+    loaded): the message became a dead letter there, and the connection stayed up.
+
+    The peer sends it back on the control path; this process logs it once per type and
+    publishes it on its event stream. ``path`` is the recipient's path on the peer, ``type_name``
+    the refused type (empty when unknown), ``reason`` the peer's explanation."""
+
+    path: str
+    type_name: str
+    reason: str
+
+
+for _cls in (Watch, Unwatch, Ping, Pong, DeserializationFailed):
     _cls.__module__ = _WIRE_MODULE  # the wire name, see the module docstring

@@ -111,7 +111,7 @@ class Handshake:
     def __init__(self, conn: Connection, transport: RemoteTransport) -> None:
         self.conn = conn
         self.transport = transport
-        self.nonce = os.urandom(16)
+        self.nonce = b""  # drawn when the handshake begins (a refused connection needs none)
         self.peer_nonce = b""
         #: the acceptor's record of the dialer between hello and confirm: address, uid, kind
         self.pending_peer: tuple[ActorAddress, int, str] | None = None
@@ -124,6 +124,7 @@ class Handshake:
     # -- 1. the connection is made: start the clock, then TLS (acceptor) or hello (dialer) ------
     def begin(self, tcp: asyncio.Transport) -> None:
         transport = self.transport
+        self.nonce = os.urandom(16)
         # the timer also bounds an inbound TLS handshake: it starts before it
         self.timer = transport.loop.call_later(transport.config.handshake_timeout, self._timed_out)
         if self.conn.inbound:
@@ -214,8 +215,6 @@ class Handshake:
         transport = self.transport
         if transport.closing:
             raise HandshakeError("shutting down")
-        if len(transport._inbound) > transport.config.max_connections:
-            raise HandshakeError("too many connections")
         address, uid, kind = self._peer_identity(msg)
         nonce = msg.get("nonce")
         if not isinstance(nonce, bytes) or len(nonce) < 16:
@@ -288,6 +287,8 @@ class Handshake:
             expected = _mac(transport.secret, b"dialer", self.nonce, transport.system_name)
             if not isinstance(mac, bytes) or not hmac.compare_digest(mac, expected):
                 raise HandshakeError("cluster secret mismatch")
+        if not transport.guard.make_room(self.conn):
+            raise HandshakeError("too many connections")
         assoc = transport.association(address)  # a peer we had given up on gets a fresh one
         assoc.attach(self.conn, uid, kind)
 

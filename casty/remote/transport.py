@@ -4,6 +4,7 @@ casty/remote in modules of one job each:
 
 * :mod:`casty.remote.handshake` -- the handshake (version, identity, HMAC, TLS), top to bottom
 * :mod:`casty.remote.connection` -- one TCP connection: framing, the read path, batched writes
+* :mod:`casty.remote.guard` -- admission of inbound connections, and the node-wide memory bounds
 * :mod:`casty.remote.association` -- one peer: outbound queue and flush, dialing, reconnect
 * :mod:`casty.remote.watch` -- death watch across processes
 * :mod:`casty.remote.refs` -- refs to remote actors and the URI caches
@@ -27,13 +28,15 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from casty.actors.events import Publish
 from casty.actors.ref import ActorAddress, ActorRef
 from casty.errors import DeserializationError
 from casty.remote.association import Association
 from casty.remote.connection import Connection
-from casty.remote.control import CONTROL_PATH, Ping, Pong, Unwatch, Watch
+from casty.remote.control import CONTROL_PATH, DeserializationFailed, Ping, Pong, Unwatch, Watch
+from casty.remote.guard import ConnectionGuard
 from casty.remote.handshake import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
-from casty.remote.refs import RefCache, RemoteTarget
+from casty.remote.refs import GoneIncarnation, RefCache, RemoteTarget, split_target
 from casty.remote.watch import RemoteWatch
 from casty.serde import MsgpackSerializer, PickleSerializer, Serializer
 
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTROL_PATH",
     "PROTOCOL_VERSION",
+    "DeserializationFailed",
     "Association",
     "Connection",
     "Ping",
@@ -99,7 +103,11 @@ class RemoteTransport:
         self.address = ActorAddress(system.name, host, port)
         self.associations: dict[ActorAddress, Association] = {}
         self.quarantined: set[int] = set()
+        #: inbound connections not yet established (waiting for or running their handshake)
         self._inbound: set[Connection] = set()
+        #: inbound connections whose handshake completed
+        self._established: set[Connection] = set()
+        self.guard = ConnectionGuard(self)
         self._excess_logged_at = float("-inf")
         self._excess_refused = 0
         self._server: asyncio.AbstractServer | None = None
@@ -109,6 +117,9 @@ class RemoteTransport:
         self._ref_cache = RefCache(self)
         self._keepalive: asyncio.TimerHandle | None = None
         self.control_handlers: dict[type, Callable[[Connection, Any], None]] = {}
+        self.control_handlers[DeserializationFailed] = self._on_refused
+        #: types whose refusal by a peer was logged (once per type)
+        self._refusals_logged: set[str] = set()
         #: traffic counters (bytes on the wire after the handshake, and write() calls)
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -125,7 +136,7 @@ class RemoteTransport:
                 self.bind_host,
                 self.bind_port,
                 reuse_address=True,
-                backlog=128,
+                backlog=self.config.listen_backlog,
             )
             sockets = self._server.sockets or ()
             if sockets:
@@ -160,10 +171,15 @@ class RemoteTransport:
             if conn.state != "open":
                 continue
             silent = now - conn.last_received
-            if silent >= limit:
+            if conn.read_blocks & (conn.PRESSURE | conn.BACKLOG):
+                # we stopped reading it (backpressure): its silence is ours, not the peer's; and
+                # its pings wait behind what we have not read, so tell it we are alive
+                assoc.send(CONTROL_PATH, Ping())
+            elif silent >= limit:
                 conn.abort(f"{assoc.address} sent nothing for {silent:.1f}s")
             elif silent >= interval:
                 assoc.send(CONTROL_PATH, Ping())
+        self.guard.check_idle(now)
         self._keepalive = self.loop.call_later(interval, self._check_liveness)
 
     def _prune_if_idle(self, assoc: Association) -> None:
@@ -180,17 +196,19 @@ class RemoteTransport:
             assoc.gone = True
             self._ref_cache.forget(assoc.address)
 
-    def refuse_excess(self, peer_label: str) -> None:
-        """An inbound connection beyond ``max_connections`` is closed at once; logged at most
+    def refuse_excess(self, peer_label: str, reason: str = "too many connections") -> None:
+        """An inbound connection beyond the guard's limits is closed at once; logged at most
         once per second, with the number refused since the last report."""
         self._excess_refused += 1
         now = self.loop.time()
         if now - self._excess_logged_at >= 1.0:
             log.warning(
-                "refused connection from %s: too many connections (%d inbound, remote.max_connections = %d); "
-                "%d refused since the last report",
+                "refused connection from %s: %s (%d not yet authenticated, %d established, "
+                "remote.max_connections = %d); %d refused since the last report",
                 peer_label,
+                reason,
                 len(self._inbound),
+                len(self._established),
                 self.config.max_connections,
                 self._excess_refused,
             )
@@ -208,7 +226,7 @@ class RemoteTransport:
             self._keepalive.cancel()
         if self._server is not None:
             self._server.close()
-        conns: list[Connection] = list(self._inbound)
+        conns: list[Connection] = list(self._inbound) + list(self._established)
         for assoc in self.associations.values():
             if assoc.retry_handle is not None:
                 assoc.retry_handle.cancel()
@@ -244,9 +262,31 @@ class RemoteTransport:
     def remote_ref(self, address: ActorAddress, path: str) -> ActorRef[Any]:
         return self.association(address).ref(path)
 
-    def resolve_ref(self, uri: str) -> ActorRef[Any]:
-        """Turn a URI from the wire into a ref: local actors resolve to themselves."""
-        return self._ref_cache.resolve(uri)
+    def resolve_ref(self, uri: str, incarnation: int = 0) -> ActorRef[Any]:
+        """Turn a URI from the wire into a ref: local actors resolve to themselves. A ref that
+        came with the incarnation of its process keeps it: messages to it reach that
+        incarnation or become dead letters ("incarnation gone")."""
+        return self._ref_cache.resolve(uri, incarnation)
+
+    def ref_incarnation(self, ref: ActorRef[Any]) -> int:
+        """The incarnation sent beside ``ref``'s URI: ours for a local actor, else the one the
+        ref was obtained from (0: unknown)."""
+        address = ref.address
+        if address.host is None or self.is_self(address):
+            return self.uid
+        return ref.uid
+
+    def inbound_target(self, key: str) -> str:
+        """The local path an envelope target names: a path, or a path with the incarnation its
+        sender obtained it from. A target of an earlier incarnation of this process keeps its
+        incarnation mark: :meth:`deliver_gone` makes messages to it dead letters."""
+        path, incarnation = split_target(key)
+        return path if incarnation == self.uid else key
+
+    def deliver_gone(self, key: str, msg: object) -> None:
+        """A message sent to an actor of an earlier incarnation of this process."""
+        path, incarnation = split_target(key)
+        GoneIncarnation(self, path, incarnation).tell(msg)
 
     def ref_to_wire(self, ref: ActorRef[Any]) -> str:
         address = ref.address
@@ -256,22 +296,24 @@ class RemoteTransport:
 
     # -- events for the cluster ------------------------------------------------------------
     def notify(self, event: str, assoc: Association) -> None:
-        """Tell the listeners ``connected``, ``disconnected``, ``restarted`` or ``gone``."""
+        """Tell the listeners ``connected``, ``disconnected``, ``unreachable`` (dialing failed for
+        the first time since the last connection), ``restarted`` or ``gone``."""
         for listener in list(self.listeners):
             try:
                 listener(event, assoc)
             except Exception:
                 log.exception("transport listener failed on %s %s", event, assoc.address)
 
-    def mark_gone(self, assoc: Association, reason: str, quarantine: bool = False) -> None:
+    def mark_gone(self, assoc: Association, reason: str, quarantine: bool = False, level: int = logging.WARNING) -> None:
         """The peer process is gone for good: watchers get Terminated, queued messages become
-        dead letters, and the association is dropped (a later send starts afresh)."""
+        dead letters, and the association is dropped (a later send starts afresh). Logged at
+        ``level``: an expected departure (a client saying goodbye) is no warning."""
         if assoc.gone:
             return
         assoc.gone = True
         if quarantine and assoc.peer_uid is not None:
             self.quarantined.add(assoc.peer_uid)
-        log.warning("%s is gone: %s", assoc.address, reason)
+        log.log(level, "%s is gone: %s", assoc.address, reason)
         if assoc.retry_handle is not None:
             assoc.retry_handle.cancel()
             assoc.retry_handle = None
@@ -313,6 +355,22 @@ class RemoteTransport:
                 log.warning("unknown control message %s from %s", type(msg).__name__, conn.peer_label)
             else:
                 handler(conn, msg)
+
+    def _on_refused(self, conn: Connection, msg: DeserializationFailed) -> None:
+        """A peer could not decode a message we sent: log it once per type, publish the notice."""
+        if not (isinstance(msg.path, str) and isinstance(msg.type_name, str) and isinstance(msg.reason, str)):
+            raise DeserializationError("malformed DeserializationFailed: needs path, type_name and reason strings")
+        logged = self._refusals_logged
+        if msg.type_name not in logged and len(logged) < 1000:
+            logged.add(msg.type_name)
+            log.warning(
+                "%s could not decode a message sent to %s: %s (it became a dead letter there; "
+                "logged once per type)",
+                conn.peer_label,
+                msg.path,
+                msg.reason,
+            )
+        self.system.event_stream.tell(Publish(msg))
 
     def add_control_handler(self, cls: type, handler: Callable[[Connection, Any], None]) -> None:
         """Route control messages of type ``cls`` (sent with ``send_control``) to ``handler``."""

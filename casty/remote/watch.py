@@ -18,9 +18,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from casty.actors.events import Terminated
-from casty.actors.ref import ActorAddress, ActorRef
+from casty.actors.ref import ActorAddress, ActorRef, RefTarget
+from casty.errors import DeserializationError
 from casty.remote.control import Unwatch, Watch
-from casty.remote.refs import RemoteTarget
+from casty.remote.refs import GoneIncarnation, RemoteTarget, split_target
 
 if TYPE_CHECKING:
     from casty.remote.association import Association
@@ -42,15 +43,31 @@ class RemoteWatch:
         self.remote_watchers: dict[ActorAddress, set[tuple[str, ActorRef[Any]]]] = {}
 
     # -- remote watchers of local actors ----------------------------------------------------------
+    def _local_target(self, key: str) -> tuple[str, RefTarget]:
+        """The local path a watch names and what lives there; a path of an earlier incarnation
+        of this process names a :class:`GoneIncarnation` (its watchers get Terminated at once)."""
+        if "\x00" in key:
+            try:
+                path = self.transport.inbound_target(key)
+                if path is key:
+                    gone_path, incarnation = split_target(key)
+                    return key, GoneIncarnation(self.transport, gone_path, incarnation)
+            except ValueError:
+                raise DeserializationError(f"malformed watch target {key!r}") from None
+            key = path
+        return key, self.transport.system.resolve_local(key).target
+
     def on_watch(self, msg: Watch) -> None:
-        if self.transport.system.resolve_local(msg.path).target.add_watcher(msg.watcher):
-            self.remote_watchers.setdefault(msg.watcher.address, set()).add((msg.path, msg.watcher))
+        path, target = self._local_target(msg.path)
+        if target.add_watcher(msg.watcher):
+            self.remote_watchers.setdefault(msg.watcher.address, set()).add((path, msg.watcher))
 
     def on_unwatch(self, msg: Unwatch) -> None:
-        self.transport.system.resolve_local(msg.path).target.remove_watcher(msg.watcher)
+        path, target = self._local_target(msg.path)
+        target.remove_watcher(msg.watcher)
         entries = self.remote_watchers.get(msg.watcher.address)
         if entries is not None:
-            entries.discard((msg.path, msg.watcher))
+            entries.discard((path, msg.watcher))
 
     def on_terminated_sent(self, assoc: Association, watched_path: str, watcher_path: str) -> None:
         """A local actor the peer watched has stopped and its Terminated is on the way."""
@@ -71,17 +88,23 @@ class RemoteWatch:
         target = ref.target
         if isinstance(target, RemoteTarget) and target.assoc is not None:
             watches = target.assoc.watches
-            watchers = watches.get(target.path)
+            watchers = watches.get(target.key)
             if watchers is not None:
                 for watcher in [w for w in watchers if w.path == watcher_path]:
                     watchers.discard(watcher)
                 if not watchers:
-                    del watches[target.path]
+                    del watches[target.key]
         self.transport.system.watch_ended(watcher_path, ref)
 
     # -- the peer as a whole ----------------------------------------------------------------------
     def on_peer_gone(self, assoc: Association, reason: str) -> None:
         assoc.end_watches(f"node lost: {reason}")
+        self.drop_remote_watchers(assoc.address)
+
+    def on_peer_process_gone(self, assoc: Association, reason: str) -> None:
+        """The peer's process is gone (its address refused a redial): what we watched there has
+        stopped, and its watches on us end; the association itself stays (queue, reconnects)."""
+        assoc.end_watches(f"node lost: process gone ({reason})")
         self.drop_remote_watchers(assoc.address)
 
     def on_peer_restarted(self, assoc: Association, old_uid: int, new_uid: int) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped, unused-ignore]
 
 from casty.actors.ref import ActorRef
-from casty.errors import DeserializationError
+from casty.errors import DeserializationError, MessageRefused
 
 from ._records import RecordMaker, RunBuilder, record_builder, record_maker, run_builder
 from ._registry import TypeRegistry, is_dataclass_type, is_enum_type, lookup_loaded_class
@@ -23,7 +23,9 @@ from ._wire import (
     EXT_BIGINT,
     EXT_FROZENSET,
     EXT_REF_DEF,
+    EXT_REF_DEF_INC,
     EXT_REF_INLINE,
+    EXT_REF_INLINE_INC,
     EXT_REF_REF,
     EXT_RUN,
     EXT_SET,
@@ -32,6 +34,7 @@ from ._wire import (
     EXT_TYPE_REF,
     id_bytes,
     unpack_u32,
+    unpack_u64,
 )
 
 __all__ = ["MsgpackDecoder"]
@@ -84,16 +87,47 @@ _SET_TAG = _Tag("set", _build_set)
 _FROZENSET_TAG = _Tag("frozenset", _build_frozenset)
 
 
-def _refusal_builder(error: DeserializationError) -> Callable[[list[Any]], Any]:
-    def build(items: list[Any]) -> Any:
-        raise error
+# Refusing tags share one builder per reason: the array's head is the tag, which names the
+# type, so a refused definition costs one small object and no closure.
+def _refuse_unregistered(items: list[Any]) -> Any:
+    name = items[0].name
+    raise DeserializationError(f"type {name!r} is not registered (strict serializer)", name)
 
-    return build
+
+def _refuse_not_loaded(items: list[Any]) -> Any:
+    name = items[0].name
+    raise DeserializationError(f"type {name!r} is not a class loaded in this process", name)
+
+
+def _refuse_kind(items: list[Any]) -> Any:
+    name = items[0].name
+    raise DeserializationError(
+        f"refusing to build {name!r}: only dataclasses, enums and registered types are accepted", name
+    )
+
+
+#: tags built for a (name, class or decode function), shared by every decoder: a type defined
+#: again and again, on one connection or many, is compiled once
+_TAG_CACHE: dict[tuple[str, object], _Tag] = {}
+_TAG_CACHE_LIMIT = 4096
+
+
+def _cached_tag(name: str, target: object, make: Callable[[], _Tag]) -> _Tag:
+    key = (name, target)
+    tag = _TAG_CACHE.get(key)
+    if tag is None:
+        tag = make()
+        if len(_TAG_CACHE) < _TAG_CACHE_LIMIT:
+            _TAG_CACHE[key] = tag
+    return tag
 
 
 def _dataclass_tag(name: str, cls: type) -> _Tag:
-    record, arity = record_maker(cls)
-    return _Tag(name, record_builder(cls), record, arity, run_builder(cls, record, arity))
+    def make() -> _Tag:
+        record, arity = record_maker(cls)
+        return _Tag(name, record_builder(cls), record, arity, run_builder(cls, record, arity))
+
+    return _cached_tag(name, cls, make)
 
 
 def _enum_builder(cls: type[Enum]) -> Callable[[list[Any]], Any]:
@@ -138,18 +172,28 @@ class MsgpackDecoder:
         "_resolve_ref",
         "_strict",
         "_tags",
+        "_tags_by_name",
         "_unpacker",
         "_unpacker_offset",
+        "max_refs",
+        "max_types",
     )
 
-    def __init__(self, registry: TypeRegistry, strict: bool, resolve_ref: Callable[[str], ActorRef[Any]]) -> None:
+    def __init__(self, registry: TypeRegistry, strict: bool, resolve_ref: Callable[..., ActorRef[Any]]) -> None:
+        """``resolve_ref(uri)`` turns a URI into a ref; for a ref that came with the incarnation
+        of its process it is called as ``resolve_ref(uri, incarnation)``."""
         self._registry = registry
         self._strict = strict
         self._resolve_ref = resolve_ref
         self._tags: dict[bytes, _Tag] = {}
-        self._ref_uris: dict[bytes, str] = {}
+        self._tags_by_name: dict[str, _Tag] = {}
+        #: ref id -> (URI, incarnation; 0 when the sender did not know it)
+        self._ref_uris: dict[bytes, tuple[str, int]] = {}
         self._open_tags = 0
         self._error: DeserializationError | None = None
+        #: definitions a peer may make (set by the transport from its configuration)
+        self.max_types = 1 << 32
+        self.max_refs = 1 << 32
         tags = self._tags
         ref_uris = self._ref_uris
         define_type = self._define_type
@@ -164,10 +208,10 @@ class MsgpackDecoder:
                 self._open_tags += 1
                 return tag
             if code == EXT_REF_REF:
-                uri = ref_uris.get(data)
-                if uri is None:
+                known = ref_uris.get(data)
+                if known is None:
                     raise DeserializationError(f"unknown actor ref id {data.hex()}")
-                return resolve(uri)
+                return resolve(*known)
             if code == EXT_TUPLE:
                 self._open_tags += 1
                 return _TUPLE_TAG
@@ -178,10 +222,19 @@ class MsgpackDecoder:
                 self._open_tags += 1
                 return define_type(data)
             if code == EXT_REF_DEF:
-                return resolve(define_ref(data))
+                return resolve(*define_ref(data, False))
+            if code == EXT_REF_DEF_INC:
+                return resolve(*define_ref(data, True))
             if code == EXT_REF_INLINE:
                 try:
-                    return resolve(data.decode("utf-8"))
+                    return resolve(data.decode("utf-8"), 0)
+                except UnicodeDecodeError:
+                    raise DeserializationError("actor ref URI is not UTF-8") from None
+            if code == EXT_REF_INLINE_INC:
+                if len(data) < 8:
+                    raise DeserializationError("malformed actor ref")
+                try:
+                    return resolve(data[8:].decode("utf-8"), unpack_u64(data)[0])
                 except UnicodeDecodeError:
                     raise DeserializationError("actor ref URI is not UTF-8") from None
             if code == EXT_BIGINT:
@@ -259,22 +312,29 @@ class MsgpackDecoder:
         if self._error is None:
             self._error = error
 
-    def _resolve(self, uri: str) -> Any:
+    def _resolve(self, uri: str, incarnation: int) -> Any:
         try:
+            if incarnation:
+                return self._resolve_ref(uri, incarnation)
             return self._resolve_ref(uri)
         except Exception as exc:
             self._record(DeserializationError(f"cannot resolve actor ref {uri!r}: {exc}"))
             return None
 
-    def _define_ref(self, data: bytes) -> str:
-        if len(data) < 4:
+    def _define_ref(self, data: bytes, with_incarnation: bool) -> tuple[str, int]:
+        start = 12 if with_incarnation else 4
+        if len(data) < start:
             raise DeserializationError("malformed actor ref definition")
         ident = unpack_u32(data)[0]
         if ident != len(self._ref_uris):
             raise DeserializationError(f"actor ref id {ident} defined out of order")
-        uri = data[4:].decode("utf-8")
-        self._ref_uris[id_bytes(ident)] = uri
-        return uri
+        if ident >= self.max_refs:
+            raise DeserializationError(
+                f"too many actor ref definitions on one connection (limit {self.max_refs}, remote.max_ref_definitions)"
+            )
+        known = (data[start:].decode("utf-8"), unpack_u64(data, 4)[0] if with_incarnation else 0)
+        self._ref_uris[id_bytes(ident)] = known
+        return known
 
     def _define_type(self, data: bytes) -> _Tag:
         if len(data) < 5:
@@ -282,8 +342,18 @@ class MsgpackDecoder:
         ident = unpack_u32(data)[0]
         if ident != len(self._tags):
             raise DeserializationError(f"type id {ident} defined out of order")
+        if ident >= self.max_types:
+            raise DeserializationError(
+                f"too many type definitions on one connection (limit {self.max_types}, remote.max_type_definitions)"
+            )
         name = data[4:].decode("utf-8")
-        tag = self._make_tag(name)
+        # a name defined again (under another id) is resolved once per connection
+        by_name = self._tags_by_name
+        tag = by_name.get(name)
+        if tag is None:
+            tag = self._make_tag(name)
+            if len(by_name) < self.max_types:
+                by_name[name] = tag
         self._tags[id_bytes(ident)] = tag
         return tag
 
@@ -291,26 +361,23 @@ class MsgpackDecoder:
         """The tag for a type name; a refusing tag when this process must not build it."""
         entry = self._registry.entry_for_name(name)
         if entry is not None:
-            if entry.decode is not None:
-                return _Tag(name, _custom_builder(entry.decode))
-            if is_enum_type(entry.cls):
-                return _Tag(name, _enum_builder(entry.cls))
-            return _dataclass_tag(name, entry.cls)
+            decode = entry.decode
+            if decode is not None:
+                return _cached_tag(name, decode, lambda: _Tag(name, _custom_builder(decode)))
+            registered = entry.cls
+            if is_enum_type(registered):
+                return _cached_tag(name, registered, lambda: _Tag(name, _enum_builder(registered)))
+            return _dataclass_tag(name, registered)
         if self._strict:
-            error = DeserializationError(f"type {name!r} is not registered (strict serializer)", name)
-            return _Tag(name, _refusal_builder(error))
+            return _Tag(name, _refuse_unregistered)
         cls = lookup_loaded_class(name)
         if cls is None:
-            error = DeserializationError(f"type {name!r} is not a class loaded in this process", name)
-            return _Tag(name, _refusal_builder(error))
+            return _Tag(name, _refuse_not_loaded)
         if is_enum_type(cls):
-            return _Tag(name, _enum_builder(cls))
+            return _cached_tag(name, cls, lambda: _Tag(name, _enum_builder(cls)))
         if is_dataclass_type(cls):
             return _dataclass_tag(name, cls)
-        error = DeserializationError(
-            f"refusing to build {name!r}: only dataclasses, enums and registered types are accepted", name
-        )
-        return _Tag(name, _refusal_builder(error))
+        return _Tag(name, _refuse_kind)
 
     def decode(self, data: bytes) -> object:
         """Decode one message; anything wrong raises :class:`DeserializationError`.
@@ -358,8 +425,10 @@ class MsgpackDecoder:
             if self._error is not None:
                 raise self._error from exc
             raise DeserializationError(f"malformed message: {type(exc).__name__}: {exc}") from exc
-        if self._error is not None:
-            raise self._error
+        error = self._error
+        if error is not None:
+            # parsed in full: the tables are in step, only this message is lost
+            raise MessageRefused(str(error), error.type_name, obj) from error
         return obj
 
     def _forget(self, tags_before: int, refs_before: int) -> None:

@@ -22,7 +22,9 @@ from ._registry import TypeEntry, TypeRegistry, dataclass_info, is_dataclass_typ
 from ._wire import (
     EXT_BIGINT,
     EXT_REF_DEF,
+    EXT_REF_DEF_INC,
     EXT_REF_INLINE,
+    EXT_REF_INLINE_INC,
     EXT_REF_REF,
     EXT_TYPE_DEF,
     EXT_TYPE_REF,
@@ -33,6 +35,7 @@ from ._wire import (
     ExtType,
     id_bytes,
     pack_u32,
+    pack_u64,
 )
 
 __all__ = ["MsgpackEncoder"]
@@ -41,6 +44,10 @@ __all__ = ["MsgpackEncoder"]
 def _describe(obj: object) -> str:
     cls = type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _ref_uid(ref: ActorRef[Any]) -> int:
+    return ref.uid
 
 
 def _encode_tuple(obj: tuple[Any, ...]) -> list[Any]:
@@ -95,17 +102,20 @@ class MsgpackEncoder:
         "_registry",
         "_run_specs",
         "_strict",
+        "incarnation_of",
         "max_size",
     )
 
     def __init__(self, registry: TypeRegistry, strict: bool, ref_to_wire: Callable[[ActorRef[Any]], str]) -> None:
         #: an encoded message longer than this raises FrameTooLarge (tables rolled back)
         self.max_size: int = 0xFFFFFFFF
+        #: the incarnation of the process a ref's actor lives in (0: unknown), sent beside its URI
+        self.incarnation_of: Callable[[ActorRef[Any]], int] = _ref_uid
         self._registry = registry
         self._strict = strict
         self._ref_to_wire = ref_to_wire
-        self._refs: dict[str, Any] = {}
-        self._ref_order: list[str] = []
+        self._refs: dict[tuple[str, int], Any] = {}
+        self._ref_order: list[tuple[str, int]] = []
         self._learned: list[type] = []
         #: record classes that can travel in a RecordRun: (type mark, field getter, field count)
         self._run_specs: dict[type, tuple[Any, Callable[[Any], Any], int]] = {}
@@ -165,20 +175,28 @@ class MsgpackEncoder:
 
     def _encode_ref(self, ref: ActorRef[Any]) -> Any:
         uri = self._ref_to_wire(ref)
-        mark = self._refs.get(uri)
+        incarnation = self.incarnation_of(ref)
+        key = (uri, incarnation)
+        mark = self._refs.get(key)
         if mark is not None:
             return mark
         if not isinstance(uri, str):
             raise SerializationError(f"ref_to_wire returned {_describe(uri)}, not str")
+        if type(incarnation) is not int or not 0 <= incarnation < 1 << 64:
+            raise SerializationError(f"the incarnation of {uri} is not a 64-bit unsigned int: {incarnation!r}")
         if "/temp/" in uri:
             # a short-lived ref (an ask's reply, a probe): sent in full, never given an id, so
             # the tables of a long-lived connection do not grow with every ask
+            if incarnation:
+                return ExtType(EXT_REF_INLINE_INC, pack_u64(incarnation) + uri.encode("utf-8"))
             return ExtType(EXT_REF_INLINE, uri.encode("utf-8"))
         ident = len(self._ref_order)
         if ident > MAX_ID:
             raise SerializationError("too many distinct actor refs on one connection")
-        self._refs[uri] = ExtType(EXT_REF_REF, id_bytes(ident))
-        self._ref_order.append(uri)
+        self._refs[key] = ExtType(EXT_REF_REF, id_bytes(ident))
+        self._ref_order.append(key)
+        if incarnation:
+            return ExtType(EXT_REF_DEF_INC, pack_u32(ident) + pack_u64(incarnation) + uri.encode("utf-8"))
         return ExtType(EXT_REF_DEF, pack_u32(ident) + uri.encode("utf-8"))
 
     def _encode_run(self, run: RecordRun) -> Any:

@@ -16,44 +16,61 @@ __all__ = ["PickleDecoder", "PickleEncoder", "PickleSerializer"]
 logger = logging.getLogger("casty.serde")
 
 
+def _ref_uid(ref: ActorRef[Any]) -> int:
+    return ref.uid
+
+
 class _RefPickler(pickle.Pickler):
-    def __init__(self, file: IO[bytes], protocol: int, ref_to_wire: Callable[[ActorRef[Any]], str]) -> None:
+    def __init__(
+        self,
+        file: IO[bytes],
+        protocol: int,
+        ref_to_wire: Callable[[ActorRef[Any]], str],
+        incarnation_of: Callable[[ActorRef[Any]], int],
+    ) -> None:
         super().__init__(file, protocol)
         self._ref_to_wire = ref_to_wire
+        self._incarnation_of = incarnation_of
 
     def persistent_id(self, obj: Any) -> Any:
         if isinstance(obj, ActorRef):
             uri = self._ref_to_wire(obj)
             if not isinstance(uri, str):
                 raise SerializationError(f"ref_to_wire returned {type(uri).__name__}, not str")
-            return uri
+            incarnation = self._incarnation_of(obj)
+            # the URI alone, or with the incarnation of the actor's process beside it
+            return (uri, incarnation) if incarnation else uri
         return None
 
 
 class _RefUnpickler(pickle.Unpickler):
-    def __init__(self, file: IO[bytes], resolve_ref: Callable[[str], ActorRef[Any]]) -> None:
+    def __init__(self, file: IO[bytes], resolve_ref: Callable[..., ActorRef[Any]]) -> None:
         super().__init__(file)
         self._resolve_ref = resolve_ref
 
     def persistent_load(self, pid: Any) -> Any:
-        if not isinstance(pid, str):
-            raise pickle.UnpicklingError("actor ref persistent id must be a str")
-        return self._resolve_ref(pid)
+        if isinstance(pid, str):
+            return self._resolve_ref(pid)
+        if type(pid) is tuple and len(pid) == 2 and isinstance(pid[0], str) and type(pid[1]) is int:
+            return self._resolve_ref(pid[0], pid[1])
+        raise pickle.UnpicklingError("actor ref persistent id must be a URI, or a URI and an incarnation")
 
 
 class PickleEncoder:
     """Pickles one message; actor refs still travel as URIs through ``ref_to_wire``."""
 
-    __slots__ = ("_protocol", "_ref_to_wire")
+    __slots__ = ("_protocol", "_ref_to_wire", "incarnation_of")
 
     def __init__(self, protocol: int, ref_to_wire: Callable[[ActorRef[Any]], str]) -> None:
         self._protocol = protocol
         self._ref_to_wire = ref_to_wire
+        #: the incarnation of the process a ref's actor lives in (0: unknown), sent beside its URI
+        self.incarnation_of: Callable[[ActorRef[Any]], int] = _ref_uid
 
     def encode(self, obj: object) -> bytes:
         buf = io.BytesIO()
         try:
-            _RefPickler(buf, self._protocol, self._ref_to_wire).dump(obj)
+            _RefPickler(buf, self._protocol, self._ref_to_wire, self.incarnation_of).dump(obj)
         except SerializationError:
             raise
         except Exception as exc:
@@ -66,7 +83,9 @@ class PickleDecoder:
 
     __slots__ = ("_resolve_ref",)
 
-    def __init__(self, resolve_ref: Callable[[str], ActorRef[Any]]) -> None:
+    def __init__(self, resolve_ref: Callable[..., ActorRef[Any]]) -> None:
+        """``resolve_ref(uri)``, or ``resolve_ref(uri, incarnation)`` for a ref that came with
+        the incarnation of its process, turns a URI back into a ref."""
         self._resolve_ref = resolve_ref
 
     def decode(self, data: bytes) -> object:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from casty.actors.ref import ActorRef
+from casty.serde import RecordRun
 
 if TYPE_CHECKING:
     from casty.streams._consumer import SourceRef
@@ -157,6 +158,13 @@ class StreamElement(Generic[T]):
     element: T
     seq: int = -1
 
+    def split_for_frame(self, recipient: ActorRef[Any], size: int, limit: int) -> list[Any] | None:
+        """Called by the transport when this element does not fit in one frame: the producer
+        that sent it fails the stream with ``ElementTooLarge`` (returns [] when one did)."""
+        from casty.streams._producer import element_too_large
+
+        return [] if element_too_large(recipient, self.seq, self.element, size, limit) else None
+
 
 @dataclass(frozen=True, slots=True)
 class StreamElements(Generic[T]):
@@ -166,6 +174,27 @@ class StreamElements(Generic[T]):
 
     first_seq: int
     elements: list[T]
+
+    def split_for_frame(self, recipient: ActorRef[Any], size: int, limit: int) -> list[Any] | None:
+        """Called by the transport when this run does not fit in one frame (``size`` bytes
+        encoded, over ``limit``): the runs to send instead, each small enough at the average
+        element size, with their sequence numbers. A single element that does not fit fails
+        the stream (see :class:`~casty.ElementTooLarge`)."""
+        from casty.streams._producer import element_too_large, limit_run_length
+
+        elements = self.elements
+        n = len(elements)
+        first = self.first_seq
+        if n <= 1:
+            if n == 1 and element_too_large(recipient, first, elements[0], size, limit):
+                return []
+            return None
+        # pieces of at most 3/4 of the limit at this run's average element size (a piece that
+        # still does not fit is split again when its turn comes)
+        pieces = max(2, -(-size * 4 // (limit * 3)))
+        k = -(-n // pieces)
+        limit_run_length(recipient, k)
+        return [StreamElements(first + i, RecordRun(elements[i : i + k])) for i in range(0, n, k)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from casty.actors.behaviors import Behavior, Behaviors
 from casty.actors.context import ActorContext
 from casty.actors.events import Terminated
 from casty.actors.ref import ActorRef
-from casty.errors import DrainingError, ProtocolError, StreamCancelled
+from casty.errors import CastyError, DrainingError, ElementTooLarge, ProtocolError, StreamCancelled
 from casty.serde import RecordRun
 from casty.streams._drain import registry_of
 from casty.streams._messages import (
@@ -55,7 +55,10 @@ class _ProducerCore(Generic[T]):
         "capacity",
         "closed_reason",
         "ctx",
+        "cut_at",
+        "defer",
         "drain_reason",
+        "error",
         "flush_scheduled",
         "ledger",
         "loop",
@@ -87,6 +90,9 @@ class _ProducerCore(Generic[T]):
         self.tell: Callable[[Any], None] | None = None
         self.flush_scheduled = False
         self._flush_cb = self._flush
+        #: the subscriber's "run this just before your next write" (a remote consumer's
+        #: transport), so a flush fills the same write() in the same loop turn; else call_soon
+        self.defer: Callable[[Callable[[], None]], object] = self.loop.call_soon
         # insertion-ordered set: a cancelled or timed-out put removes its own waiter in O(1)
         self.put_waiters: dict[asyncio.Future[None], None] = {}
         self.terminal: _Terminal | None = None
@@ -100,6 +106,10 @@ class _ProducerCore(Generic[T]):
         # casty's own consumer acknowledges and gets resends; a plain subscriber's demand is
         # its acknowledgement (nothing kept once sent)
         self.reliable = True
+        #: why the stream failed on this side (an element too large to send), raised by put()
+        self.error: CastyError | None = None
+        #: sequence number the stream was cut at (unacked then ends there, not at next_seq)
+        self.cut_at = -1
         self.drain_reason: str | None = None
 
     # -- the SinkRef side ----------------------------------------------------------------
@@ -107,6 +117,8 @@ class _ProducerCore(Generic[T]):
         return self.unbounded or len(self.buffer) < self.capacity
 
     def refuse(self) -> NoReturn:
+        if self.error is not None:
+            raise self.error
         if self.drain_reason is not None:
             raise DrainingError(f"stream of {self.self_ref} accepts no new elements: {self.drain_reason}")
         if self.closed_reason is not None:
@@ -116,7 +128,7 @@ class _ProducerCore(Generic[T]):
     def schedule_flush(self) -> None:
         if not self.flush_scheduled and self.tell is not None:
             self.flush_scheduled = True
-            self.loop.call_soon(self._flush_cb)
+            self.defer(self._flush_cb)
 
     async def wait_for_room(self) -> None:
         fut: asyncio.Future[None] = self.loop.create_future()
@@ -252,7 +264,9 @@ class _ProducerCore(Generic[T]):
     def _trim(self) -> None:
         """Forget the elements the consumer acknowledged."""
         unacked = self.unacked
-        drop = len(unacked) - self.ledger.unacked()
+        ledger = self.ledger
+        end = ledger.next_seq if self.cut_at < 0 else self.cut_at
+        drop = len(unacked) - (end - ledger.acked)
         if drop > 0:
             if drop == len(unacked):
                 unacked.clear()
@@ -267,12 +281,56 @@ class _ProducerCore(Generic[T]):
         """Stop accepting elements, free the buffers, release every waiting ``put``."""
         if self.closed_reason is None:
             self.closed_reason = reason
+            self._unregister()
         self.buffer.clear()
         self.unacked.clear()
         if self.resend_handle is not None:
             self.resend_handle.cancel()
             self.resend_handle = None
         self._wake_putters()
+
+    def _unregister(self) -> None:
+        consumer = self.subscriber
+        if consumer is None:
+            return
+        cores = _SENDERS.get(consumer)
+        if cores is not None and self in cores:
+            cores.remove(self)
+            if not cores:
+                del _SENDERS[consumer]
+
+    def owns(self, seq: int, element: Any) -> bool:
+        """True when ``element`` is the one this producer sent as ``seq`` and still holds."""
+        k = seq - self.ledger.acked
+        if self.cut_at >= 0:
+            return False
+        return 0 <= k < len(self.unacked) and self.unacked[k] is element
+
+    def fail_too_large(self, seq: int, size: int, limit: int) -> None:
+        """Element ``seq`` cannot be sent: fail the stream after the elements before it."""
+        if self.closed_reason is not None or self.cut_at >= 0:
+            return
+        error = ElementTooLarge(size, limit, seq)
+        self.error = error
+        self.ctx.log.warning("stream of %s fails: %s", self.self_ref, error)
+        self.cut_at = seq
+        keep = seq - self.ledger.acked
+        unacked = self.unacked
+        while len(unacked) > keep > -1:
+            unacked.pop()
+        self.buffer.clear()
+        failed = StreamError(ElementTooLarge.__name__, str(error), seq)
+        self.terminal = failed
+        self.terminal_sent = failed
+        self._wake_putters()
+        if self.tell is not None:
+            self.tell(failed)
+        if self.reliable:
+            self.progress_at = self.loop.time()
+            self._arm_resend()
+        else:
+            self.close(f"stream failed: {error}")
+            self.ctx.system.stop(self.self_ref)
 
     def _protocol_failure(self, exc: Exception) -> Behavior[Any]:
         self.ctx.log.warning("stream protocol error, failing the stream of %s: %s", self.self_ref, exc)
@@ -391,6 +449,8 @@ class _ProducerCore(Generic[T]):
         if first:
             self.subscriber = consumer
             self.tell = consumer.tell
+            self.defer = getattr(consumer.target, "flush_with", None) or self.loop.call_soon
+            _SENDERS.setdefault(consumer, []).append(self)
             self.reliable = reliable
             self.batch = max(0, min(int(msg.batch), _MAX_BATCH)) if reliable else 0
             self.ctx.watch(consumer)
@@ -400,6 +460,34 @@ class _ProducerCore(Generic[T]):
 
 
 _MAX_BATCH = 4096
+
+#: the producers of this process by subscriber: the transport reports an element it cannot
+#: send (too large for a frame) by recipient, and the producer that sent it fails its stream
+_SENDERS: dict[ActorRef[Any], list[_ProducerCore[Any]]] = {}
+
+
+def element_too_large(recipient: ActorRef[Any], seq: int, element: Any, size: int, limit: int) -> bool:
+    """The transport could not send element ``seq`` to ``recipient`` (``size`` bytes encoded,
+    over ``limit``): the producer that sent it fails its stream. False when none is known."""
+    cores = _SENDERS.get(recipient)
+    if not cores:
+        return False
+    core = next((c for c in cores if c.owns(seq, element)), None)
+    if core is None:
+        # a plain subscriber's elements are not kept: the only plain producer streaming to it
+        plain = [c for c in cores if not c.reliable and seq < c.ledger.next_seq]
+        if len(plain) != 1:
+            return False
+        core = plain[0]
+    core.fail_too_large(seq, size, limit)
+    return True
+
+
+def limit_run_length(recipient: ActorRef[Any], k: int) -> None:
+    """A run to ``recipient`` was too large for a frame: later runs hold at most ``k`` elements."""
+    for core in _SENDERS.get(recipient, ()):
+        if core.reliable and core.batch > k:
+            core.batch = max(1, k)
 
 
 class _Done:
@@ -440,7 +528,7 @@ class SinkRef(Generic[T]):
                 core.buffer.append(element)
                 if not core.flush_scheduled and core.tell is not None:
                     core.flush_scheduled = True
-                    core.loop.call_soon(core._flush_cb)
+                    core.defer(core._flush_cb)
                 return
             await core.wait_for_room()
 
@@ -461,7 +549,10 @@ class SinkRef(Generic[T]):
         The end is recorded at once; the returned awaitable is already done, so
         ``sink.complete()`` and ``await sink.complete()`` are the same.
         """
-        self._core.end(StreamCompleted())
+        core = self._core
+        if core.error is not None:
+            raise core.error
+        core.end(StreamCompleted())
         return _DONE
 
     def fail(self, exc: BaseException) -> Awaitable[None]:

@@ -70,13 +70,18 @@ async def consume_sensor(source: SourceRef[SensorReading], alert_sink: SinkRef[A
 
 
 async def report_rate(stats: Stats) -> None:
-    last, last_t = 0, time.perf_counter()
+    last, last_alerts, last_t = 0, 0, time.perf_counter()
     while True:
         await asyncio.sleep(1.0)
         now = time.perf_counter()
         rate = (stats.total - last) / (now - last_t)
-        last, last_t = stats.total, now
-        print(f"RATE {rate:,.0f} readings/s  (total {stats.total:,})", flush=True)
+        alert_rate = (stats.alerts - last_alerts) / (now - last_t)
+        last, last_alerts, last_t = stats.total, stats.alerts, now
+        print(
+            f"RATE {rate:,.0f} readings/s, {alert_rate:,.0f} alerts/s  "
+            f"(total {stats.total:,} readings, {stats.alerts:,} alerts)",
+            flush=True,
+        )
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -132,6 +137,12 @@ async def main(args: argparse.Namespace) -> int:
         results = await asyncio.gather(*tasks, return_exceptions=True)
         if reporter is not None:
             reporter.cancel()
+            seconds = time.perf_counter() - started
+            print(
+                f"RATE overall {stats.total / seconds:,.0f} readings/s  "
+                f"(total {stats.total:,} readings, {stats.alerts:,} alerts in {seconds:.1f}s)",
+                flush=True,
+            )
         await alert_sink.complete()
         # stay until the monitor has taken every alert (the alert stream completes)
         try:

@@ -6,6 +6,10 @@ client received every reading of every sensor and the monitor received every ale
 
     python examples/17_stream_pipeline/run_local.py                       # 20 readings per sensor
     python examples/17_stream_pipeline/run_local.py --readings 200000 --interval 0 --live
+
+``--live`` shows rates while it runs (readings/s and alerts/s from the client, alerts received
+by the monitor each second) and the summary at the end, not a line per alert; ``--quiet``
+hides the alert lines without the rates.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class Proc:
         self.ready = asyncio.get_running_loop().create_future()
         self.summary: dict[str, Any] | None = None
         self._pump: asyncio.Task[None] | None = None
+        #: alert lines this process printed (shown only without --quiet/--live)
+        self.alert_lines = 0
 
     async def start(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -59,8 +65,11 @@ class Proc:
             elif line.startswith("RATE "):
                 print(f"[{self.label}] {line}", flush=True)
                 continue
-            if not self.quiet or "ALERT" not in line:
-                print(f"[{self.label}] {line}", flush=True)
+            if "ALERT" in line:
+                self.alert_lines += 1
+                if self.quiet:
+                    continue
+            print(f"[{self.label}] {line}", flush=True)
         if not self.ready.done():
             self.ready.set_exception(RuntimeError(f"{self.label} exited before it was ready"))
             self.ready.exception()  # a client never reports ready; nobody waits on it
@@ -97,17 +106,19 @@ async def run(args: argparse.Namespace) -> int:
     common = ["--host", "127.0.0.1", "--seed", seed, "--nodes", "3", "--readings", str(args.readings)]
     common += ["--interval", str(args.interval)]
     nodes = []
+    quiet = args.quiet or args.live  # live mode shows rates, not one line per alert
     for i, sensor in enumerate(SENSORS):
         port = seed_port if i == 0 else 0
         extra = ["--alert-monitor"] if i == 2 else []
         nodes.append(
-            Proc(f"node-{i + 1}", [str(HERE / "node.py"), "--port", str(port), "--sensor", sensor, *common, *extra], args.quiet)
+            Proc(f"node-{i + 1}", [str(HERE / "node.py"), "--port", str(port), "--sensor", sensor, *common, *extra], quiet)
         )
     client = Proc(
         "client",
         [str(HERE / "client.py"), "--contact", seed, "--producers", "3", *(["--live"] if args.live else [])],
-        args.quiet,
+        quiet,
     )
+    monitor_rate = asyncio.create_task(report_alerts(nodes[2])) if args.live else None
     exit_codes: dict[str, int] = {}
     try:
         await nodes[0].start()
@@ -122,7 +133,19 @@ async def run(args: argparse.Namespace) -> int:
         exit_codes.update({n.label: code for n, code in zip(running, codes, strict=True)})
         if client.proc is not None and "client" not in exit_codes:
             exit_codes["client"] = await client.stop()
+        if monitor_rate is not None:
+            monitor_rate.cancel()
     return report(args, nodes, client, exit_codes)
+
+
+async def report_alerts(monitor: Proc) -> None:
+    """Live mode: the alerts the monitor received, once a second."""
+    last = 0
+    while True:
+        await asyncio.sleep(1.0)
+        if monitor.alert_lines != last:
+            print(f"[{monitor.label}] ALERTS {monitor.alert_lines - last:,}/s  (total {monitor.alert_lines:,})", flush=True)
+            last = monitor.alert_lines
 
 
 def report(args: argparse.Namespace, nodes: list[Proc], client: Proc, exit_codes: dict[str, int]) -> int:

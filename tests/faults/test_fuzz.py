@@ -623,7 +623,11 @@ def test_transport_survives_arbitrary_bytes_after_the_handshake() -> None:
             transport = node.transport
             assert transport is not None
             # every fuzzing connection is gone: only the friend's remains
-            runner.run(eventually(lambda: len(transport._inbound) <= 1, 10, what="fuzz connections to close"))
+            runner.run(
+                eventually(
+                    lambda: len(transport._inbound) + len(transport._established) <= 1, 10, what="fuzz connections to close"
+                )
+            )
             # nothing escaped the transport into the event loop's error handler
             assert loop_errors == []
             # and the echo actor can still be stopped (no junk watcher was planted on it)
@@ -767,7 +771,9 @@ async def test_incomplete_handshake_is_dropped_after_handshake_timeout(behaviour
         assert timeout * 0.8 <= elapsed < timeout + 3, elapsed
         transport = node.transport
         assert transport is not None
-        await eventually(lambda: not transport._inbound, 5, what="the node to forget the connection")
+        await eventually(
+            lambda: not transport._inbound and not transport._established, 5, what="the node to forget the connection"
+        )
         assert not any(a.conn is not None for a in transport.associations.values())
 
 
@@ -840,7 +846,11 @@ async def test_connection_flood_is_bounded_and_the_node_keeps_serving(
         assert loop.time() - started < handshake_timeout * (flood // 40) + 15
         for _, writer in conns:
             writer.close()
-        await eventually(lambda: len(transport._inbound) <= 1, 10, what="the flood connections to be forgotten")
+        await eventually(
+            lambda: len(transport._inbound) + len(transport._established) <= 1,
+            10,
+            what="the flood connections to be forgotten",
+        )
         # a new peer can connect once the flood is over
         async with RemoteActorSystem(SYSTEM, config=friend_cfg) as late:
             late_ref = late.ref(f"{node.address}/user/echo")

@@ -367,7 +367,7 @@ async def test_silent_peer_on_tls_node_is_dropped_after_handshake_timeout(pki: P
         raw.close()
         assert timeout * 0.8 <= elapsed < timeout + 3.0, elapsed
         await logs.match(rf"{re.escape(raw.label)}.*timed out")
-        assert node.transport is not None and not node.transport._inbound
+        assert node.transport is not None and not node.transport._inbound and not node.transport._established
 
 
 async def test_cluster_forms_over_tls(pki: Pki) -> None:
@@ -554,7 +554,7 @@ async def test_unauthenticated_hellos_leave_no_state_behind(logs: LogWatch) -> N
             peer.close()
         assert len(logs.messages(r"refused connection from 127\.0\.0\.1:\d+: cluster secret mismatch")) == 120
         assert set(transport.associations) == before
-        assert not transport._inbound
+        assert not transport._inbound and not transport._established
 
 
 @pytest.mark.parametrize("intruder_secret", [None, "wrong"], ids=["no-secret", "wrong-secret"])

@@ -6,15 +6,28 @@ import asyncio
 import logging
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
 
-from casty import ActorContext, ActorRef, AskTimeoutError, Behavior, Behaviors, DeadLetter, EventStreamSubscribe
+from casty import (
+    ActorContext,
+    ActorRef,
+    AskTimeoutError,
+    Behavior,
+    Behaviors,
+    DeadLetter,
+    DeserializationFailed,
+    EventStreamSubscribe,
+    FrameTooLarge,
+    SerializationError,
+)
 from casty.config import CastyConfig, RemoteConfig
 from casty.remote import PROTOCOL_VERSION, RemoteActorSystem
+from casty.serde import MsgpackSerializer, TypeRegistry
 from casty.testkit import TestProbe
 from tests.procs import NodeProcess
 from tests.remote_app import Echo, Forward, GetCount, Refs, SpawnChild, StopChild, WatchIt
@@ -227,10 +240,15 @@ HOSTILE = {
     "oversized_length": lambda: struct.pack(">I", 0x7FFFFFFF) + b"xx",
     "truncated_then_eof": lambda: struct.pack(">I", 100) + b"partial",
     "not_an_envelope": lambda: frame(msgpack.packb("just a string")),
-    "unknown_type": lambda: frame(msgpack.packb([[0, "/user/echo"], [type_def(0, "nowhere.module:Thing"), 1]])),
-    "non_dataclass_type": lambda: frame(msgpack.packb([[0, "/user/echo"], [type_def(0, "os:system"), "id"]])),
-    "builtin_eval": lambda: frame(msgpack.packb([[0, "/user/echo"], [type_def(0, "builtins:eval"), "1+1"]])),
     "bad_path_id": lambda: frame(msgpack.packb([7, "hello"])),
+}
+
+#: well-formed messages naming a type the node must not build: refused one by one, the
+#: connection stays up and the sender is told
+REFUSED = {
+    "unknown_type": ("nowhere.module:Thing", lambda: [[0, "/user/echo"], [type_def(0, "nowhere.module:Thing"), 1]]),
+    "non_dataclass_type": ("os:system", lambda: [[0, "/user/echo"], [type_def(0, "os:system"), "id"]]),
+    "builtin_eval": ("builtins:eval", lambda: [[0, "/user/echo"], [type_def(0, "builtins:eval"), "1+1"]]),
 }
 
 
@@ -244,6 +262,35 @@ async def test_hostile_frames_close_only_that_connection(case: str, caplog: pyte
             writer.write_eof()
         await writer.drain()
         await assert_closed(reader)
+        writer.close()
+        await assert_still_serving(system, node.port)
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes:
+    size = struct.unpack(">I", await asyncio.wait_for(reader.readexactly(4), 10))[0]
+    return await asyncio.wait_for(reader.readexactly(size), 10)
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+async def test_refused_types_are_dead_letters_and_the_connection_stays_up(case: str) -> None:
+    type_name, envelope = REFUSED[case]
+    async with NodeProcess(NODE, "--name", "test") as node, RemoteActorSystem("test") as system:
+        reader, writer = await raw_connect(node.port)
+        writer.write(frame(msgpack.packb(envelope())))
+        await writer.drain()
+        # the node answers on the same connection with a DeserializationFailed notice
+        while True:
+            body = await read_frame(reader)
+            if b"DeserializationFailed" in body:
+                break
+        notice = msgpack.unpackb(body, ext_hook=lambda code, data: msgpack.ExtType(code, data), raw=False)
+        assert notice[1][1:3] == ["/user/echo", type_name]
+        # the connection is up and learned the refused envelope's path: id 0 is /user/echo
+        me = msgpack.ExtType(3, struct.pack(">I", 0) + b"casty://test@127.0.0.1:9/user/me")
+        writer.write(frame(msgpack.packb([0, [type_def(1, "tests.remote_app:Echo"), "still-here", me]])))
+        await writer.drain()
+        while b"still-here" not in await read_frame(reader):
+            pass
         writer.close()
         await assert_still_serving(system, node.port)
 
@@ -357,3 +404,67 @@ async def test_asks_do_not_grow_connection_tables() -> None:
                 )
             )
         assert sizes[0] == sizes[1], sizes  # 200 more asks, not one more table entry
+
+
+@dataclass(frozen=True)
+class OnlyHere:
+    """A class node processes never load: they do not import this test module."""
+
+    value: int
+
+
+async def test_message_the_receiver_cannot_decode_is_reported_back(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="casty.remote")
+    async with NodeProcess(NODE, "--name", "test") as node, RemoteActorSystem("test") as system:
+        probe = TestProbe(system)
+        system.event_stream.tell(EventStreamSubscribe(DeserializationFailed, probe.ref))
+        echo = system.ref(f"casty://test@127.0.0.1:{node.port}/user/echo")
+        await assert_still_serving(system, node.port)
+        assoc = system.require_transport().associations[echo.address]
+        conn = assoc.conn
+        for i in range(3):
+            echo.tell(Echo(OnlyHere(i), probe.ref))
+        for _ in range(3):
+            notice = await probe.expect(DeserializationFailed, timeout=10)
+            assert notice.path == "/user/echo"
+            assert notice.type_name == "tests.integration.test_remote:OnlyHere"
+            assert "not a class loaded in this process" in notice.reason
+        # the connection stayed up: the next ask travels on it
+        assert await system.ask(echo, lambda r: Echo("after", r), timeout=10) == "after"
+        assert assoc.conn is conn
+        logged = [r for r in caplog.records if "could not decode" in r.getMessage()]
+        assert len(logged) == 1 and "OnlyHere" in logged[0].getMessage()  # once per class
+
+
+async def test_receiver_dead_letters_a_message_it_cannot_decode() -> None:
+    registry = TypeRegistry()
+    registry.register(OnlyHere, name="elsewhere.module:OnlyHere")  # a name the receiver cannot build
+    async with (
+        RemoteActorSystem("test", serializer=MsgpackSerializer(registry)) as sender,
+        RemoteActorSystem("test") as receiver,
+    ):
+        dead = TestProbe(receiver, "dead")
+        receiver.event_stream.tell(EventStreamSubscribe(DeadLetter, dead.ref))
+        target = TestProbe(receiver, "target")
+        to_target = sender.ref(f"{receiver.address}{target.ref.path}")
+        to_target.tell(OnlyHere(1))
+        to_target.tell("next")
+        letter = await dead.expect(DeadLetter, timeout=10)
+        assert letter.recipient == target.ref
+        assert "elsewhere.module:OnlyHere" in letter.reason and "cannot decode" in letter.reason
+        assert await target.receive(10) == "next"  # same connection, next message delivered
+        assert receiver.require_transport().associations[sender.address].conn is not None
+
+
+async def test_ask_whose_message_cannot_be_encoded_raises_at_once() -> None:
+    config = CastyConfig(remote=RemoteConfig(max_frame_size=4096))
+    async with NodeProcess(NODE, "--name", "test") as node, RemoteActorSystem("test", config=config) as system:
+        echo = system.ref(f"casty://test@127.0.0.1:{node.port}/user/echo")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(SerializationError, match="function"):
+            await system.ask(echo, lambda r: Echo(lambda: None, r), timeout=30)
+        with pytest.raises(FrameTooLarge):
+            await system.ask(echo, lambda r: Echo("x" * 10_000, r), timeout=30)
+        assert loop.time() - started < 5  # not the 30 s timeout
+        assert await system.ask(echo, lambda r: Echo("after", r), timeout=10) == "after"

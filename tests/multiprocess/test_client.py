@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -16,10 +17,12 @@ from casty import (
     ClusterClient,
     ClusteredActorSystem,
     ClusterUnavailable,
+    Register,
     ServiceKey,
 )
 from casty.testkit import TestProbe
 from tests.cluster_app import ECHO_KEY, Ping, fast_cluster_config
+from tests.conftest import eventually
 from tests.procs import NodeProcess
 from tests.remote_app import AskIt, Echo, Forward, WatchIt, echo
 
@@ -82,7 +85,8 @@ async def test_lookup_spawn_tell_back_and_ask_both_ways() -> None:
         assert len(first.instances) == 3
 
 
-async def test_contact_node_killed_client_moves_on() -> None:
+async def test_contact_node_killed_client_moves_on(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     async with AsyncExitStack() as stack:
         seed, nodes = await cluster(stack, 2)
         contact = nodes[0]
@@ -90,6 +94,7 @@ async def test_contact_node_killed_client_moves_on() -> None:
             ClusterClient([("127.0.0.1", contact.port)], "cluster", config=client_config())
         )
         await client.wait_for_service(ECHO_KEY, timeout=20, count=3)
+        caplog.clear()
         await contact.kill()
         # the client reconnects through another member and sees the dead node's service go
         survivors = {seed.port, nodes[1].port}
@@ -100,6 +105,15 @@ async def test_contact_node_killed_client_moves_on() -> None:
         assert client.contact != ("127.0.0.1", contact.port)
         svc = client.ref(f"casty://cluster@127.0.0.1:{nodes[1].port}/user/svc")
         assert await client.ask(svc, lambda r: Ping(r), timeout=10) == f"127.0.0.1:{nodes[1].port}"
+        # the failover is logged once, accurately: which contact was lost, which member took over
+        warnings = [r for r in caplog.records if r.name == "casty.client" and r.levelno >= logging.WARNING]
+        assert len(warnings) == 1, [r.getMessage() for r in warnings]
+        message = warnings[0].getMessage()
+        assert message.startswith(f"contact node 127.0.0.1:{contact.port} lost (")
+        assert f"connected through {client.contact} after " in message
+        moved_after = float(message.rsplit(" after ", 1)[1].rstrip("s"))
+        assert moved_after < 3.0  # the lost node is tried last, not waited on first
+        assert not [r for r in caplog.records if "no cluster member reachable" in r.getMessage()]
 
 
 async def test_no_member_reachable_fails_fast_and_recovers() -> None:
@@ -121,7 +135,11 @@ async def test_no_member_reachable_fails_fast_and_recovers() -> None:
             ClusteredActorSystem("cluster", "127.0.0.1", port, config=fast_cluster_config())
         )
         seed2.spawn(Behaviors.discoverable(_seed_service(), key=ECHO_KEY), "svc")
-        await client.wait_for_service(ECHO_KEY, timeout=20)
+        listing = await client.wait_for_service(ECHO_KEY, timeout=20)
+        # the restarted node is a new incarnation: its service comes with a new ref (the old
+        # one would reach nothing there: refs carry the incarnation they were obtained from)
+        old_svc, svc = svc, sorted(listing.instances)[0].ref
+        assert svc == old_svc and svc.uid != old_svc.uid
         for _ in range(100):
             try:
                 assert await client.ask(svc, lambda r: Ping(r), timeout=1) == "seed"
@@ -162,3 +180,75 @@ async def test_client_in_its_own_process() -> None:
         client_echo = seed.ref(proc.info["echo"])
         # the seed reaches the client's actor over the connection the client opened to it
         assert await seed.ask(client_echo, lambda r: Echo("to-client", r), timeout=10) == "to-client"
+
+
+async def test_client_leaving_is_info_on_the_node(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config()) as seed:
+        async with ClusterClient([("127.0.0.1", seed.port)], "cluster", config=client_config()) as client:
+            address = client.address
+            await eventually(lambda: bool(seed._clients.clients), what="the node serving the client")
+        await eventually(lambda: not seed._clients.clients, what="the node forgetting the client")
+        about_client = [r for r in caplog.records if str(address) in r.getMessage()]
+        assert any(r.levelno == logging.INFO and "left" in r.getMessage() for r in about_client)
+        assert [r.getMessage() for r in about_client if r.levelno >= logging.WARNING] == []
+
+
+async def test_untouched_client_closes_promptly() -> None:
+    """``async with ClusterClient(...) as c: pass`` returns at once (Python 3.11's wait_for used to
+    swallow the close's cancel, leaving the contact loop waiting forever)."""
+    async with ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config()) as seed:
+        loop = asyncio.get_running_loop()
+        for _ in range(5):
+            closing_at: list[float] = []
+
+            async def open_and_close(closing_at: list[float] = closing_at) -> None:
+                async with ClusterClient([("127.0.0.1", seed.port)], "cluster", config=client_config()):
+                    closing_at.append(loop.time())
+
+            await asyncio.wait_for(open_and_close(), 10)
+            assert loop.time() - closing_at[0] < 1.5
+
+
+@pytest.mark.timeout(240)
+async def test_registry_larger_than_a_frame_reaches_members_and_clients() -> None:
+    """One actor under 100,000 service keys: a registry snapshot of several MB, over
+    ``max_frame_size``. Another member learns every key, and a client whose contact is that
+    member connects and sees them all."""
+    keys = 100_000
+    async with AsyncExitStack() as stack:
+        # a node busy with a registry this large may miss a heartbeat or two: no downing here
+        seed = await stack.enter_async_context(
+            ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config(down_after=60.0))
+        )
+        node = await stack.enter_async_context(
+            NodeProcess(NODE, "--name", "cluster", "--seed", f"127.0.0.1:{seed.port}", "--down-after", "60")
+        )
+        await seed.wait_for(2, timeout=30)
+        assert seed.config.remote.max_frame_size == 4 * 1024 * 1024
+        target = seed.spawn(_seed_service(), "many")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for i in range(keys):
+            seed.receptionist.tell(Register(ServiceKey[Any](f"key-{i:06d}"), target))
+        await eventually(lambda: len(seed.registry.local) >= keys, timeout=30, what="local registrations")
+        client = await stack.enter_async_context(
+            ClusterClient([("127.0.0.1", node.port)], "cluster", config=client_config(), connect_timeout=60)
+        )
+        # the client's view is the other member's: every key arrived there, and then here (a
+        # member busy with such a registry may be seen unreachable for a moment, hiding its keys)
+        await eventually(
+            lambda: len(client.registry.remote.get(seed.self_node, {})) == keys
+            and seed.self_node not in client.unreachable,
+            timeout=90,
+            interval=0.1,
+            what="every key in the client's view",
+        )
+        seen = [k for k in range(keys) if client.lookup(ServiceKey[Any](f"key-{k:06d}")).instances]
+        assert len(seen) == keys
+        listing = client.lookup(ServiceKey[Any]("key-000000"))
+        assert [i.ref for i in listing.instances] == [target]
+        assert loop.time() - started < 120
+        # and the registry still serves: a key registered afterwards arrives too
+        seed.receptionist.tell(Register(ServiceKey[Any]("late"), target))
+        await client.wait_for_service(ServiceKey[Any]("late"), timeout=60)

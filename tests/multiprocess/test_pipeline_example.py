@@ -38,3 +38,30 @@ async def test_run_local_pipeline_summary() -> None:
     assert summary["alerts_sent"] == summary["alerts_received"]
     assert set(summary["exit_codes"].values()) == {0}
     assert summary["ok"] and proc.returncode == 0
+
+
+async def test_run_local_live_shows_rates_and_a_summary_not_every_alert() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "examples" / "17_stream_pipeline" / "run_local.py"),
+        "--readings", "2000", "--interval", "0", "--live", "--timeout", "120",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+    )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 140)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    lines = out.decode(errors="replace").splitlines()
+    line = next((ln for ln in lines if ln.startswith("PIPELINE ")), None)
+    assert line is not None, "\n".join(lines[-60:])
+    summary = json.loads(line[len("PIPELINE ") :])
+    assert summary["ok"] and summary["alerts_sent"] > 0
+    assert [ln for ln in lines if "ALERT #" in ln] == []  # no line per alert...
+    assert any("RATE overall" in ln for ln in lines)  # ...but the rates
+    assert any("alerts sent by the client / received by the monitor" in ln for ln in lines)
+    assert len(lines) < 100

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 import casty
 from casty import _fastpath
 from casty._fastpath import _mailbox_py
+from casty._fastpath._env import EXPECT_COMPILED, NO_EXTENSIONS, env_flag
 from casty.errors import MailboxFull
 
 
@@ -36,12 +39,12 @@ MAILBOX_IMPLS = [
 
 def test_compiled_modules_loaded_when_expected() -> None:
     """A build that should have compiled the fast paths must not silently fall back."""
-    if os.environ.get("CASTY_NO_EXTENSIONS", "") not in ("", "0"):
+    if env_flag(NO_EXTENSIONS):
         assert not casty.COMPILED
         assert casty.IMPLEMENTATION == "pure"
         assert all(m.__name__.endswith("_py") for m in _fastpath.modules.values())
         return
-    if os.environ.get("CASTY_EXPECT_COMPILED") == "1":
+    if env_flag(EXPECT_COMPILED):
         assert casty.COMPILED, {k: m.__name__ for k, m in _fastpath.modules.items()}
         assert casty.IMPLEMENTATION == "compiled"
         assert all(m.__name__.endswith("_c") for m in _fastpath.modules.values())
@@ -149,3 +152,74 @@ def test_runner_overflow(impl: ModuleType, strategy: str, loop: asyncio.Abstract
     assert runner.size == 2
     with pytest.raises(ValueError):
         impl.MailboxRunner(FakeCell(), loop, 0, 99, 8, lambda m, r: None, SAME)
+
+
+def _import_casty(env_extra: dict[str, str], block_compiled: bool) -> subprocess.CompletedProcess[str]:
+    """``import casty`` in a fresh interpreter, optionally as if no compiled module had been built."""
+    block = "".join(f"sys.modules['casty._fastpath._{n}_c'] = None; " for n in _fastpath.FAST_PATHS)
+    code = f"import sys; {block if block_compiled else ''}import casty; print(casty.IMPLEMENTATION)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASTY_")} | env_extra
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_missing_compiled_modules_log_one_warning() -> None:
+    proc = _import_casty({}, block_compiled=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "pure"
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "compiled fast paths missing (mailbox, frame, demand)" in lines[0]
+    assert "2x slower" in lines[0] and "CASTY_REQUIRE_EXTENSIONS=1" in lines[0]
+
+
+def test_pure_build_by_choice_is_silent() -> None:
+    proc = _import_casty({"CASTY_NO_EXTENSIONS": "1"}, block_compiled=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (proc.stdout.strip(), proc.stderr) == ("pure", "")
+
+
+def test_bad_switch_value_is_a_config_error() -> None:
+    proc = _import_casty({"CASTY_NO_EXTENSIONS": "sometimes"}, block_compiled=False)
+    assert proc.returncode != 0
+    assert "casty.errors.ConfigError: CASTY_NO_EXTENSIONS='sometimes' is not a switch value" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", False), ("0", False), (" off ", False), ("No", False), ("1", True), ("TRUE", True), ("on", True)],
+)
+def test_switch_values(value: str, expected: bool) -> None:
+    assert env_flag("X", {"X": value}) is expected
+    assert env_flag("X", {}) is False
+    with pytest.raises(ValueError, match="X='2' is not a switch value"):
+        env_flag("X", {"X": "2"})
+
+
+@pytest.mark.parametrize("impl", MAILBOX_IMPLS)
+def test_runner_notifies_once_when_drained_below_a_mark(impl: ModuleType, loop: asyncio.AbstractEventLoop) -> None:
+    runner = impl.MailboxRunner(FakeCell(), loop, 0, impl.DROP_NEW, 2, lambda m, r: None, SAME)
+    runner.receive = lambda ctx, msg: None
+    calls: list[int] = []
+    for i in range(7):
+        runner.put(i)
+    runner.notify_below(3, lambda: calls.append(runner.size))
+    runner.resume()
+    runner._run()  # 5 left: above the mark
+    assert calls == []
+    runner._run()  # 3 left: at the mark
+    assert calls == [3]
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert calls == [3] and runner.size == 0  # once only
+    # already below the mark: the next turn tells at once
+    runner.notify_below(3, lambda: calls.append(-1))
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert calls == [3, -1]
+    # a mailbox that closes tells too (its messages will never be processed)
+    runner.suspend()
+    for i in range(5):
+        runner.put(i)
+    runner.notify_below(1, lambda: calls.append(-2))
+    runner.close()
+    assert calls == [3, -1, -2]

@@ -1,0 +1,92 @@
+"""Inbound backpressure: a fast sender and a slow actor in another process. The receiving
+connection stops reading while the actor's mailbox is deep, so TCP pushes back on the sender
+and the receiver's memory stays bounded; every message still arrives.
+
+``CASTY_BACKPRESSURE_MESSAGES`` sets how many messages are sent (default 150,000; the figure
+in docs/reliability.md is for 1,000,000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+import pytest
+
+from casty import (
+    CastyConfig,
+    DeadLetter,
+    EventStreamSubscribe,
+    Mailbox,
+    MailboxOverflowStrategy,
+    RemoteActorSystem,
+)
+from casty.testkit import TestProbe
+from tests.conftest import eventually
+from tests.guard_app import SYSTEM, Reading, Tally, rss_kib, tally
+from tests.procs import NodeProcess
+
+MESSAGES = int(os.environ.get("CASTY_BACKPRESSURE_MESSAGES", "150000"))
+
+pytestmark = pytest.mark.timeout(max(60, MESSAGES // 1000))
+
+
+async def test_remote_tells_to_a_slow_actor_keep_the_receiver_bounded() -> None:
+    sender_cfg = CastyConfig.from_dict({"remote": {"outbound_queue_size": MESSAGES + 1000}})
+    async with (
+        NodeProcess("tests.guard_app", "node", json.dumps({})) as node,
+        RemoteActorSystem(SYSTEM, config=sender_cfg) as sender,
+    ):
+        pid = node.info["pid"]
+        tally = sender.ref(f"casty://{SYSTEM}@127.0.0.1:{node.port}/user/tally")
+        assert await sender.ask(tally, Tally, timeout=5) == 0
+        before = rss_kib(pid)
+        peak = before
+        done = asyncio.Event()
+
+        async def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, rss_kib(pid))
+                await asyncio.sleep(0.1)
+
+        sampler = asyncio.ensure_future(sample())
+        started = time.monotonic()
+        for i in range(MESSAGES):
+            tally.tell(Reading(i))
+            if i % 10_000 == 9_999:
+                await asyncio.sleep(0)
+        count = 0
+        while count < MESSAGES:
+            # the ask travels behind every reading still queued at the sender
+            count = await sender.ask(tally, Tally, timeout=max(30.0, MESSAGES / 5000))
+        elapsed = time.monotonic() - started
+        done.set()
+        await sampler
+        growth = (peak - before) / 1024
+        print(f"{MESSAGES:,} remote tells to a slow actor: receiver RSS +{growth:.1f} MB at most, {elapsed:.1f}s")
+        assert count == MESSAGES
+        assert growth < 16, growth
+
+
+async def test_a_bounded_mailbox_keeps_its_overflow_strategy_under_remote_traffic() -> None:
+    """A bounded mailbox (100, drop_new) below the watermark never holds the connection back:
+    what does not fit becomes dead letters, as locally, and the rest is handled."""
+    async with RemoteActorSystem(SYSTEM) as node, RemoteActorSystem(SYSTEM) as sender:
+        dead = TestProbe(node)
+        node.event_stream.tell(EventStreamSubscribe(DeadLetter, dead.ref))
+        node.spawn(
+            tally(), "bounded", mailbox=Mailbox(capacity=100, overflow=MailboxOverflowStrategy.drop_new)
+        )
+        ref = sender.ref(f"{node.address}/user/bounded")
+        for i in range(5000):
+            ref.tell(Reading(i))
+        await eventually(lambda: dead.pending() > 0, 10, what="dead letters from the full mailbox")
+        transport = node.transport
+        assert transport is not None
+        assert all(not c.read_blocks & c.PRESSURE for c in transport._established)
+        assert transport.guard._pressured == {}
+        first = await dead.receive(5)
+        assert isinstance(first, DeadLetter) and "mailbox full (drop_new)" in first.reason

@@ -1,0 +1,392 @@
+"""Twins agree: every fast path's compiled and pure-Python modules behave identically.
+
+Each property drives both implementations with the same generated operation sequence, in
+lockstep, and compares everything observable after every step: return values, raised errors
+(type and message), read-only state, and the calls a module makes into its collaborators.
+Skipped when the compiled modules are not built (a pure install has nothing to compare).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Generator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from casty import _fastpath
+from casty._fastpath import FAST_PATHS, twins
+
+pytestmark = pytest.mark.timeout(120)
+HYP = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _pair(name: str) -> tuple[ModuleType, ModuleType]:
+    pure, compiled = twins(name)
+    if compiled is None:
+        pytest.skip(f"_{name}_c is not compiled")
+    return pure, compiled
+
+
+def _outcome(fn: Callable[..., Any], *args: Any) -> tuple[str, Any]:
+    """What ``fn(*args)`` did: ("ok", value) or ("raised", "Type: message")."""
+    try:
+        return ("ok", fn(*args))
+    except Exception as exc:
+        return ("raised", f"{type(exc).__name__}: {exc}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shape: same public names, same constants
+# ---------------------------------------------------------------------------------------------
+
+
+def _public(obj: object) -> set[str]:
+    return {n for n in dir(obj) if not n.startswith("_")}
+
+
+@pytest.mark.parametrize("name", FAST_PATHS)
+def test_twins_expose_the_same_api(name: str) -> None:
+    pure, compiled = _pair(name)
+    assert pure.__all__ == compiled.__all__
+    for attr in pure.__all__:
+        a, b = getattr(pure, attr), getattr(compiled, attr)
+        if isinstance(a, type):
+            assert _public(a) == _public(b), attr
+        elif isinstance(a, int | str | bytes | tuple | frozenset):
+            assert a == b, attr
+
+
+def test_nothing_outside_the_selector_imports_a_twin() -> None:
+    """Code outside casty/_fastpath goes through the selector, never to `_x_py` / `_x_c`."""
+    twin = re.compile(rf"_({'|'.join(FAST_PATHS)})_(py|c)$")
+    offenders = []
+    for path in sorted((ROOT / "casty").rglob("*.py")):
+        if path.parent.name == "_fastpath":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if twin.search(n)]
+    assert not offenders, offenders
+
+
+def test_selector_uses_one_implementation_per_fast_path() -> None:
+    for name in FAST_PATHS:
+        pure, compiled = twins(name)
+        assert _fastpath.modules[name] in (pure, compiled)
+        if _fastpath.NO_EXTENSIONS:
+            assert _fastpath.modules[name] is pure
+
+
+# ---------------------------------------------------------------------------------------------
+# Mailbox: a lockstep run of both runners on a scripted event loop
+# ---------------------------------------------------------------------------------------------
+
+SAME = object()
+ACTIONS = (
+    "none",  # async handler returning None
+    "same",  # async handler returning the `same` sentinel
+    "become",  # async handler returning a new behaviour
+    "raise",  # async handler raising an Exception
+    "base",  # async handler raising a BaseException that is not an Exception
+    "suspend",  # async handler that really awaits: the runner hands it to the cell
+    "sync_none",  # plain function returning None
+    "sync_value",  # plain function returning a new behaviour
+    "sync_raise",  # plain function raising
+    "tell_self",  # handler putting a new message into its own mailbox
+    "close_self",  # handler closing its own mailbox (the actor stops itself)
+    "suspend_self",  # handler suspending its own mailbox
+)
+
+
+class _Stop(BaseException):
+    pass
+
+
+class _Yield:
+    """An awaitable that suspends its coroutine once, yielding ``token``."""
+
+    def __init__(self, token: object) -> None:
+        self.token = token
+
+    def __await__(self) -> Generator[object, None, None]:
+        yield self.token
+
+
+class _ScriptedLoop:
+    """Stands in for the event loop: ``call_soon`` queues, ``turn`` runs what was queued."""
+
+    def __init__(self) -> None:
+        self.ready: list[Callable[[], None]] = []
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        self.ready.append(callback)
+
+    def turn(self) -> None:
+        ready, self.ready = self.ready, []
+        for callback in ready:
+            callback()
+
+
+class _MailboxHarness:
+    """One runner with its loop and cell; ``log`` records every call the runner makes out."""
+
+    def __init__(self, module: ModuleType, capacity: int, strategy: int, throughput: int) -> None:
+        self.log: list[tuple[Any, ...]] = []
+        self.loop = _ScriptedLoop()
+        self.runner = module.MailboxRunner(
+            self, self.loop, capacity, strategy, throughput, lambda m, r: self.log.append(("dead", m, r)), SAME
+        )
+        self.runner.ctx = "ctx"
+        self.runner.receive = self.receive
+
+    # the cell's side
+    def _on_result(self, result: object, msg: object) -> None:
+        self.log.append(("result", result, msg))
+
+    def _on_failure(self, exc: BaseException, msg: object) -> None:
+        self.log.append(("failure", type(exc).__name__, str(exc), msg))
+
+    def _on_suspend(self, coro: Any, yielded: object, msg: object) -> None:
+        self.log.append(("suspended", yielded, msg))
+        coro.close()
+
+    # the behaviour
+    def receive(self, ctx: object, msg: tuple[int, str]) -> Any:
+        self.log.append(("handle", ctx, msg))
+        ident, action = msg
+        if action == "sync_none":
+            return None
+        if action == "sync_value":
+            return ("behaviour", ident)
+        if action == "sync_raise":
+            raise KeyError(ident)
+        if action == "suspend_self":
+            self.runner.suspend()
+            return None
+        return self._handle(ident, action)
+
+    async def _handle(self, ident: int, action: str) -> object:
+        if action == "same":
+            return SAME
+        if action == "become":
+            return ("behaviour", ident)
+        if action == "raise":
+            raise ValueError(f"boom {ident}")
+        if action == "base":
+            raise _Stop(ident)
+        if action == "suspend":
+            await _Yield(("token", ident))
+        if action == "tell_self":
+            self.runner.put((ident + 1000, "none"))
+        if action == "close_self":
+            self.log.append(("closed by handler", self.runner.close()))
+        return None
+
+    def apply(self, op: tuple[Any, ...]) -> tuple[Any, ...]:
+        runner = self.runner
+        kind = op[0]
+        if kind == "put":
+            outcome = _outcome(runner.put, op[1])
+        elif kind == "turn":
+            outcome = _outcome(self.loop.turn)
+        else:
+            outcome = _outcome(getattr(runner, kind))
+        return (outcome, runner.size, runner.suspended, runner.closed, len(self.loop.ready), list(self.log))
+
+
+_messages = st.tuples(st.integers(0, 999), st.sampled_from(ACTIONS))
+_mailbox_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), _messages),
+        st.tuples(st.sampled_from(["turn", "resume", "suspend", "close"])),
+    ),
+    max_size=60,
+)
+
+
+@HYP
+@given(
+    capacity=st.integers(0, 4),
+    strategy=st.integers(-1, 3),
+    throughput=st.integers(0, 5),
+    ops=_mailbox_ops,
+)
+def test_mailbox_twins_agree(capacity: int, strategy: int, throughput: int, ops: list[tuple[Any, ...]]) -> None:
+    pure, compiled = _pair("mailbox")
+    built = [_outcome(_MailboxHarness, m, capacity, strategy, throughput) for m in (pure, compiled)]
+    if built[0][0] == "raised" or built[1][0] == "raised":
+        assert built[0] == built[1]
+        return
+    harnesses: list[_MailboxHarness] = [b[1] for b in built]
+    for step, op in enumerate([*ops, ("resume",), ("turn",), ("turn",), ("close",)]):
+        seen = [h.apply(op) for h in harnesses]
+        assert seen[0] == seen[1], f"step {step}: {op}"
+
+
+def test_mailbox_constants_agree() -> None:
+    pure, compiled = _pair("mailbox")
+    assert (pure.DROP_NEW, pure.DROP_OLDEST, pure.REJECT) == (compiled.DROP_NEW, compiled.DROP_OLDEST, compiled.REJECT)
+    assert (_fastpath.DROP_NEW, _fastpath.DROP_OLDEST, _fastpath.REJECT) == (
+        pure.DROP_NEW,
+        pure.DROP_OLDEST,
+        pure.REJECT,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Frame: encoder and decoder fed the same bodies and chunks, of every buffer type
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_buffer(data: bytes, kind: str) -> object:
+    if kind == "bytes":
+        return data
+    if kind == "bytearray":
+        return bytearray(data)
+    if kind == "memoryview":
+        return memoryview(data)
+    if kind == "memoryview_slice":
+        return memoryview(b"xx" + data + b"yy")[2 : 2 + len(data)]
+    if kind == "memoryview_words" and len(data) % 2 == 0:
+        return memoryview(data).cast("H")  # a multi-byte format: its bytes count, not its items
+    return data
+
+
+_buffer_kinds = st.sampled_from(["bytes", "bytearray", "memoryview", "memoryview_slice", "memoryview_words"])
+_limits = st.integers(0, 80) | st.sampled_from([-1, 0xFFFFFFFF, 0xFFFFFFFF + 1])
+
+
+def _error_kind(outcome: tuple[str, Any]) -> tuple[str, Any]:
+    """TypeErrors from a non-buffer argument are worded by the interpreter: compare the type only."""
+    if outcome[0] == "raised" and outcome[1].startswith("TypeError"):
+        return ("raised", "TypeError")
+    return outcome
+
+
+@HYP
+@given(
+    limit=_limits,
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.binary(max_size=90), _buffer_kinds),
+            st.tuples(st.just("add_wrong_type"), st.sampled_from(["text", 7, None])),
+            st.tuples(st.just("take")),
+            st.tuples(st.just("encode_frame"), st.binary(max_size=40), _buffer_kinds),
+        ),
+        max_size=30,
+    ),
+)
+def test_frame_encoder_twins_agree(limit: int, ops: list[tuple[Any, ...]]) -> None:
+    modules = _pair("frame")
+    built = [_outcome(m.FrameEncoder, limit) for m in modules]
+    if built[0][0] == "raised" or built[1][0] == "raised":
+        assert built[0] == built[1]
+        return
+    for step, op in enumerate(ops):
+        seen = []
+        for module, (_, encoder) in zip(modules, built, strict=True):
+            if op[0] == "add":
+                outcome = _outcome(encoder.add, _as_buffer(op[1], op[2]))
+            elif op[0] == "add_wrong_type":
+                outcome = _error_kind(_outcome(encoder.add, op[1]))
+            elif op[0] == "take":
+                outcome = _outcome(encoder.take)
+            else:
+                outcome = _outcome(module.encode_frame, _as_buffer(op[1], op[2]))
+            seen.append((outcome, encoder.pending_bytes, encoder.pending_frames))
+        assert seen[0] == seen[1], f"step {step}: {op}"
+
+
+@HYP
+@given(
+    limit=st.integers(0, 64),
+    chunks=st.lists(st.tuples(st.binary(max_size=40), _buffer_kinds), max_size=15),
+    prefix_sizes=st.lists(st.integers(0, 0xFFFFFFFF), max_size=3),
+)
+def test_frame_decoder_twins_agree(limit: int, chunks: list[tuple[bytes, str]], prefix_sizes: list[int]) -> None:
+    modules = _pair("frame")
+    # length prefixes of every size, some over the limit, mixed into the raw chunks
+    chunks = chunks + [(n.to_bytes(4, "big") + b"body", "bytes") for n in prefix_sizes]
+    decoders = [m.FrameDecoder(limit) for m in modules]
+    for step, (data, kind) in enumerate(chunks):
+        seen = [(_outcome(d.feed, _as_buffer(data, kind)), d.buffered, d.failure) for d in decoders]
+        assert seen[0] == seen[1], f"step {step}: {data!r} as {kind}"
+    wrong = [(_error_kind(_outcome(d.feed, "text")), d.buffered, d.failure) for d in decoders]
+    assert wrong[0] == wrong[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Demand: ledger and window under the same calls, including bad and extreme arguments
+# ---------------------------------------------------------------------------------------------
+
+_counts = (
+    st.integers(-3, 40)
+    | st.integers(-(2**70), 2**70)
+    | st.sampled_from([2**62 - 1, 2**62, 2**62 + 1, 2**63, -(2**63)])
+    | st.sampled_from([True, 2.0, "3", None])
+)
+
+
+def _ledger_state(ledger: Any) -> tuple[Any, ...]:
+    return (ledger.next_seq, ledger.acked, ledger.limit, ledger.sendable(), ledger.unacked(), repr(ledger))
+
+
+@HYP
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("request"), _counts),
+            st.tuples(st.just("take")),
+            st.tuples(st.just("take_many"), _counts),
+            st.tuples(st.just("update"), _counts, _counts),
+        ),
+        max_size=50,
+    )
+)
+def test_producer_ledger_twins_agree(ops: list[tuple[Any, ...]]) -> None:
+    ledgers = [m.ProducerLedger() for m in _pair("demand")]
+    for step, op in enumerate(ops):
+        seen = [(_outcome(getattr(p, op[0]), *op[1:]), _ledger_state(p)) for p in ledgers]
+        assert seen[0] == seen[1], f"step {step}: {op}"
+
+
+def _window_state(window: Any) -> tuple[Any, ...]:
+    return (window.window, window.batch, window.expected, window.requested_total, window.consumed_total, repr(window))
+
+
+@HYP
+@given(
+    size=_counts,
+    batch=st.none() | _counts,
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("initial")),
+            st.tuples(st.just("receive"), _counts),
+            st.tuples(st.just("receive_many"), _counts),
+            st.tuples(st.just("consumed"), _counts),
+            st.tuples(st.just("consumed")),
+        ),
+        max_size=50,
+    ),
+)
+def test_consumer_window_twins_agree(size: Any, batch: Any, ops: list[tuple[Any, ...]]) -> None:
+    modules = _pair("demand")
+    built = [_outcome(m.ConsumerWindow, size, batch) for m in modules]
+    if built[0][0] == "raised" or built[1][0] == "raised":
+        assert built[0] == built[1]
+        return
+    windows = [b[1] for b in built]
+    for step, op in enumerate(ops):
+        seen = [(_outcome(getattr(w, op[0]), *op[1:]), _window_state(w)) for w in windows]
+        assert seen[0] == seen[1], f"step {step}: {op}"
