@@ -77,6 +77,7 @@ from casty.errors import AskTimeoutError as AskTimeoutError
 from casty.errors import CastyError as CastyError
 from casty.errors import ConfigError as ConfigError
 from casty.errors import DeserializationError as DeserializationError
+from casty.errors import DrainingError as DrainingError
 from casty.errors import ElementTooLarge as ElementTooLarge
 from casty.errors import FrameError as FrameError
 from casty.errors import FrameTooLarge as FrameTooLarge
@@ -175,6 +176,7 @@ __all__ = (
     "DeserializationError",
     "DeserializationFailed",
     "Directive",
+    "DrainingError",
     "ElementTooLarge",
     "EventStreamSubscribe",
     "EventStreamUnsubscribe",

@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "ConfigFileNotFoundError",
     "DeserializationError",
+    "DrainingError",
     "ElementTooLarge",
     "FrameError",
     "FrameTooLarge",
@@ -129,6 +130,11 @@ class StreamFailed(CastyError):
 
 class StreamCancelled(CastyError):
     """The stream's consumer went away; the producer no longer accepts elements."""
+
+
+class DrainingError(StreamCancelled):
+    """The node is draining (``system.drain()``, or SIGTERM under ``casty.run``): it accepts no
+    new stream elements or subscriptions; what it accepted before is still delivered."""
 
 
 class StreamTimeoutError(CastyError, TimeoutError):

@@ -17,9 +17,10 @@ class NodeProcess:
     """A node in its own process. ``async with NodeProcess(...) as node`` starts it and, on exit,
     ends it (SIGTERM, then SIGKILL) whatever happened."""
 
-    def __init__(self, module: str, *args: str, ready_timeout: float = 20.0) -> None:
+    def __init__(self, module: str, *args: str, ready_timeout: float = 20.0, env: dict[str, str] | None = None) -> None:
         self.module = module
         self.args = list(args)
+        self.extra_env = dict(env or {})
         self.ready_timeout = ready_timeout
         self.proc: asyncio.subprocess.Process | None = None
         self.info: dict[str, Any] = {}
@@ -31,6 +32,7 @@ class NodeProcess:
     async def start(self) -> NodeProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env.update(self.extra_env)
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

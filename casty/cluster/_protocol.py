@@ -26,6 +26,7 @@ __all__ = [
     "HeartbeatAck",
     "InitJoin",
     "InitJoinAck",
+    "InitJoinNack",
     "Join",
     "RegistryDigest",
     "RegistryPull",
@@ -43,6 +44,14 @@ class InitJoin:
 @dataclass(frozen=True)
 class InitJoinAck:
     """Yes: ``node`` is an up member; join through it."""
+
+    node: NodeAddress
+
+
+@dataclass(frozen=True)
+class InitJoinNack:
+    """No: ``node`` is alive and not a member of any cluster (sent only by nodes that discover
+    their contacts by DNS, see :mod:`casty.cluster.discovery`)."""
 
     node: NodeAddress
 

@@ -4,7 +4,13 @@ Joining
     A node whose own address is the first seed asks the other seeds (``InitJoin``) whether a
     cluster already runs; if none answers within two join intervals it forms the cluster by
     joining itself. Every other node sends ``Join`` to the seeds until one of them, already a
-    member, answers ``Welcome`` with the membership gossip.
+    member, answers ``Welcome`` with the membership gossip. With ``cluster.discovery = "dns"``
+    the contacts are the records of ``cluster.service_name`` instead, and the lowest of a
+    stable set of them forms the cluster when none answers (:mod:`casty.cluster.discovery`).
+
+Draining
+    ``drain()`` (``casty.run`` calls it on SIGTERM/SIGINT) completes the node's streams after
+    what they accepted, leaves the cluster and shuts down within ``[shutdown] drain_timeout``.
 
 Membership
     The replicated state is a :class:`~casty.cluster.gossip.Gossip` with a vector clock.
@@ -47,6 +53,7 @@ import dataclasses
 import logging
 import random
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
@@ -58,6 +65,7 @@ from casty.cluster._protocol import (
     HeartbeatAck,
     InitJoin,
     InitJoinAck,
+    InitJoinNack,
     Join,
     RegistryDigest,
     RegistryPull,
@@ -65,6 +73,7 @@ from casty.cluster._protocol import (
 )
 from casty.cluster.client_protocol import ClientBye, ClientHello, RegistrySnapshot, RegistrySnapshotPart
 from casty.cluster.client_service import ClientService
+from casty.cluster.discovery import DnsDiscovery, GetaddrinfoResolver, Resolver
 from casty.cluster.downing import PartitionDowning
 from casty.cluster.events import (
     LeaderChanged,
@@ -85,6 +94,7 @@ from casty.cluster.state import MembershipState
 from casty.errors import ConfigError
 from casty.remote.system import RemoteActorSystem
 from casty.remote.transport import Connection
+from casty.streams import begin_drain, drain_streams
 
 if TYPE_CHECKING:
     from casty.config import CastyConfig, TlsConfig
@@ -95,6 +105,8 @@ __all__ = ["ClusteredActorSystem"]
 log = logging.getLogger("casty.cluster")
 
 _LIVE = (MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING)
+
+_RUNNING: weakref.WeakSet[ClusteredActorSystem] = weakref.WeakSet()
 
 
 def _node(address: ActorAddress) -> NodeAddress:
@@ -132,6 +144,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         serializer: Serializer | None = None,
         tls: TlsConfig | None = None,
         required_quorum: int | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         from casty.config import CastyConfig
 
@@ -154,6 +167,13 @@ class ClusteredActorSystem(RemoteActorSystem):
         )
         seeds = seed_nodes if seed_nodes is not None else cluster.seed_nodes
         self.seed_nodes: tuple[NodeAddress, ...] = tuple(NodeAddress(h, int(p)) for h, p in seeds)
+        self._resolver: Resolver | None = None
+        if seed_nodes is None and cluster.discovery == "dns":
+            self._resolver = resolver if resolver is not None else GetaddrinfoResolver()
+        elif resolver is not None:
+            raise ConfigError("resolver: only used with cluster.discovery = 'dns' (and no seed_nodes argument)")
+        self.discovery: DnsDiscovery | None = None
+        """DNS discovery of this node's contacts (``cluster.discovery = "dns"``), once started."""
         if roles is None:
             roles = cluster.roles
         elif isinstance(roles, (set, frozenset)):
@@ -175,6 +195,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         #: membership gossip messages received and sent
         self.gossip_received = 0
         self.gossip_sent = 0
+        self._drain_task: asyncio.Task[float] | None = None
 
     @classmethod
     def from_config(
@@ -190,6 +211,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         tls: TlsConfig | None = None,
         required_quorum: int | None = None,
         serializer: Serializer | None = None,
+        resolver: Resolver | None = None,
     ) -> ClusteredActorSystem:
         """A node configured by ``config`` (``[system]``, ``[cluster]``...), with overrides."""
         return cls(
@@ -204,6 +226,7 @@ class ClusteredActorSystem(RemoteActorSystem):
             tls=tls,
             required_quorum=required_quorum,
             serializer=serializer,
+            resolver=resolver,
         )
 
     async def __aenter__(self) -> Self:
@@ -230,9 +253,13 @@ class ClusteredActorSystem(RemoteActorSystem):
         if self.node_id is None:
             self.node_id = str(self.self_node)
         self._joined_event = asyncio.Event()
+        _RUNNING.add(self)
+        if self._resolver is not None:
+            self.discovery = DnsDiscovery(self, self._resolver)
         for cls, handler in (
             (InitJoin, self._on_init_join),
             (InitJoinAck, self._on_init_join_ack),
+            (InitJoinNack, self._on_init_join_nack),
             (Join, self._on_join),
             (Welcome, self._on_welcome),
             (GossipEnvelope, self._on_gossip),
@@ -268,9 +295,20 @@ class ClusteredActorSystem(RemoteActorSystem):
                 self.gossip_sent += 1
             transport.send_control(self._address_of(node), msg)
 
+    def _form_cluster(self) -> None:
+        state = self.membership
+        assert state is not None
+        self._apply(state.join_self())
+
     async def _join_loop(self) -> None:
         state = self.membership
         assert state is not None
+        discovery = self.discovery
+        if discovery is not None:
+            await discovery.join()
+            self._joined_event.set()
+            await discovery.refresh()
+            return
         cfg = self.config.cluster
         me = self.self_node
         seeds = [s for s in self.seed_nodes if s != me]
@@ -300,8 +338,16 @@ class ClusteredActorSystem(RemoteActorSystem):
 
     def _on_init_join(self, conn: Connection, msg: InitJoin) -> None:
         state = self.membership
-        if state is not None and state.is_member and state.self_member.status is MemberStatus.UP:
+        if state is None:
+            return
+        if state.is_member and state.self_member.status is MemberStatus.UP:
             self._send(msg.node, InitJoinAck(self.self_node))
+        elif not state.is_member and self.discovery is not None:
+            self._send(msg.node, InitJoinNack(self.self_node))
+
+    def _on_init_join_nack(self, conn: Connection, msg: InitJoinNack) -> None:
+        if self.discovery is not None:
+            self.discovery.on_nack(conn, msg)
 
     def _on_init_join_ack(self, conn: Connection, msg: InitJoinAck) -> None:
         state = self.membership
@@ -549,7 +595,74 @@ class ClusteredActorSystem(RemoteActorSystem):
                 await self.leave()
         await super().shutdown()
 
+    @staticmethod
+    def running() -> list[ClusteredActorSystem]:
+        """The cluster systems of this process that are started and not shut down yet."""
+        return list(_RUNNING)
+
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`drain` began."""
+        return self._drain_task is not None
+
+    async def drain(self, timeout: float | None = None) -> float:
+        """Stop this node gracefully within ``timeout`` seconds (default
+        ``[shutdown] drain_timeout``) and return the seconds it took.
+
+        In order: the node accepts no new stream subscription and no new element (``put`` raises
+        :class:`~casty.errors.DrainingError`) and withdraws its services from the receptionist
+        (lookups on every member stop finding them); its producers deliver what they accepted and
+        complete their streams, its consumers finish; it leaves the cluster (the others see
+        ``MemberLeft``, not an unreachable member) and clients move to other members; it shuts
+        down. What still streams when the time is nearly up is stopped. Calling it again waits
+        for the same drain. ``casty.run`` calls it on SIGTERM/SIGINT.
+        """
+        if self._drain_task is None:
+            self.begin_drain(timeout)
+        assert self._drain_task is not None
+        return await asyncio.shield(self._drain_task)
+
+    def begin_drain(self, timeout: float | None = None) -> None:
+        """Start :meth:`drain` without waiting for it: from this call on the node accepts no new
+        stream element or subscription (idempotent). ``await drain()`` then waits for the end."""
+        if self._drain_task is None:
+            begin_drain(self, self._drain_reason)
+            # withdraw this node's services: lookups on every member stop finding them
+            registry = self.registry
+            for ref in {ref for refs in registry.local.values() for ref in refs}:
+                registry.remove_ref(ref)
+            self._drain_task = self.loop.create_task(self._drain(timeout))
+
+    @property
+    def _drain_reason(self) -> str:
+        return f"the node {self.node_id} is draining"
+
+    async def _drain(self, timeout: float | None) -> float:
+        loop = self.loop
+        started = loop.time()
+        total = timeout if timeout is not None else self.config.shutdown.drain_timeout
+        deadline = started + total
+        leave_time = max(1.0, 4 * self.config.cluster.gossip.interval)
+        reserve = min(total / 4, leave_time)
+        log.warning("%s drains (at most %.1fs): no new streams or elements accepted", self.node_id, total)
+        outcome = await drain_streams(self, deadline - reserve, self._drain_reason)
+        remaining = deadline - loop.time()
+        with contextlib.suppress(Exception):
+            await self.leave(timeout=max(0.05, min(leave_time, remaining - 0.1)))
+        await self.shutdown()
+        elapsed = loop.time() - started
+        log.warning(
+            "%s drained in %.2fs: %d producers and %d consumers were streaming, %d stopped unfinished",
+            self.node_id,
+            elapsed,
+            outcome.producers,
+            outcome.consumers,
+            outcome.unfinished,
+        )
+        return elapsed
+
     async def _shutdown_services(self) -> None:
+        _RUNNING.discard(self)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

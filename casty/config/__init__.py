@@ -8,12 +8,15 @@ key, for example ``cluster.port: expected int, got str``.
 
 The package has one module per job: :mod:`casty.config.schema` is the reference (every
 section and knob, each described once), ``_validation`` the generic engine that checks them,
-``_knobs`` how a knob declares its constraints and description, and ``_reference`` the
+``_knobs`` how a knob declares its constraints and description, ``_environment`` how
+environment variables override the file, and ``_reference`` the
 markdown reference generated from the schema (``python -m casty.config README.md``), and
 ``_legacy`` how files written for casty 0.21 are read (:func:`load_config` applies it).
 
 :func:`load_config` without a path uses :func:`discover_config`: the nearest ``casty.toml``
-from the working directory upwards, or the defaults when there is none.
+from the working directory upwards, or the defaults when there is none. It then applies the
+``CASTY_<SECTION>__<KEY>`` environment variables over the file (``_environment``); only
+:func:`load_config` reads the environment, ``CastyConfig()`` is always the defaults.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from .schema import (
     MetricsConfig,
     RemoteConfig,
     SecurityConfig,
+    ShutdownConfig,
     StreamsConfig,
     SystemConfig,
     TlsConfig,
@@ -59,6 +63,7 @@ __all__ = [
     "MetricsConfig",
     "RemoteConfig",
     "SecurityConfig",
+    "ShutdownConfig",
     "StreamsConfig",
     "SystemConfig",
     "TlsConfig",

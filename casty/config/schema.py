@@ -14,12 +14,14 @@ import dataclasses
 import logging
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import field
 from pathlib import Path
 from typing import ClassVar, Literal
 
 from casty.errors import ConfigError, ConfigFileNotFoundError
 
+from ._environment import apply_environment
 from ._knobs import at_least_one, describe_knobs, limits, non_negative, port_number, positive
 from ._validation import HostPort, Section, fail
 
@@ -39,6 +41,7 @@ __all__ = [
     "MetricsConfig",
     "RemoteConfig",
     "SecurityConfig",
+    "ShutdownConfig",
     "StreamsConfig",
     "SystemConfig",
     "TlsConfig",
@@ -53,6 +56,9 @@ MailboxStrategy = Literal["drop_new", "drop_oldest", "reject"]
 
 LogFormat = Literal["text", "json"]
 """How log records are written: plain text, or one JSON object per line."""
+
+Discovery = Literal["static", "dns"]
+"""How a node finds the contacts it joins through."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -247,10 +253,26 @@ class ClusterConfig(Section):
     Members are identified by address, so ``Member.id`` is always "host:port"."""
     down_after: float = field(default=10.0, metadata=limits(positive))
     """Seconds a member stays unreachable before it is downed."""
-    min_members: int = field(default=1, metadata=limits(at_least_one))
-    """Members that must be up before this node reports itself ready (`/ready`)."""
     retry_join_interval: float = field(default=0.5, metadata=limits(positive))
     """Seconds between attempts to join via the seed nodes."""
+    discovery: Discovery = "static"
+    """How this node finds its contacts: "static" (the seed_nodes) or "dns" (the address
+    records of service_name, each at this node's port)."""
+    service_name: str = ""
+    """With discovery = "dns": the DNS name whose A/AAAA records are the cluster's nodes
+    (a headless Service in Kubernetes, the service name in Docker Compose)."""
+    min_members: int = field(default=1, metadata=limits(at_least_one))
+    """Members the cluster is started with: this node reports itself ready (`/ready`) only once
+    this many members are up, and with discovery = "dns" a new cluster is formed only once this
+    many contacts are found (the lowest of them forms it); set it to the number of nodes
+    started together."""
+    stable_after: float = field(default=3.0, metadata=limits(non_negative))
+    """With discovery = "dns": seconds the set of records must stay unchanged before a new
+    cluster is formed."""
+    resolve_interval: float = field(default=1.0, metadata=limits(positive))
+    """With discovery = "dns": seconds between resolutions of service_name while joining."""
+    refresh_interval: float = field(default=10.0, metadata=limits(positive))
+    """With discovery = "dns": seconds between resolutions of service_name once a member."""
     gossip: GossipConfig = field(default_factory=GossipConfig)
     """Membership gossip."""
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
@@ -264,6 +286,13 @@ class ClusterConfig(Section):
         for i, role in enumerate(self.roles):
             if not role:
                 raise fail(f"cluster.roles[{i}]", "must not be empty")
+        if self.discovery == "dns":
+            if not self.service_name:
+                raise fail("cluster.service_name", 'must be set when cluster.discovery = "dns"')
+            if self.seed_nodes:
+                raise fail("cluster.seed_nodes", 'are not used with cluster.discovery = "dns": remove them')
+        elif self.service_name:
+            raise fail("cluster.service_name", 'needs cluster.discovery = "dns"')
 
     @property
     def effective_bind_host(self) -> str:
@@ -431,6 +460,17 @@ class LoggingConfig(Section):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ShutdownConfig(Section):
+    """``[shutdown]``: how a node stops when it is told to (SIGTERM, ``system.drain()``)."""
+
+    _path: ClassVar[str] = "shutdown"
+
+    drain_timeout: float = field(default=30.0, metadata=limits(positive))
+    """Seconds a drain may take: streams deliver what they accepted and complete, consumers
+    finish, the node leaves the cluster and stops; what still runs then is stopped."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class CastyConfig(Section):
     """The whole configuration; ``CastyConfig()`` is every default."""
 
@@ -458,6 +498,8 @@ class CastyConfig(Section):
     """Metrics and health endpoint."""
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     """Log output."""
+    shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
+    """Draining and stopping a node."""
 
 
 CONFIG_FILE_NAME = "casty.toml"
@@ -478,8 +520,15 @@ def discover_config(start: str | os.PathLike[str] | None = None) -> Path | None:
     return None
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> CastyConfig:
-    """Read and validate a ``casty.toml`` file.
+def load_config(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> CastyConfig:
+    """Read and validate a ``casty.toml`` file, overlaid with the environment.
+
+    Every ``CASTY_<SECTION>__<KEY>`` variable of ``env`` (default: ``os.environ``; pass ``{}``
+    to read the file alone) overrides that key of the file, typed and validated like it; nested
+    tables take one ``__`` per level (``CASTY_CLUSTER__FAILURE_DETECTOR__THRESHOLD``). An error
+    about a value a variable set names the variable (see :mod:`casty.config._environment`).
+    Only ``load_config`` reads the environment: ``CastyConfig()`` is the defaults and a
+    configuration passed to a system is used as it is.
 
     Without ``path`` the file is found by :func:`discover_config` (from the working directory
     upwards), and the defaults are returned when there is none. An explicit ``path`` that does
@@ -494,7 +543,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> CastyConfig:
         found = discover_config()
         if found is None:
             log.debug("no %s found from %s upwards: using the defaults", CONFIG_FILE_NAME, Path.cwd())
-            return CastyConfig()
+            return apply_environment(CastyConfig, {}, env)  # type: ignore[no-any-return]
         log.debug("configuration read from %s", found)
         path = found
     try:
@@ -510,7 +559,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> CastyConfig:
         raise ConfigError(f"{os.fspath(path)}: cannot read configuration: {exc}") from exc
     from ._legacy import upgrade_021
 
-    return CastyConfig.from_dict(upgrade_021(data, source=os.fspath(path)))
+    return apply_environment(CastyConfig, upgrade_021(data, source=os.fspath(path)), env)  # type: ignore[no-any-return]
 
 
 describe_knobs(CastyConfig)

@@ -3,10 +3,11 @@
     dialer                                     acceptor
     ------                                     --------
                       (TLS, when configured: the acceptor wraps the socket first)
-    hello    {v, system, host, port, uid, kind, to, nonce}  ->
-                                               checks version, system, identity, quarantine,
+    hello    {v, vmin, vmax, system, host, port, uid, kind, to, nonce}  ->
+                                               checks versions, system, identity, quarantine,
                                                simultaneous connect
-             <-  welcome {v, system, host, port, uid, kind, nonce, mac}   (or refused {reason})
+             <-  welcome {v, vmin, vmax, system, host, port, uid, kind, nonce, mac}
+                                               (or refused {reason})
     checks identity and the acceptor's mac
     confirm  {mac}  ->
                                                checks the dialer's mac
@@ -18,6 +19,14 @@ HMAC-SHA256 over ``role|system|nonce`` of the other side's fresh nonce, so a rec
 handshake cannot be replayed. ``kind`` says what the peer is: a ``node`` that listens and can
 be dialed back, or a ``client`` that never listens and is reached only over the connections
 it opened. The whole handshake, TLS included, runs under ``remote.handshake_timeout``.
+
+Protocol versions: each side announces the range of versions it speaks (``vmin``..``vmax``,
+:data:`MIN_PROTOCOL_VERSION`..:data:`PROTOCOL_VERSION` unless the transport says otherwise) and
+the connection uses the highest version both speak: the acceptor picks it and names it in the
+welcome's ``v``. Without a common version the acceptor refuses the connection with a reason
+naming both ranges. A peer that announces no range (a release before ranges) speaks exactly its
+``v``, which is why a hello's ``v`` is the lowest version of the dialer's range. A release keeps
+the previous version (N-1) in its range, so a cluster is upgraded one node at a time.
 """
 
 from __future__ import annotations
@@ -41,14 +50,53 @@ if TYPE_CHECKING:
     from casty.remote.connection import Connection
     from casty.remote.transport import RemoteTransport
 
-__all__ = ["HANDSHAKE_LIMIT", "PEER_KINDS", "PROTOCOL_VERSION", "Handshake"]
+__all__ = [
+    "HANDSHAKE_LIMIT",
+    "MIN_PROTOCOL_VERSION",
+    "PEER_KINDS",
+    "PROTOCOL_VERSION",
+    "Handshake",
+    "negotiate_version",
+]
 
 log = logging.getLogger("casty.remote")
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""The newest protocol version this release speaks."""
+MIN_PROTOCOL_VERSION = 1
+"""The oldest protocol version this release still speaks (the previous one, for rolling upgrades)."""
 HANDSHAKE_LIMIT = 64 * 1024
 #: what a peer can say it is in the handshake's ``kind``
 PEER_KINDS = ("node", "client")
+
+
+def _range_text(versions: tuple[int, int]) -> str:
+    low, high = versions
+    return str(low) if low == high else f"{low}..{high}"
+
+
+def negotiate_version(mine: tuple[int, int], theirs: tuple[int, int]) -> int:
+    """The highest version in both ranges (inclusive ``(low, high)`` pairs); a
+    :class:`~casty.errors.HandshakeError` naming both ranges when they do not overlap."""
+    low, high = max(mine[0], theirs[0]), min(mine[1], theirs[1])
+    if low > high:
+        raise HandshakeError(
+            f"protocol version mismatch: peer speaks {_range_text(theirs)}, this node speaks {_range_text(mine)}"
+        )
+    return high
+
+
+def _peer_versions(msg: dict[str, Any]) -> tuple[int, int]:
+    """The range a hello or welcome announces (a lone ``v`` from a release before ranges)."""
+    vmin, vmax = msg.get("vmin"), msg.get("vmax")
+    if vmin is None and vmax is None:
+        v = msg.get("v")
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise HandshakeError(f"protocol version mismatch: peer speaks {v!r}")
+        return (v, v)
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (vmin, vmax)) or vmin > vmax:  # type: ignore[operator]
+        raise HandshakeError(f"malformed protocol version range {vmin!r}..{vmax!r}")
+    return (vmin, vmax)  # type: ignore[return-value]
 
 
 def _mac(secret: bytes, role: bytes, nonce: bytes, system: str) -> bytes:
@@ -58,7 +106,7 @@ def _mac(secret: bytes, role: bytes, nonce: bytes, system: str) -> bytes:
 class Handshake:
     """The handshake of one connection, from the TCP connect to the first envelope."""
 
-    __slots__ = ("conn", "nonce", "peer_nonce", "pending_peer", "timer", "tls_raw", "transport")
+    __slots__ = ("conn", "nonce", "peer_nonce", "pending_peer", "timer", "tls_raw", "transport", "version")
 
     def __init__(self, conn: Connection, transport: RemoteTransport) -> None:
         self.conn = conn
@@ -70,6 +118,8 @@ class Handshake:
         self.timer: asyncio.TimerHandle | None = None
         #: inbound TLS: the accepted TCP transport while its TLS handshake runs
         self.tls_raw: asyncio.Transport | None = None
+        #: the protocol version of the connection, once both sides agreed on it (0 before)
+        self.version = 0
 
     # -- 1. the connection is made: start the clock, then TLS (acceptor) or hello (dialer) ------
     def begin(self, tcp: asyncio.Transport) -> None:
@@ -83,10 +133,13 @@ class Handshake:
             return
         assoc = self.conn.assoc
         assert assoc is not None
+        versions = transport.protocol_versions
         self.send(
             {
                 "t": "hello",
-                "v": PROTOCOL_VERSION,
+                "v": versions[0],
+                "vmin": versions[0],
+                "vmax": versions[1],
                 "system": transport.system_name,
                 "host": transport.address.host,
                 "port": transport.address.port,
@@ -181,10 +234,13 @@ class Handshake:
         self.peer_nonce = nonce
         self.pending_peer = (address, uid, kind)
         secret = transport.secret
+        versions = transport.protocol_versions
         self.send(
             {
                 "t": "welcome",
-                "v": PROTOCOL_VERSION,
+                "v": self.version,
+                "vmin": versions[0],
+                "vmax": versions[1],
                 "system": transport.system_name,
                 "host": transport.address.host,
                 "port": transport.address.port,
@@ -250,9 +306,10 @@ class Handshake:
     # -- checks and helpers ----------------------------------------------------------------------
     def _peer_identity(self, msg: dict[str, Any]) -> tuple[ActorAddress, int, str]:
         transport = self.transport
-        version = msg.get("v")
-        if version != PROTOCOL_VERSION:
-            raise HandshakeError(f"protocol version mismatch: peer speaks {version!r}, we speak {PROTOCOL_VERSION}")
+        version = negotiate_version(transport.protocol_versions, _peer_versions(msg))
+        if msg.get("t") == "welcome" and msg.get("v") != version:
+            raise HandshakeError(f"the peer chose protocol version {msg.get('v')!r}, the highest common one is {version}")
+        self.version = version
         system = msg.get("system")
         if system != transport.system_name:
             raise HandshakeError(f"system name mismatch: peer is {system!r}, this is {transport.system_name!r}")

@@ -35,7 +35,7 @@ from casty.remote.association import Association
 from casty.remote.connection import Connection
 from casty.remote.control import CONTROL_PATH, DeserializationFailed, Ping, Pong, Unwatch, Watch
 from casty.remote.guard import ConnectionGuard
-from casty.remote.handshake import PROTOCOL_VERSION
+from casty.remote.handshake import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 from casty.remote.refs import GoneIncarnation, RefCache, RemoteTarget, split_target
 from casty.remote.watch import RemoteWatch
 from casty.serde import MsgpackSerializer, PickleSerializer, Serializer
@@ -88,6 +88,8 @@ class RemoteTransport:
         self.bind_host = bind_host or host
         self.bind_port = port if bind_port is None else bind_port
         self.kind = kind
+        #: the protocol versions this transport speaks, lowest and highest (see casty.remote.handshake)
+        self.protocol_versions: tuple[int, int] = (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION)
         self.listen = listen
         self.uid = random.getrandbits(63) or 1
         self.secret = secret

@@ -10,6 +10,7 @@ producer and the consumer may live in different processes.
 from __future__ import annotations
 
 from casty.streams._consumer import SourceRef, stream_consumer
+from casty.streams._drain import DrainOutcome, begin_drain, drain_streams
 from casty.streams._messages import (
     CompleteStream,
     FailStream,
@@ -35,6 +36,7 @@ StreamSubscribe = Subscribe
 
 __all__ = [
     "CompleteStream",
+    "DrainOutcome",
     "FailStream",
     "GetSink",
     "GetSource",
@@ -53,6 +55,8 @@ __all__ = [
     "Subscribe",
     "Subscribed",
     "SubscriptionRefused",
+    "begin_drain",
+    "drain_streams",
     "stream_consumer",
     "stream_producer",
 ]

@@ -14,6 +14,7 @@ from casty.actors.events import Terminated
 from casty.actors.ref import ActorRef
 from casty.errors import ProtocolError, StreamCancelled, StreamFailed, StreamTimeoutError
 from casty.observe.stats import RateMeter, StreamStats, register_stream
+from casty.streams._drain import registry_of
 from casty.streams._messages import (
     GetSource,
     StreamCancel,
@@ -242,6 +243,7 @@ class _ConsumerCore(Generic[T]):
             self._finish(make)
 
     def on_stop(self, ctx: ActorContext[Any]) -> None:
+        registry_of(ctx.system).remove(self)
         if self.outcome is None:
             self._cancel_upstream("consumer stopped")
             ref = self.self_ref
@@ -630,6 +632,7 @@ def stream_consumer(
             cfg.resend_interval,
         )
         core.start()
+        registry_of(ctx.system).add_consumer(core)
         return Behaviors.with_lifecycle(
             Behaviors.receive(core.receive), post_stop=core.on_stop, pre_restart=core.on_stop
         )

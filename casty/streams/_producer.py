@@ -12,9 +12,10 @@ from casty.actors.behaviors import Behavior, Behaviors
 from casty.actors.context import ActorContext
 from casty.actors.events import Terminated
 from casty.actors.ref import ActorRef
-from casty.errors import CastyError, ElementTooLarge, ProtocolError, StreamCancelled
+from casty.errors import CastyError, DrainingError, ElementTooLarge, ProtocolError, StreamCancelled
 from casty.observe.stats import RateMeter, StreamStats, register_stream
 from casty.serde import RecordRun
+from casty.streams._drain import registry_of
 from casty.streams._messages import (
     CompleteStream,
     FailStream,
@@ -58,6 +59,7 @@ class _ProducerCore(Generic[T]):
         "ctx",
         "cut_at",
         "defer",
+        "drain_reason",
         "dropped",
         "end_acked",
         "error",
@@ -124,6 +126,7 @@ class _ProducerCore(Generic[T]):
         self.error: CastyError | None = None
         #: sequence number the stream was cut at (unacked then ends there, not at next_seq)
         self.cut_at = -1
+        self.drain_reason: str | None = None
 
     # -- the SinkRef side ----------------------------------------------------------------
     def has_room(self) -> bool:
@@ -132,6 +135,8 @@ class _ProducerCore(Generic[T]):
     def refuse(self) -> NoReturn:
         if self.error is not None:
             raise self.error
+        if self.drain_reason is not None:
+            raise DrainingError(f"stream of {self.self_ref} accepts no new elements: {self.drain_reason}")
         if self.closed_reason is not None:
             raise StreamCancelled(f"stream of {self.self_ref} no longer accepts elements: {self.closed_reason}")
         raise StreamCancelled(f"stream of {self.self_ref} was already ended with complete() or fail()")
@@ -380,6 +385,27 @@ class _ProducerCore(Generic[T]):
 
     def on_stop(self, ctx: ActorContext[Any]) -> None:
         self.close(f"producer {self.self_ref} stopped")
+        registry_of(ctx.system).remove(self)
+
+    def drain(self, reason: str) -> None:
+        """The system drains: accept nothing new; complete the stream after what was accepted
+        (a stream nobody subscribed to cannot deliver its buffer: it is closed, and stopped
+        with the system)."""
+        if self.drain_reason is not None:
+            return
+        self.drain_reason = reason
+        if self.subscriber is None:
+            if self.buffer:
+                self.ctx.log.warning(
+                    "%s drains with %d elements nobody subscribed to: they are dropped", self.self_ref, len(self.buffer)
+                )
+            # closed (put and subscriptions refused) but left running to answer GetSink; the
+            # drain does not wait for it
+            self.close(reason)
+            registry_of(self.ctx.system).remove(self)
+            return
+        self.end(StreamCompleted())
+        self._wake_putters()
 
     # -- the actor -----------------------------------------------------------------------
     async def receive(self, ctx: ActorContext[Any], msg: Any) -> Behavior[Any] | None:
@@ -452,6 +478,9 @@ class _ProducerCore(Generic[T]):
             return None
         if self.closed_reason is not None:
             consumer.tell(SubscriptionRefused(f"{self.self_ref} is closed: {self.closed_reason}"))
+            return None
+        if self.drain_reason is not None and self.subscriber is None:
+            consumer.tell(SubscriptionRefused(f"{self.self_ref} accepts no new subscription: {self.drain_reason}"))
             return None
         first = self.subscriber is None
         reliable = bool(msg.reliable) if first else self.reliable
@@ -632,6 +661,7 @@ def stream_producer(buffer_size: int | None = None, *, unbounded: bool = False) 
         core: _ProducerCore[Any] = _ProducerCore(
             ctx, buffer_size if buffer_size is not None else cfg.buffer_size, unbounded, cfg.resend_interval
         )
+        registry_of(ctx.system).add_producer(core)
         # a restart starts a new stream: the old SinkRef is closed rather than left hanging
         return Behaviors.with_lifecycle(
             Behaviors.receive(core.receive), post_stop=core.on_stop, pre_restart=core.on_stop

@@ -2,8 +2,9 @@
 
 It joins the cluster, waits until ``--nodes`` members are up, streams ``--readings`` readings of
 its ``--sensor`` through a discoverable ``stream_producer``, and with ``--alert-monitor`` also
-consumes the alert streams that clients push back. On SIGTERM/SIGINT it leaves the cluster
-and prints a ``SUMMARY {json}`` line.
+consumes the alert streams that clients push back. On SIGTERM/SIGINT it drains (its stream
+delivers what it accepted and completes, the node leaves the cluster) and prints a
+``SUMMARY {json}`` line.
 
     python node.py --port 25520 --host auto --bind-host 0.0.0.0 --seed node-1:25520 --nodes 3 --sensor temp
 """
@@ -43,6 +44,7 @@ from casty import (
     Behavior,
     Behaviors,
     ClusteredActorSystem,
+    DrainingError,
     GetSink,
     GetSource,
     SinkRef,
@@ -141,6 +143,8 @@ async def produce(system: ClusteredActorSystem, sensor: str, readings: int, inte
                 await asyncio.sleep(interval)
         await sink.complete()
         log.info("%s: %d readings produced, stream completed", sensor, sent)
+    except DrainingError:
+        log.info("%s: the node drains: %d readings produced and delivered, stream completed", sensor, sent)
     except StreamCancelled as exc:
         log.warning("%s: the consumer went away after %d readings (%s)", sensor, sent, exc)
     return sent
@@ -148,7 +152,7 @@ async def produce(system: ClusteredActorSystem, sensor: str, readings: int, inte
 
 async def main(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else None
-    host = resolve_host(args.host)
+    host = resolve_host(args.host) if args.host else None
     seeds = [resolve_seed(s) for s in args.seed]
     if config is None:
         config = casty.CastyConfig()
@@ -157,7 +161,7 @@ async def main(args: argparse.Namespace) -> int:
         host=host,
         port=args.port,
         node_id=args.sensor or "monitor",
-        seed_nodes=seeds,
+        seed_nodes=seeds or None,
         bind_host=args.bind_host or None,
     )
     stop = asyncio.Event()
@@ -166,7 +170,7 @@ async def main(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     produced = 0
     async with system:
-        node_name = f"{host}:{system.port}"
+        node_name = str(system.self_node)
         monitor: Monitor | None = None
         if args.alert_monitor:
             monitor = Monitor(system)
@@ -178,6 +182,9 @@ async def main(args: argparse.Namespace) -> int:
         if args.sensor:
             producing = asyncio.create_task(produce(system, args.sensor, args.readings, args.interval, node_name))
         await stop.wait()
+        # drain: the stream delivers the readings it accepted and completes, the node leaves
+        drain_time = await system.drain()
+        log.info("drained in %.2fs", drain_time)
         if producing is not None:
             if producing.done():
                 produced = producing.result()
@@ -193,10 +200,14 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=25520)
-    parser.add_argument("--host", default="127.0.0.1", help="advertised address; 'auto' = this machine's")
+    parser.add_argument("--port", type=int, default=None, help="cluster port (default: from the configuration)")
+    parser.add_argument(
+        "--host", default=None, help="advertised address; 'auto' = this machine's (default: from the configuration)"
+    )
     parser.add_argument("--bind-host", default="", help="interface to listen on (default: --host)")
-    parser.add_argument("--seed", action="append", default=[], help="seed node host:port (repeatable)")
+    parser.add_argument(
+        "--seed", action="append", default=[], help="seed node host:port (repeatable; default: from the configuration)"
+    )
     parser.add_argument("--nodes", type=int, default=1, help="members to wait for before producing")
     parser.add_argument("--sensor", choices=sorted(RANGES), default=None)
     parser.add_argument("--alert-monitor", action="store_true")
