@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from typing import Any
+
+from tests.proxy_base import ProxyBase
 
 __all__ = ["ChaosProxy"]
 
@@ -49,23 +49,21 @@ class _Link:
             task.cancel()
 
 
-class ChaosProxy:
+class ChaosProxy(ProxyBase):
     """Forward TCP connections to ``target_host:target_port`` and inject faults on demand."""
+
+    STATS = ("accepted", "refused", "aborted", "cuts", "active", "bytes_up", "bytes_down", "bytes_dropped")
 
     def __init__(
         self, target_host: str, target_port: int, listen_port: int = 0, listen_host: str = "127.0.0.1"
     ) -> None:
+        super().__init__(listen_host, listen_port)
         self.target_host = target_host
         self.target_port = target_port
-        self.listen_host = listen_host
-        self.listen_port = listen_port
-        self._server: asyncio.AbstractServer | None = None
         self._links: set[_Link] = set()
-        self._handlers: set[asyncio.Task[None]] = set()
         self._blackhole = False
         self._delay = 0.0
         self._drop_new = False
-        self._changed: asyncio.Event | None = None
         self.accepted = 0
         """Connections accepted and forwarded to the target."""
         self.refused = 0
@@ -80,45 +78,6 @@ class ChaosProxy:
         """Bytes forwarded from the target to clients."""
         self.bytes_dropped = 0
         """Bytes read while blackholed and thrown away (both directions)."""
-
-    # -- life cycle --------------------------------------------------------------------------
-    async def start(self) -> ChaosProxy:
-        self._changed = asyncio.Event()
-        self._server = await asyncio.start_server(self._on_client, self.listen_host, self.listen_port)
-        sockets = self._server.sockets or ()
-        self.listen_port = sockets[0].getsockname()[1]
-        return self
-
-    async def close(self) -> None:
-        server = self._server
-        if server is None:
-            return
-        self._server = None
-        server.close()
-        for link in list(self._links):
-            link.abort()
-        for task in list(self._handlers):
-            task.cancel()
-        if self._handlers:
-            await asyncio.gather(*self._handlers, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server.wait_closed(), 1.0)
-
-    async def __aenter__(self) -> ChaosProxy:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def port(self) -> int:
-        """The port the proxy listens on (the one to advertise)."""
-        return self.listen_port
-
-    @property
-    def active(self) -> int:
-        """Connections currently forwarded."""
-        return len(self._links)
 
     # -- faults ------------------------------------------------------------------------------
     def cut(self) -> int:
@@ -153,46 +112,9 @@ class ChaosProxy:
     def blackholed(self) -> bool:
         return self._blackhole
 
-    # -- waiting for a state -----------------------------------------------------------------
-    async def wait_for(self, predicate: Callable[[ChaosProxy], bool], timeout: float = 10.0) -> None:
-        """Wait until ``predicate(self)`` holds (re-checked whenever a counter changes)."""
-        assert self._changed is not None, "start the proxy first"
-
-        async def until() -> None:
-            while not predicate(self):
-                assert self._changed is not None
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(until(), timeout)
-
-    def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "accepted": self.accepted,
-            "refused": self.refused,
-            "aborted": self.aborted,
-            "cuts": self.cuts,
-            "active": self.active,
-            "bytes_up": self.bytes_up,
-            "bytes_down": self.bytes_down,
-            "bytes_dropped": self.bytes_dropped,
-        }
-
     # -- forwarding --------------------------------------------------------------------------
-    async def _on_client(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            await self._serve(client_reader, client_writer)
-        finally:
-            self._handlers.discard(task)
-
-    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        client_reader, client_writer = reader, writer
         if self._drop_new or self._server is None:
             self.refused += 1
             client_writer.transport.abort()

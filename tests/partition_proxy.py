@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import Self
 
 import msgpack  # type: ignore[import-untyped, unused-ignore]
+
+from tests.proxy_base import ProxyBase
 
 __all__ = ["PartitionProxy", "read_hello"]
 
@@ -73,8 +75,10 @@ class _Link:
             task.cancel()
 
 
-class PartitionProxy:
+class PartitionProxy(ProxyBase):
     """Forward connections to one node; cut the dialers whose advertised port is blocked."""
+
+    STATS = ("accepted", "forwarded", "refused", "aborted", "failed", "active")
 
     def __init__(
         self,
@@ -86,18 +90,14 @@ class PartitionProxy:
         hello_timeout: float = 5.0,
         target_timeout: float = 10.0,
     ) -> None:
+        super().__init__(listen_host, listen_port)
         self.target_host = target_host
-        self.listen_host = listen_host
-        self.listen_port = listen_port
         self.hello_timeout = hello_timeout
         self.target_timeout = target_timeout
         self._target_port = target_port
         self._target_known: asyncio.Event | None = None
-        self._server: asyncio.AbstractServer | None = None
         self._blocked: frozenset[int] = frozenset()
         self._links: set[_Link] = set()
-        self._handlers: set[asyncio.Task[None]] = set()
-        self._changed: asyncio.Event | None = None
         self.accepted = 0
         """Connections accepted from dialers."""
         self.forwarded = 0
@@ -113,42 +113,11 @@ class PartitionProxy:
         """First frames seen, by the dialer's advertised port (None: not a casty hello)."""
 
     # -- life cycle ----------------------------------------------------------------------------
-    async def start(self) -> PartitionProxy:
-        self._changed = asyncio.Event()
+    async def start(self) -> Self:
         self._target_known = asyncio.Event()
         if self._target_port is not None:
             self._target_known.set()
-        self._server = await asyncio.start_server(self._on_client, self.listen_host, self.listen_port)
-        sockets = self._server.sockets or ()
-        self.listen_port = sockets[0].getsockname()[1]
-        return self
-
-    async def close(self) -> None:
-        server = self._server
-        if server is None:
-            return
-        self._server = None
-        server.close()
-        for link in list(self._links):
-            link.abort()
-        self._links.clear()
-        for task in list(self._handlers):
-            task.cancel()
-        if self._handlers:
-            await asyncio.gather(*self._handlers, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server.wait_closed(), 1.0)
-
-    async def __aenter__(self) -> PartitionProxy:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def port(self) -> int:
-        """The port the proxy listens on: the node's advertised port."""
-        return self.listen_port
+        return await super().start()
 
     @property
     def target_port(self) -> int | None:
@@ -160,11 +129,6 @@ class PartitionProxy:
         self._target_port = port
         if self._target_known is not None:
             self._target_known.set()
-
-    @property
-    def active(self) -> int:
-        """Connections currently forwarded."""
-        return len(self._links)
 
     @property
     def blocked(self) -> frozenset[int]:
@@ -192,43 +156,7 @@ class PartitionProxy:
         """Advertised ports of the dialers currently forwarded."""
         return frozenset(link.dialer_port for link in self._links)
 
-    # -- waiting for a state -------------------------------------------------------------------
-    async def wait_for(self, predicate: Callable[[PartitionProxy], bool], timeout: float = 10.0) -> None:
-        """Wait until ``predicate(self)`` holds (re-checked whenever a counter changes)."""
-        assert self._changed is not None, "start the proxy first"
-
-        async def until() -> None:
-            while not predicate(self):
-                assert self._changed is not None
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(until(), timeout)
-
-    def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "accepted": self.accepted,
-            "forwarded": self.forwarded,
-            "refused": self.refused,
-            "aborted": self.aborted,
-            "failed": self.failed,
-            "active": self.active,
-        }
-
     # -- forwarding ----------------------------------------------------------------------------
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            await self._serve(reader, writer)
-        finally:
-            self._handlers.discard(task)
-
     def _drop(self, writer: asyncio.StreamWriter, counter: str) -> None:
         setattr(self, counter, getattr(self, counter) + 1)
         with contextlib.suppress(Exception):
