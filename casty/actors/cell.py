@@ -1,4 +1,8 @@
-"""ActorCell: one actor's state, lifecycle and supervision (the slow paths around the mailbox)."""
+"""ActorCell: one actor's state, lifecycle and supervision (the slow paths around the mailbox).
+
+Over 500 lines on purpose: a cell's states (starting, running, suspended, restarting,
+stopping) and their transitions are one state machine, easier to check read in one place.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""ActorSystem: spawns actors, routes asks, keeps dead letters and the event stream."""
+"""ActorSystem: spawns actors, routes asks, keeps dead letters and the event stream.
+
+Over 500 lines because it is also the declared seam other packages use (the delivery API:
+``deliver``, ``dead_letter``, ``local_actor``, ``watch_ended``, ``bind_temp``, ``not_sent``,
+``stats``); those methods are small and belong with the tables they read.
+"""
 
 from __future__ import annotations
 

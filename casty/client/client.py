@@ -10,6 +10,9 @@ It keeps a view of the cluster pushed by one contact node (``ClientHello`` once,
 synchronously. When the contact node is lost the client moves to another up member it knows,
 and while no member can be reached it retries with backoff and ``ask`` fails at once with
 :class:`ClusterUnavailable` instead of waiting for its timeout.
+
+Over 500 lines on purpose: the contact loop, the view it keeps and the failover rules are one
+state machine around one connection at a time.
 """
 
 from __future__ import annotations

@@ -43,6 +43,10 @@ Service discovery
 Clients
     A node keeps every ``ClusterClient`` that said hello up to date
     (:mod:`casty.cluster.client_service`).
+
+Over 500 lines because the node's lifecycle (joining, discovery, leader actions, draining,
+leaving) is driven from here; the mechanisms themselves live in their own modules
+(gossip, state, downing, heartbeat, registry_sync, client_service, discovery).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ constraints (``metadata=limits(...)``) and the docstring under it, which is its 
 generated from it by ``_reference``). Every section is a frozen dataclass and every knob has
 a default, so ``CastyConfig()`` is a complete configuration and a file only needs the keys
 it changes.
+
+Over 500 lines because it is the whole reference: one section class per table, every knob
+with its description, and nothing else.
 """
 
 from __future__ import annotations

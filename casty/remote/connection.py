@@ -5,6 +5,9 @@ the connection's serde encoder: ``[target, message]`` where ``target`` is ``[id,
 first time a path is used on the connection, the bare ``id`` afterwards, and the full path for
 short-lived ``/temp/`` targets. Envelopes for ``CONTROL_PATH`` go to the transport; all others
 are handed to the actor system's delivery API.
+
+Over 500 lines on purpose: the read path (admission, partial-frame budget, dispatch slices,
+inbound backpressure) and the write path of one socket share its state and are read together.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""The consuming side of a stream: ``stream_consumer()`` and its local :class:`SourceRef`."""
+"""The consuming side of a stream: ``stream_consumer()`` and its local :class:`SourceRef`.
+
+Over 500 lines on purpose: the consumer actor and the ``SourceRef`` share one core object
+(same process, same loop) whose window, acknowledgement, resend and timeout rules are one
+protocol state machine; splitting it would put one invariant in two files.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""The producing side of a stream: ``stream_producer()`` and its local :class:`SinkRef`."""
+"""The producing side of a stream: ``stream_producer()`` and its local :class:`SinkRef`.
+
+Over 500 lines on purpose: the producer actor and the ``SinkRef`` share one core object whose
+buffer, unacknowledged store, demand ledger, resend, byte-bounded runs, drain and stats are
+one protocol state machine; splitting it would put one invariant in two files.
+"""
 
 from __future__ import annotations
 
