@@ -155,7 +155,9 @@ class Registry:
     # -- replicas from other nodes ---------------------------------------------------------
     def set_node(self, node: NodeAddress, entries: dict[str, frozenset[ActorRef[Any]]]) -> None:
         old = self.remote.get(node, {})
-        if old == entries:
+        if old == entries and _incarnations(old) == _incarnations(entries):
+            # refs compare by address and path; the same registrations of a restarted node on
+            # the same address are refs of its new incarnation, and replace the old ones
             return
         if entries:
             self.remote[node] = entries
@@ -208,6 +210,11 @@ class Registry:
                     ref.tell(listing)
         if local and self.on_local_change is not None:
             self.on_local_change()
+
+
+def _incarnations(entries: dict[str, frozenset[ActorRef[Any]]]) -> dict[str, frozenset[tuple[ActorRef[Any], int]]]:
+    """``entries`` with the incarnation each ref was obtained from beside it."""
+    return {name: frozenset((ref, ref.uid) for ref in refs) for name, refs in entries.items()}
 
 
 ReceptionistMsg = Register[Any] | Deregister[Any] | Find[Any] | Subscribe[Any]
