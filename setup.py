@@ -49,6 +49,8 @@ class OptionalBuildExt(build_ext):
     def initialize_options(self) -> None:
         super().initialize_options()
         self.cython_c_in_temp = 1
+        # the extensions are independent: compile them on every core (``--parallel`` overrides)
+        self.parallel = True
 
     def run(self) -> None:
         try:

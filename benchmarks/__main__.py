@@ -52,6 +52,7 @@ PLAN: list[Planned] = [
     Planned("local_ask", 20_000, 5_000, throughput=False),
     Planned("stream_local", 200_000, 0),
     Planned("remote_tell", 500_000, 100_000),
+    Planned("remote_tell_records", 500_000, 0),
     Planned("remote_ask", 5_000, 1_000, throughput=False),
     Planned("stream_node_node", 200_000, 60_000),
     Planned("stream_node_node_batches", 200_000, 60_000),

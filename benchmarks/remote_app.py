@@ -73,6 +73,13 @@ class Count:
 
 
 @dataclass(frozen=True)
+class Tick:
+    """The small record ``remote_tell_records`` tells: one field, like a command with an id."""
+
+    seq: int
+
+
+@dataclass(frozen=True)
 class OpenStream:
     """Ask the stream service for a new producer.
 

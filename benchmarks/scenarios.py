@@ -219,9 +219,15 @@ async def local_end(kind: str, node_port: int | None = None) -> AsyncIterator[Re
 
 
 async def tell_burst(
-    system: RemoteActorSystem, ref: ActorRef[Any], n: int, chunk: int = 1000, window: int = 50_000
+    system: RemoteActorSystem,
+    ref: ActorRef[Any],
+    n: int,
+    chunk: int = 1000,
+    window: int = 50_000,
+    make: Callable[[int], Any] = int,
 ) -> None:
-    """Tell ``n`` ints to a counting actor and wait until it counted them all.
+    """Tell ``n`` messages (``make(i)``: ints by default) to a counting actor and wait until it
+    counted them all.
 
     Yields to the loop every ``chunk`` messages (so the transport can flush) and keeps at
     most two ``window``s unconfirmed: after each window it sends a ``Count`` ask and awaits
@@ -233,8 +239,12 @@ async def tell_burst(
     sent = 0
     while sent < n:
         k = min(chunk, n - sent)
-        for i in range(sent, sent + k):
-            tell(i)
+        if make is int:
+            for i in range(sent, sent + k):
+                tell(i)
+        else:
+            for i in range(sent, sent + k):
+                tell(make(i))
         sent += k
         if sent % window == 0 or sent == n:
             if pending is not None:
@@ -256,6 +266,19 @@ async def remote_tell(n: int) -> dict[str, Any]:
             await tell_burst(system, ref, 1000)  # warm-up, also opens the connection
             start = time.perf_counter()
             await tell_burst(system, ref, n)
+            elapsed = time.perf_counter() - start
+    return {"rate": n / elapsed, "unit": "msg/s"}
+
+
+async def remote_tell_records(n: int) -> dict[str, Any]:
+    """As ``remote_tell``, but each message is a small frozen dataclass (``Tick(seq)``): the
+    record path (type tag, generated builder) rather than a bare int."""
+    with Node("casty") as node:
+        async with local_end("node") as system:
+            ref = system.ref(node.info["counter"])
+            await tell_burst(system, ref, 1000, make=remote_app.Tick)
+            start = time.perf_counter()
+            await tell_burst(system, ref, n, make=remote_app.Tick)
             elapsed = time.perf_counter() - start
     return {"rate": n / elapsed, "unit": "msg/s"}
 
@@ -468,6 +491,7 @@ SCENARIOS: dict[str, tuple[Callable[[int], Awaitable[dict[str, Any]]], int]] = {
     "raw_framed": (raw_framed, 500_000),
     "raw_pingpong": (raw_pingpong, 5_000),
     "remote_tell": (remote_tell, 500_000),
+    "remote_tell_records": (remote_tell_records, 500_000),
     "remote_ask": (remote_ask, 5_000),
     "stream_node_node": (stream_node_node, 200_000),
     "stream_node_node_batches": (stream_node_node_batches, 200_000),
