@@ -62,7 +62,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from casty.actors.receptionist import Listing, ServiceKey
-from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
+from casty.actors.ref import ActorRef, NodeAddress, SystemAddress
 from casty.cluster._protocol import (
     GossipEnvelope,
     Heartbeat,
@@ -113,7 +113,7 @@ _LIVE = (MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING)
 _RUNNING: weakref.WeakSet[ClusteredActorSystem] = weakref.WeakSet()
 
 
-def _node(address: ActorAddress) -> NodeAddress:
+def _node(address: SystemAddress) -> NodeAddress:
     return NodeAddress(address.host or "", address.port or 0)
 
 
@@ -289,8 +289,8 @@ class ClusteredActorSystem(RemoteActorSystem):
     def _self_node(self) -> NodeAddress | None:
         return self.self_node if self.transport is not None else None
 
-    def _address_of(self, node: NodeAddress) -> ActorAddress:
-        return ActorAddress(self.name, node.host, node.port)
+    def _address_of(self, node: NodeAddress) -> SystemAddress:
+        return SystemAddress(self.name, node.host, node.port)
 
     def _send(self, node: NodeAddress, msg: object) -> None:
         transport = self.transport

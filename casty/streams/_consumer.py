@@ -190,7 +190,7 @@ class _ConsumerCore(Generic[T]):
         accepted = window.expected
         delivered = accepted - len(self.queue) - self.discarded
         meter = self.meter
-        address = self.producer.address
+        address = self.producer.system_address
         peer = f"{address.host}:{address.port}{self.producer.path}" if address.host else self.producer.path
         return StreamStats(
             stream=self.self_ref.path,
