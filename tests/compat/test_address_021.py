@@ -101,6 +101,9 @@ async def test_ref_address_across_real_sockets() -> None:
         assert remote.system_address == b.address
         remote.tell("over the wire")
         assert await probe.receive(timeout=10) == "over the wire"
+        # an address is a plain value a message can carry
+        remote.tell(ActorAddress("net", "/user/elsewhere", "10.0.0.1", 7, node_id="n7"))
+        assert await probe.receive(timeout=10) == ActorAddress("net", "/user/elsewhere", "10.0.0.1", 7, "n7")
         # a ref that crossed the wire keeps its address
         echo = TestProbe(a, "echo")
         remote.tell(echo.ref)
