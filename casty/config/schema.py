@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from casty.errors import ConfigError, ConfigFileNotFoundError
 
@@ -636,11 +636,11 @@ class CastyConfig(Section):
                 "tls": tls,
             }
             mapped = casty_config_021(legacy, given)
-            system = mapped.get("system", system)  # type: ignore[assignment]
-            defaults = mapped.get("defaults", defaults)  # type: ignore[assignment]
-            remote = mapped.get("remote", remote)  # type: ignore[assignment]
+            system = cast("SystemConfig | None", mapped.get("system", system))
+            defaults = cast("DefaultsConfig | None", mapped.get("defaults", defaults))
+            remote = cast("RemoteConfig | None", mapped.get("remote", remote))
             cluster = mapped.get("cluster", cluster)
-            tls = mapped.get("tls", tls)  # type: ignore[assignment]
+            tls = cast("TlsConfig | None", mapped.get("tls", tls))
         sections: tuple[tuple[str, Section | None, type[Section]], ...] = (
             ("system", system, SystemConfig),
             ("defaults", defaults, DefaultsConfig),
