@@ -47,6 +47,7 @@ from casty.actors.ref import ActorAddress as ActorAddress
 from casty.actors.ref import ActorRef as ActorRef
 from casty.actors.ref import NodeAddress as NodeAddress
 from casty.actors.ref import RefTarget as RefTarget
+from casty.actors.ref import SystemAddress as SystemAddress
 from casty.actors.scheduler import CancelSchedule as CancelSchedule
 from casty.actors.scheduler import ScheduleOnce as ScheduleOnce
 from casty.actors.scheduler import SchedulerMsg as SchedulerMsg
@@ -204,6 +205,7 @@ __all__ = (
     "StreamTimeoutError",
     "Subscribe",
     "SupervisionStrategy",
+    "SystemAddress",
     "Terminated",
     "TimerScheduler",
     "UnhandledMessage",

@@ -32,7 +32,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from casty.actors.ref import ActorAddress
+from casty.actors.ref import SystemAddress
 from casty.config import CastyConfig, TlsConfig, load_config
 from casty.errors import CastyError, ConfigError
 from casty.remote.connection import Connection
@@ -91,7 +91,7 @@ class Inspector:
 
     async def _connect(self, system: RemoteActorSystem, host: str, port: int) -> None:
         transport = system.require_transport()
-        assoc = transport.association(ActorAddress(system.name, host, port))
+        assoc = transport.association(SystemAddress(system.name, host, port))
         if assoc.conn is not None:
             return
         conn = Connection(transport, inbound=False, assoc=assoc)
@@ -130,7 +130,7 @@ class Inspector:
         token = next(self._tokens)
         future: asyncio.Future[dict[str, Any]] = system.loop.create_future()
         self._waiting[token] = future
-        system.require_transport().send_control(ActorAddress(system.name, host, port), Inspect(token))
+        system.require_transport().send_control(SystemAddress(system.name, host, port), Inspect(token))
         try:
             return await asyncio.wait_for(future, self.timeout)
         except TimeoutError:

@@ -129,8 +129,10 @@ cdef class ConsumerWindow:
 
     At most ``window`` elements are granted beyond what the user consumed, and demand
     is topped up once ``batch`` of them were consumed, so about one demand message is
-    sent per ``batch`` elements.  Invariant:
-    ``consumed_total <= expected <= requested_total <= consumed_total + window``.
+    sent per ``batch`` elements.  :meth:`grant` adds demand beyond the window; the top-ups
+    then pause until consumption brings the outstanding demand back within it.  Invariant:
+    ``consumed_total <= expected <= requested_total``, and
+    ``requested_total <= consumed_total + window`` unless :meth:`grant` added more.
     """
 
     cdef readonly long long window
@@ -188,6 +190,22 @@ cdef class ConsumerWindow:
         if s >= self.requested_total:
             raise ProtocolError(f"element {seq} exceeds the granted demand of {self.requested_total} elements")
         return -1
+
+    cpdef long long grant(self, object n) except -1:
+        """Grant ``n`` more elements beyond the window (saturating at MAX_DEMAND); return the
+        demand actually added, to send to the producer (0 when already unbounded)."""
+        n = _index(n, "demand")
+        cdef long long v = _clamp(n)
+        cdef long long requested = self.requested_total
+        cdef long long target
+        if v <= 0:
+            raise ProtocolError(f"demand must be positive, got {n}")
+        if v < _MAX - requested:
+            target = requested + v
+        else:
+            target = _MAX
+        self.requested_total = target
+        return target - requested
 
     cpdef long long receive_many(self, object k) except -1:
         """Accept ``k`` consecutive elements starting at ``expected``; return the new ``expected``."""

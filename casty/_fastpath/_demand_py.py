@@ -124,8 +124,10 @@ class ConsumerWindow:
 
     At most ``window`` elements are granted beyond what the user consumed, and demand
     is topped up once ``batch`` of them were consumed, so about one demand message is
-    sent per ``batch`` elements.  Invariant:
-    ``consumed_total <= expected <= requested_total <= consumed_total + window``.
+    sent per ``batch`` elements.  :meth:`grant` adds demand beyond the window; the top-ups
+    then pause until consumption brings the outstanding demand back within it.  Invariant:
+    ``consumed_total <= expected <= requested_total``, and
+    ``requested_total <= consumed_total + window`` unless :meth:`grant` added more.
     """
 
     __slots__ = ("_batch", "_consumed_total", "_expected", "_requested_total", "_window")
@@ -177,6 +179,17 @@ class ConsumerWindow:
             raise ProtocolError("initial demand was already sent")
         self._requested_total = self._window
         return self._window
+
+    def grant(self, n: int) -> int:
+        """Grant ``n`` more elements beyond the window (saturating at MAX_DEMAND); return the
+        demand actually added, to send to the producer (0 when already unbounded)."""
+        n = _as_int(n, "demand")
+        if n <= 0:
+            raise ProtocolError(f"demand must be positive, got {n}")
+        requested = self._requested_total
+        target = requested + n if n < MAX_DEMAND - requested else MAX_DEMAND
+        self._requested_total = target
+        return target - requested
 
     def receive_many(self, k: int) -> int:
         """Accept ``k`` consecutive elements starting at ``expected``; return the new ``expected``."""

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-__all__ = ["ActorAddress", "ActorRef", "NodeAddress", "RefTarget", "parse_uri"]
+__all__ = ["ActorAddress", "ActorRef", "NodeAddress", "RefTarget", "SystemAddress", "parse_uri"]
 
 M = TypeVar("M", contravariant=True)
 
 
-class ActorAddress(NamedTuple):
-    """Where an actor system lives: its name and, when it is reachable over TCP, host and port."""
+class SystemAddress(NamedTuple):
+    """Where an actor system lives: its name and, when it is reachable over TCP, host and port.
+
+    The key the transport routes and associates by; an actor's own address is
+    :class:`ActorAddress`.
+    """
 
     system: str
     host: str | None = None
@@ -21,6 +26,52 @@ class ActorAddress(NamedTuple):
         if self.host is None:
             return f"casty://{self.system}"
         return f"casty://{self.system}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ActorAddress:
+    """Where an actor lives: its system, its path and, for a system reachable over TCP, the
+    system's host and port (``None`` for a system without remoting).
+
+    Its URI is ``casty://system@host:port/path``, or ``casty://system/path`` without host and
+    port; :meth:`from_uri` reads both back. ``node_id`` is carried for the caller and is not
+    part of the URI. ``ref.address`` of any :class:`ActorRef` is one of these.
+    """
+
+    system: str
+    path: str
+    host: str | None = None
+    port: int | None = None
+    node_id: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        """True when the address has no host (its system is not reachable over TCP)."""
+        return self.host is None
+
+    @property
+    def system_address(self) -> SystemAddress:
+        """The address of the actor system this actor lives in."""
+        return SystemAddress(self.system, self.host, self.port)
+
+    def to_uri(self) -> str:
+        """``casty://system@host:port/path``, or ``casty://system/path`` without host and port."""
+        path = self.path if self.path.startswith("/") else f"/{self.path}"
+        if self.host is None or self.port is None:
+            return f"casty://{self.system}{path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"casty://{self.system}@{host}:{self.port}{path}"
+
+    @staticmethod
+    def from_uri(uri: str) -> ActorAddress:
+        """Parse what :meth:`to_uri` produces; anything else raises ``ValueError``."""
+        if not isinstance(uri, str):
+            raise ValueError(f"an actor URI is a str, got {type(uri).__name__}")
+        system, path = parse_uri(uri)
+        return ActorAddress(system.system, path, system.host, system.port)
+
+    def __str__(self) -> str:
+        return self.to_uri()
 
 
 class NodeAddress(NamedTuple):
@@ -33,24 +84,25 @@ class NodeAddress(NamedTuple):
         return f"{self.host}:{self.port}"
 
 
-def parse_uri(uri: str) -> tuple[ActorAddress, str]:
-    """Split ``casty://system@host:port/path`` (or ``casty://system/path``) into address and path."""
+def parse_uri(uri: str) -> tuple[SystemAddress, str]:
+    """Split ``casty://system@host:port/path`` (or ``casty://system/path``) into the system's
+    address and the path."""
     if not uri.startswith("casty://"):
-        raise ValueError(f"not a casty actor URI: {uri!r}")
+        raise ValueError(f"not a casty actor URI (expected casty://system@host:port/path): {uri!r}")
     rest = uri[8:]
     slash = rest.find("/")
     if slash <= 0:
         raise ValueError(f"actor URI has no path: {uri!r}")
     authority, path = rest[:slash], rest[slash:]
     if "@" not in authority:
-        return ActorAddress(authority), path
+        return SystemAddress(authority), path
     system, _, hostport = authority.partition("@")
     host, sep, port_s = hostport.rpartition(":")
     if not sep or not system or not host or not port_s.isdigit():
-        raise ValueError(f"malformed actor URI: {uri!r}")
+        raise ValueError(f"malformed actor URI (expected casty://system@host:port/path): {uri!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    return ActorAddress(system, host, int(port_s)), path
+    return SystemAddress(system, host, int(port_s)), path
 
 
 class RefTarget(Protocol):
@@ -96,28 +148,39 @@ class ActorRef(Generic[M]):
     address and path, survive being sent inside messages, and print as their URI.
     """
 
-    __slots__ = ("__weakref__", "_hash", "_target", "address", "path", "tell", "uid")
+    __slots__ = ("__weakref__", "_hash", "_target", "path", "system_address", "tell", "uid")
 
     _target: RefTarget
     tell: Callable[[M], None]
-    address: ActorAddress
+    system_address: SystemAddress
     path: str
     uid: int
 
     def __init__(
-        self, address: ActorAddress, path: str, tell: Callable[[Any], None], target: RefTarget, uid: int = 0
+        self,
+        system_address: SystemAddress,
+        path: str,
+        tell: Callable[[Any], None],
+        target: RefTarget,
+        uid: int = 0,
     ) -> None:
-        self.address = address
+        self.system_address = system_address
         self.path = path
         self.tell = tell
         self.uid = uid
         self._target = target
-        self._hash = hash((address, path))
+        self._hash = hash((system_address, path))
+
+    @property
+    def address(self) -> ActorAddress:
+        """The actor's address: its system, path and the system's host and port."""
+        system = self.system_address
+        return ActorAddress(system.system, self.path, system.host, system.port)
 
     @property
     def uri(self) -> str:
         """``casty://system@host:port/path`` (``casty://system/path`` for a system without remoting)."""
-        return f"{self.address}{self.path}"
+        return f"{self.system_address}{self.path}"
 
     @property
     def id(self) -> str:
@@ -147,7 +210,7 @@ class ActorRef(Generic[M]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ActorRef):
             return NotImplemented
-        return self.path == other.path and self.address == other.address
+        return self.path == other.path and self.system_address == other.system_address
 
     def __lt__(self, other: ActorRef[Any]) -> bool:
         return self.uri < other.uri

@@ -34,7 +34,7 @@ from casty.actors.receptionist import (
     ServiceKey,
     Subscribe,
 )
-from casty.actors.ref import ActorAddress, ActorRef, NodeAddress, RefTarget
+from casty.actors.ref import ActorRef, NodeAddress, RefTarget, SystemAddress
 from casty.errors import AskTimeoutError, CastyError, MailboxFull
 from casty.observe.counters import AskLatency, dead_letter_kind
 
@@ -207,7 +207,7 @@ class ActorSystem:
         if not self.name or any(c in self.name for c in "/@: "):
             raise ValueError(f"invalid actor system name {self.name!r}")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.address: ActorAddress = ActorAddress(self.name)
+        self.address: SystemAddress = SystemAddress(self.name)
         mb = self.config.defaults.mailbox
         self._default_mailbox: Mailbox[Any] = Mailbox(
             capacity=mb.capacity, strategy=MailboxOverflowStrategy(mb.strategy)
@@ -252,7 +252,7 @@ class ActorSystem:
     def _self_node(self) -> NodeAddress | None:
         return None
 
-    def _rebind_address(self, address: ActorAddress) -> None:
+    def _rebind_address(self, address: SystemAddress) -> None:
         """Give the system its network address (before any actor is spawned)."""
         if self._cells:
             raise RuntimeError("the system address must be set before actors are spawned")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from casty.actors.behaviors import Behavior
 from casty.actors.mailbox import Mailbox
 from casty.actors.receptionist import Listing, Registry, ServiceKey
-from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
+from casty.actors.ref import ActorRef, NodeAddress, SystemAddress
 from casty.cluster.client_protocol import (
     ClientBye,
     ClientHello,
@@ -201,7 +201,7 @@ class ClusterClient:
         await self.system.shutdown()
 
     @property
-    def address(self) -> ActorAddress:
+    def address(self) -> SystemAddress:
         return self.system.address
 
     @property
@@ -259,7 +259,7 @@ class ClusterClient:
                     return
                 self._contact_lost.clear()
                 self.contact = node
-                address = ActorAddress(self.system_name, node.host, node.port)
+                address = SystemAddress(self.system_name, node.host, node.port)
                 assoc = transport.association(address)
                 assoc.keep_alive = True
                 transport.send_control(address, ClientHello(self.client_id))
@@ -371,14 +371,14 @@ class ClusterClient:
         # members the cluster removed or downed are gone for good: watchers get Terminated now
         for key, member in old_members.items():
             if (key not in current or member.status is MemberStatus.DOWN) and transport is not None:
-                assoc = transport.associations.get(ActorAddress(self.system_name, *member.node))
+                assoc = transport.associations.get(SystemAddress(self.system_name, *member.node))
                 if assoc is not None and (assoc.peer_uid in (None, member.uid)):
                     transport.mark_gone(
                         assoc, f"member {member.node} left the cluster", quarantine=True, level=logging.INFO
                     )
         for member in msg.members:
             if member.status is MemberStatus.DOWN and transport is not None:
-                assoc = transport.associations.get(ActorAddress(self.system_name, *member.node))
+                assoc = transport.associations.get(SystemAddress(self.system_name, *member.node))
                 if assoc is not None and assoc.peer_uid in (None, member.uid):
                     transport.mark_gone(assoc, f"member {member.node} was downed", quarantine=True, level=logging.INFO)
         live = {m.node for m in msg.members if m.status in (MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING)}
@@ -519,5 +519,5 @@ def _client_ssl(tls: Any) -> ssl.SSLContext | None:
     )
 
 
-def _node(address: ActorAddress) -> NodeAddress:
+def _node(address: SystemAddress) -> NodeAddress:
     return NodeAddress(address.host or "", address.port or 0)

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from casty.actors.ref import ActorAddress
+from casty.actors.ref import SystemAddress
 from casty.cluster.client_protocol import ClientBye, ClientHello, ClientUpdate, ClientUpdatePart, split_update
 from casty.cluster.registry_sync import push_delay
 
@@ -34,13 +34,13 @@ class ClientService:
 
     def __init__(self, system: ClusteredActorSystem) -> None:
         self._system = system
-        self.clients: dict[ActorAddress, str] = {}
+        self.clients: dict[SystemAddress, str] = {}
         self._push_scheduled = False
         self._updates = 0
         #: loop time before which no push starts: pushes are paced by their own cost
         self._next_push = 0.0
 
-    def send_update(self, address: ActorAddress, update: ClientUpdate) -> None:
+    def send_update(self, address: SystemAddress, update: ClientUpdate) -> None:
         """Send ``update`` to the client at ``address``: whole when it fits a frame, else in parts."""
         transport = self._system.require_transport()
         for msg in self.messages(update):

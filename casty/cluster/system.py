@@ -62,7 +62,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from casty.actors.receptionist import Listing, ServiceKey
-from casty.actors.ref import ActorAddress, ActorRef, NodeAddress
+from casty.actors.ref import ActorRef, NodeAddress, SystemAddress
 from casty.cluster._protocol import (
     GossipEnvelope,
     Heartbeat,
@@ -113,8 +113,17 @@ _LIVE = (MemberStatus.JOINING, MemberStatus.UP, MemberStatus.LEAVING)
 _RUNNING: weakref.WeakSet[ClusteredActorSystem] = weakref.WeakSet()
 
 
-def _node(address: ActorAddress) -> NodeAddress:
+def _node(address: SystemAddress) -> NodeAddress:
     return NodeAddress(address.host or "", address.port or 0)
+
+
+_NODE_ID_KEY_PREFIX = "casty.node-id/"
+
+
+def node_id_key(node_id: str) -> ServiceKey[Any]:
+    """The receptionist key a member whose ``node_id`` is not its ``"host:port"`` registers
+    under, so that every member can resolve the id (``lookup(path, node=node_id)``)."""
+    return ServiceKey(_NODE_ID_KEY_PREFIX + node_id)
 
 
 class ClusteredActorSystem(RemoteActorSystem):
@@ -125,7 +134,8 @@ class ClusteredActorSystem(RemoteActorSystem):
     seeds, and on exit leaves the cluster gracefully before stopping its actors. Arguments left
     out come from ``config`` (``[system]``, ``[cluster]``, ``[tls]``). ``node_id`` labels this
     node in its logs (default ``cluster.node_id``, else ``"host:port"``); members know each
-    other by address, so ``Member.id`` is ``"host:port"``. ``tls`` replaces ``config.tls``.
+    other by address, so ``Member.id`` is ``"host:port"``, and a ``node_id`` given is made
+    known to the other members through the receptionist (``lookup(path, node=node_id)``). ``tls`` replaces ``config.tls``.
     With ``required_quorum=n``, ``async with`` returns only once n members are up in this
     node's view; after ``QUORUM_TIMEOUT`` seconds the node shuts down and it raises
     ``TimeoutError``.
@@ -279,6 +289,10 @@ class ClusteredActorSystem(RemoteActorSystem):
             transport.add_control_handler(cls, handler)
         transport.listeners.append(self._clients.on_transport_event)
         self.registry.on_local_change = self._replication.on_local_change
+        if self.node_id != str(self.self_node):
+            # members know each other by address; an id given to this node is made known to
+            # them through the receptionist, which replicates and withdraws it with the member
+            self.registry.register(node_id_key(self.node_id), self.receptionist)
         loop = self.loop
         self._tasks = [
             loop.create_task(self._join_loop()),
@@ -289,8 +303,8 @@ class ClusteredActorSystem(RemoteActorSystem):
     def _self_node(self) -> NodeAddress | None:
         return self.self_node if self.transport is not None else None
 
-    def _address_of(self, node: NodeAddress) -> ActorAddress:
-        return ActorAddress(self.name, node.host, node.port)
+    def _address_of(self, node: NodeAddress) -> SystemAddress:
+        return SystemAddress(self.name, node.host, node.port)
 
     def _send(self, node: NodeAddress, msg: object) -> None:
         transport = self.transport
@@ -538,24 +552,44 @@ class ClusteredActorSystem(RemoteActorSystem):
 
     def lookup(self, target: Any, *, node: Any = None, timeout: float = 5.0) -> Any:
         """``lookup(path)``: the ref of the local actor at ``path``, or None (synchronous);
-        ``lookup(path, node=member)``: a ref to ``path`` on that member (a ``NodeAddress``, a
-        ``(host, port)`` pair or a node id), without asking it whether the actor exists;
-        ``await lookup(key)``: the current ``Listing`` of a service key (``timeout`` is accepted
-        for programs written for casty 0.21; the answer is local and immediate)."""
+        ``lookup(path, node=member)``: a ref to ``path`` on that member, without asking it
+        whether the actor exists; the member is a ``NodeAddress``, a ``(host, port)`` pair, its
+        ``Member.id`` (``"host:port"``) or the ``node_id`` it was started with (as in casty
+        0.21), and an unknown node is a ``ValueError``; ``await lookup(key)``: the current
+        ``Listing`` of a service key (``timeout`` is accepted for programs written for casty
+        0.21; the answer is local and immediate)."""
         if isinstance(target, ServiceKey) or node is None:
             return super().lookup(target)
         if isinstance(node, str):
             if node == self.node_id:
                 return super().lookup(target)
-            host, sep, port = node.rpartition(":")
-            if not sep or not port.isdigit():
-                raise ValueError(f"unknown node {node!r}: give a NodeAddress, (host, port) or 'host:port'")
-            node = NodeAddress(host, int(port))
+            node = self._node_named(node)
         member = NodeAddress(node[0], int(node[1]))
         if member == self.self_node:
             return super().lookup(target)
         path = target if target.startswith(("/user/", "/system/")) else "/user/" + target.strip("/")
         return self.actor_ref(member, path)
+
+    def _node_named(self, node: str) -> NodeAddress:
+        """The member whose ``node_id`` or ``"host:port"`` is ``node``."""
+        name = _NODE_ID_KEY_PREFIX + node
+        registry = self.registry
+        # unreachable members included: a ref to them is as good as one by address
+        found = {member for member, entries in registry.remote.items() if entries.get(name)}
+        if len(found) > 1:
+            listed = ", ".join(sorted(str(m) for m in found))
+            raise ValueError(f"node id {node!r} is claimed by several members ({listed}): give a NodeAddress")
+        if found:
+            return found.pop()
+        host, sep, port = node.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        if sep and host and port.isdigit():
+            return NodeAddress(host, int(port))
+        raise ValueError(
+            f"unknown node {node!r}: no member has this node id; give a member's node id, a NodeAddress, "
+            "(host, port) or 'host:port'"
+        )
 
     def listing(self, key: ServiceKey[Any]) -> Listing[Any]:
         """The current ``Listing`` of ``key`` (synchronous form of ``await lookup(key)``)."""

@@ -11,7 +11,9 @@ section and knob, each described once), ``_validation`` the generic engine that 
 ``_knobs`` how a knob declares its constraints and description, ``_environment`` how
 environment variables override the file, and ``_reference`` the
 markdown reference generated from the schema (``python -m casty.config README.md``), and
-``_legacy`` how files written for casty 0.21 are read (:func:`load_config` applies it).
+``_legacy`` how files written for casty 0.21 are read (:func:`load_config` applies it) and
+how a ``CastyConfig(...)`` built with 0.21's arguments is (its 0.21 tables, such as
+``SerializationConfig`` and ``TransportConfig``, are exported here).
 
 :func:`load_config` without a path uses :func:`discover_config`: the nearest ``casty.toml``
 from the working directory upwards, or the defaults when there is none. It then applies the
@@ -21,6 +23,7 @@ from the working directory upwards, or the defaults when there is none. It then 
 
 from __future__ import annotations
 
+from ._legacy import CompressionConfig, SerializationConfig, ShardingConfig, SupervisionConfig, TransportConfig
 from ._reference import config_reference
 from ._reference import update_readme as update_readme
 from .schema import (
@@ -52,6 +55,7 @@ __all__ = [
     "CastyConfig",
     "ClientConfig",
     "ClusterConfig",
+    "CompressionConfig",
     "DefaultsConfig",
     "FailureDetectorConfig",
     "GossipConfig",
@@ -63,10 +67,14 @@ __all__ = [
     "MetricsConfig",
     "RemoteConfig",
     "SecurityConfig",
+    "SerializationConfig",
+    "ShardingConfig",
     "ShutdownConfig",
     "StreamsConfig",
+    "SupervisionConfig",
     "SystemConfig",
     "TlsConfig",
+    "TransportConfig",
     "config_reference",
     "discover_config",
     "load_config",

@@ -34,6 +34,17 @@ Refused (the file contradicts itself; a :class:`~casty.errors.ConfigError` names
     ``[tls]`` that says otherwise, a serializer next to a ``remote.allow_pickle`` that says
     otherwise; and, as in 0.21, a ``[cluster.tls]`` without ``certfile`` or ``cafile``, a
     serializer 0.21 did not know, values of the wrong type.
+
+``CastyConfig(...)`` built in Python with 0.21's arguments goes the same way
+(:func:`casty_config_021`): ``system_name``, ``gossip``, ``heartbeat``, ``failure_detector``,
+``defaults_mailbox``, ``serialization``, ``transport``, ``defaults_*``,
+``suppress_dead_letters_on_shutdown``, ``actors`` (0.21's per-actor patterns) and a 0.21
+``cluster`` object are laid out as the file 0.21 would have read and passed through
+:func:`upgrade_021`; ``GossipConfig(fanout=)`` and ``FailureDetectorConfig(*_ms=)`` pass their
+own table through it (:func:`section_021`). 0.21's tables without an equivalent here
+(``SerializationConfig``, ``CompressionConfig``, ``TransportConfig``, ``SupervisionConfig``,
+``ShardingConfig``) are defined below so that such a program imports them from
+``casty.config``.
 """
 
 from __future__ import annotations
@@ -45,10 +56,19 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ._validation import fail
-from .schema import ActorsConfig, FailureDetectorConfig
+from ._validation import Section, fail
+from .schema import (
+    ActorsConfig,
+    ClusterConfig,
+    DefaultsConfig,
+    FailureDetectorConfig,
+    RemoteConfig,
+    SystemConfig,
+    TlsConfig,
+)
 
-__all__ = ["upgrade_021"]
+__all__ = ["CompressionConfig", "SerializationConfig", "ShardingConfig", "SupervisionConfig", "TransportConfig",
+           "casty_config_021", "section_021", "upgrade_021"]
 
 log = logging.getLogger("casty.config")
 
@@ -217,3 +237,180 @@ def upgrade_021(data: Mapping[str, Any], *, source: str = "casty.toml") -> dict[
     if upgrade.ignored:
         log.warning("%s: casty 0.21 keys with no meaning here are ignored: %s", source, ", ".join(upgrade.ignored))
     return result
+
+
+# -- CastyConfig(...) built in Python with casty 0.21's arguments ---------------------------------
+# 0.21 had these tables as classes of its own; here they carry the values a 0.21 program gives,
+# which go through the same mapping as a file's (upgrade_021): serialization maps to
+# remote.allow_pickle, the rest is accepted and named in the warning.
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressionConfig:
+    """casty 0.21's ``[serialization.compression]``: accepted and ignored (the wire format is
+    msgpack, uncompressed)."""
+
+    algorithm: str = "zlib"
+    level: int = 6
+
+
+@dataclasses.dataclass(frozen=True)
+class SerializationConfig:
+    """casty 0.21's ``[serialization]``: ``"pickle"`` and ``"cloudpickle"`` set
+    ``remote.allow_pickle = true``, ``"msgpack"`` sets it false, ``"json"`` is ignored."""
+
+    serializer: str = "pickle"
+    compression: CompressionConfig | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TransportConfig:
+    """casty 0.21's ``[transport]``: accepted and ignored (outbound queues are bounded per peer
+    by ``remote.outbound_queue_size``)."""
+
+    max_pending_per_path: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class SupervisionConfig:
+    """casty 0.21's ``[defaults.supervision]``: accepted and ignored (supervision is given per
+    actor with ``Behaviors.supervise``)."""
+
+    strategy: str = "restart"
+    max_restarts: int = 3
+    within_seconds: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardingConfig:
+    """casty 0.21's ``[defaults.sharding]``: accepted and ignored (no sharding here)."""
+
+    num_shards: int = 256
+
+
+def _table(value: Any, path: str) -> dict[str, Any]:
+    """A 0.21 argument as the table a file would hold."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if isinstance(value, Section):
+            return value.to_dict()
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    raise fail(path, f"expected a table (a dataclass or a mapping), got {type(value).__name__}")
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _table(value, "")
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(v) for v in value)
+    return value
+
+
+def section_021(path: str, given: Mapping[str, Any], *, source: str) -> dict[str, Any]:
+    """The keys given to one section's constructor, 0.21's among them, read into this schema
+    as the same table of a file would be (``path`` is the table, e.g. ``cluster.gossip``)."""
+    *parents, leaf = path.split(".")
+    data: dict[str, Any] = {leaf: dict(given)}
+    for parent in reversed(parents):
+        data = {parent: data}
+    result: Any = upgrade_021(data, source=source)
+    for key in path.split("."):
+        result = result.get(key, {})
+    return dict(result)
+
+
+def _cluster_021(cluster: Any) -> dict[str, Any]:
+    """0.21's ``ClusterConfig(host, port, node_id, seed_nodes, roles)`` (or ours) as a table."""
+    if isinstance(cluster, ClusterConfig):
+        return cluster.to_dict()
+    keys = ("host", "port", "node_id", "seed_nodes", "roles")
+    if isinstance(cluster, Mapping):
+        table = dict(cluster)
+    elif all(hasattr(cluster, k) for k in ("host", "port")):
+        table = {k: _plain(getattr(cluster, k)) for k in keys if getattr(cluster, k, None) is not None}
+    else:
+        raise fail("cluster", f"expected ClusterConfig, got {type(cluster).__name__}")
+    if "seed_nodes" in table:
+        table["seed_nodes"] = [list(s) if isinstance(s, (tuple, list)) else s for s in table["seed_nodes"]]
+    return table
+
+
+_OURS: dict[str, type[Section]] = {
+    "system": SystemConfig,
+    "defaults": DefaultsConfig,
+    "remote": RemoteConfig,
+    "cluster": ClusterConfig,
+    "tls": TlsConfig,
+}
+
+
+def _merge(ours: dict[str, Any], theirs: dict[str, Any], defaults: dict[str, Any], path: str) -> None:
+    """Overlay the table read from 0.21's arguments on the one given in this schema's form; a
+    key both set to different values is a contradiction. A section given in this schema's form
+    is a frozen value that does not record which keys were passed, so only its values away from
+    their defaults count as set."""
+    for key, value in theirs.items():
+        where = f"{path}.{key}"
+        mine = ours.get(key)
+        if isinstance(value, dict) and isinstance(mine, dict):
+            _merge(mine, value, defaults.get(key, {}), where)
+            continue
+        if key in ours and mine != value and mine != defaults.get(key):
+            raise fail(where, f"{value!r} from casty 0.21's arguments contradicts {where} = {mine!r}")
+        ours[key] = value
+
+
+def casty_config_021(legacy: Mapping[str, Any], given: Mapping[str, Section | None]) -> dict[str, Section]:
+    """The sections of a ``CastyConfig`` built with casty 0.21's arguments (``legacy``: only those
+    given) beside this schema's (``given``: a section or None per name).
+
+    The arguments are laid out as the file 0.21 would have read them and go through
+    :func:`upgrade_021`, so they map, are ignored with a warning, or are refused exactly as in a
+    ``casty.toml``. Returns the sections that changed."""
+    data: dict[str, Any] = {}
+
+    def table(*path: str) -> dict[str, Any]:
+        node = data
+        for key in path:
+            node = node.setdefault(key, {})
+        return node
+
+    for name, value in legacy.items():
+        if name == "system_name":
+            table("system")["name"] = value
+        elif name == "suppress_dead_letters_on_shutdown":
+            table("system")["suppress_dead_letters_on_shutdown"] = value
+        elif name == "transport":
+            data["transport"] = _table(value, "transport")
+        elif name == "serialization":
+            serialization = _table(value, "serialization")
+            if serialization.get("compression") is None:
+                serialization.pop("compression", None)
+            data["serialization"] = serialization
+        elif name in ("gossip", "heartbeat", "failure_detector"):
+            table("cluster")[name] = _table(value, f"cluster.{name}")
+        elif name == "defaults_mailbox":
+            table("defaults")["mailbox"] = _table(value, "defaults.mailbox")
+        elif name in ("defaults_supervision", "defaults_sharding", "defaults_replication"):
+            table("defaults")[name.removeprefix("defaults_")] = _table(value, f"defaults.{name}")
+        elif name == "actors":
+            for actor in value:
+                pattern = getattr(actor, "pattern", actor)
+                table("actors")[str(getattr(pattern, "pattern", pattern))] = {}
+        elif name == "cluster":
+            table("cluster").update(_cluster_021(value))
+        else:
+            raise TypeError(f"CastyConfig() got an unexpected keyword argument {name!r}")
+    upgraded = upgrade_021(data, source="CastyConfig(...)")
+    upgraded.pop("actors", None)  # only 0.21's patterns were there, and they are ignored
+    sections: dict[str, Section] = {}
+    for name, theirs in upgraded.items():
+        cls = _OURS[name]
+        mine = given.get(name)
+        ours = mine.to_dict() if mine is not None else {}
+        _merge(ours, theirs, cls().to_dict(), name)
+        sections[name] = cls.from_dict(ours)
+    return sections

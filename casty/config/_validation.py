@@ -124,6 +124,8 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     if origin is tuple:
         if tp == HostPort:
             value = _parse_host_port(value, path)
+        if len(args) == 2 and args[1] is Ellipsis and isinstance(value, (set, frozenset)):
+            value = sorted(value, key=repr)  # a set (casty 0.21's roles) in a stable order
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise fail(path, f"expected {type_name(tp)}, got {_got(value)}")
         if len(args) == 2 and args[1] is Ellipsis:

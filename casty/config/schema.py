@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from casty.errors import ConfigError, ConfigFileNotFoundError
 
@@ -78,9 +78,11 @@ class SystemConfig(Section):
             raise fail("system.name", "must not be empty")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, init=False)
 class MailboxConfig(Section):
-    """``[defaults.mailbox]``: mailbox settings used when an actor does not give its own."""
+    """``[defaults.mailbox]``: mailbox settings used when an actor does not give its own.
+
+    ``capacity=None`` (casty 0.21's unbounded) is read as 0."""
 
     _path: ClassVar[str] = "defaults.mailbox"
 
@@ -90,6 +92,12 @@ class MailboxConfig(Section):
     """What a full bounded mailbox does with a new message: drop_new, drop_oldest or reject."""
     throughput: int = field(default=64, metadata=limits(at_least_one))
     """Messages one actor processes per turn before yielding to others."""
+
+    def __init__(self, capacity: int | None = 0, strategy: MailboxStrategy = "drop_new", throughput: int = 64) -> None:
+        object.__setattr__(self, "capacity", 0 if capacity is None else capacity)
+        object.__setattr__(self, "strategy", strategy)
+        object.__setattr__(self, "throughput", throughput)
+        self.__post_init__()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -197,14 +205,24 @@ class RemoteConfig(Section):
             )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, init=False)
 class GossipConfig(Section):
-    """``[cluster.gossip]``: membership gossip."""
+    """``[cluster.gossip]``: membership gossip.
+
+    casty 0.21's ``fanout=`` is accepted and ignored with a warning, as in a file."""
 
     _path: ClassVar[str] = "cluster.gossip"
 
     interval: float = field(default=0.5, metadata=limits(positive))
     """Seconds between gossip rounds."""
+
+    def __init__(self, interval: float = 0.5, *, fanout: int | None = None) -> None:
+        if fanout is not None:
+            from ._legacy import section_021
+
+            section_021("cluster.gossip", {"interval": interval, "fanout": fanout}, source="GossipConfig(...)")
+        object.__setattr__(self, "interval", interval)
+        self.__post_init__()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -219,9 +237,13 @@ class HeartbeatConfig(Section):
     """Seconds between checks of the failure detector for unreachable members."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, init=False)
 class FailureDetectorConfig(Section):
-    """``[cluster.failure_detector]``: the phi accrual failure detector."""
+    """``[cluster.failure_detector]``: the phi accrual failure detector.
+
+    casty 0.21's ``min_std_deviation_ms=`` and ``acceptable_heartbeat_pause_ms=`` are read as
+    the same knobs in seconds, and ``first_heartbeat_estimate_ms=`` is accepted and ignored,
+    as in a file."""
 
     _path: ClassVar[str] = "cluster.failure_detector"
 
@@ -233,6 +255,41 @@ class FailureDetectorConfig(Section):
     """Lower bound, in seconds, of the heartbeat interval standard deviation."""
     max_sample_size: int = field(default=200, metadata=limits(at_least_one))
     """Number of heartbeat intervals kept for the estimate."""
+
+    def __init__(
+        self,
+        threshold: float = 8.0,
+        acceptable_heartbeat_pause: float | None = None,
+        min_std_deviation: float | None = None,
+        max_sample_size: int = 200,
+        *,
+        min_std_deviation_ms: float | None = None,
+        acceptable_heartbeat_pause_ms: float | None = None,
+        first_heartbeat_estimate_ms: float | None = None,
+    ) -> None:
+        legacy = {
+            "min_std_deviation_ms": min_std_deviation_ms,
+            "acceptable_heartbeat_pause_ms": acceptable_heartbeat_pause_ms,
+            "first_heartbeat_estimate_ms": first_heartbeat_estimate_ms,
+        }
+        if any(v is not None for v in legacy.values()):
+            from ._legacy import section_021
+
+            given = {k: v for k, v in legacy.items() if v is not None}
+            if acceptable_heartbeat_pause is not None:
+                given["acceptable_heartbeat_pause"] = acceptable_heartbeat_pause
+            if min_std_deviation is not None:
+                given["min_std_deviation"] = min_std_deviation
+            table = section_021("cluster.failure_detector", given, source="FailureDetectorConfig(...)")
+            acceptable_heartbeat_pause = table.get("acceptable_heartbeat_pause", acceptable_heartbeat_pause)
+            min_std_deviation = table.get("min_std_deviation", min_std_deviation)
+        object.__setattr__(self, "threshold", threshold)
+        object.__setattr__(
+            self, "acceptable_heartbeat_pause", 2.0 if acceptable_heartbeat_pause is None else acceptable_heartbeat_pause
+        )
+        object.__setattr__(self, "min_std_deviation", 0.1 if min_std_deviation is None else min_std_deviation)
+        object.__setattr__(self, "max_sample_size", max_sample_size)
+        self.__post_init__()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -473,9 +530,18 @@ class ShutdownConfig(Section):
     finish, the node leaves the cluster and stops; what still runs then is stopped."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, init=False)
 class CastyConfig(Section):
-    """The whole configuration; ``CastyConfig()`` is every default."""
+    """The whole configuration; ``CastyConfig()`` is every default.
+
+    casty 0.21's arguments are accepted too (``system_name``, ``gossip``, ``heartbeat``,
+    ``failure_detector``, ``defaults_mailbox``, ``serialization``, ``transport``,
+    ``defaults_supervision``, ``defaults_sharding``, ``defaults_replication``,
+    ``suppress_dead_letters_on_shutdown``, ``actors`` as a tuple of per-actor patterns and a
+    0.21 ``cluster``): they are laid out as the ``casty.toml`` 0.21 would have read and go
+    through the same mapping as a file (:mod:`casty.config._legacy`), so they map, are
+    accepted and named in one warning, or are refused when they contradict this schema's
+    arguments given beside them."""
 
     _path: ClassVar[str] = ""
 
@@ -503,6 +569,121 @@ class CastyConfig(Section):
     """Log output."""
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     """Draining and stopping a node."""
+
+    def __init__(
+        self,
+        system: SystemConfig | str | None = None,
+        defaults: DefaultsConfig | None = None,
+        actors: ActorsConfig | tuple[Any, ...] | None = None,
+        remote: RemoteConfig | None = None,
+        cluster: ClusterConfig | Any = None,
+        streams: StreamsConfig | None = None,
+        tls: TlsConfig | None = None,
+        security: SecurityConfig | None = None,
+        client: ClientConfig | None = None,
+        metrics: MetricsConfig | None = None,
+        logging: LoggingConfig | None = None,
+        shutdown: ShutdownConfig | None = None,
+        *,
+        system_name: str | None = None,
+        transport: Any = None,
+        serialization: Any = None,
+        gossip: GossipConfig | None = None,
+        heartbeat: HeartbeatConfig | None = None,
+        failure_detector: FailureDetectorConfig | None = None,
+        defaults_mailbox: MailboxConfig | None = None,
+        defaults_supervision: Any = None,
+        defaults_sharding: Any = None,
+        defaults_replication: Any = None,
+        suppress_dead_letters_on_shutdown: bool | None = None,
+    ) -> None:
+        legacy: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("system_name", system_name),
+                ("transport", transport),
+                ("serialization", serialization),
+                ("gossip", gossip),
+                ("heartbeat", heartbeat),
+                ("failure_detector", failure_detector),
+                ("defaults_mailbox", defaults_mailbox),
+                ("defaults_supervision", defaults_supervision),
+                ("defaults_sharding", defaults_sharding),
+                ("defaults_replication", defaults_replication),
+                ("suppress_dead_letters_on_shutdown", suppress_dead_letters_on_shutdown),
+            )
+            if value is not None
+        }
+        if isinstance(system, str):  # 0.21's first positional argument is the system name
+            if system_name is not None and system_name != system:
+                raise fail("system.name", f"given twice: {system!r} and system_name={system_name!r}")
+            legacy["system_name"] = system
+            system = None
+        if actors is not None and not isinstance(actors, ActorsConfig):
+            legacy["actors"] = actors
+            actors = None
+        if cluster is not None and not isinstance(cluster, ClusterConfig):
+            legacy["cluster"] = cluster
+            cluster = None
+        if legacy:
+            from ._legacy import casty_config_021
+
+            given: dict[str, Section | None] = {
+                "system": system,
+                "defaults": defaults,
+                "remote": remote,
+                "cluster": cluster,
+                "tls": tls,
+            }
+            mapped = casty_config_021(legacy, given)
+            system = cast("SystemConfig | None", mapped.get("system", system))
+            defaults = cast("DefaultsConfig | None", mapped.get("defaults", defaults))
+            remote = cast("RemoteConfig | None", mapped.get("remote", remote))
+            cluster = mapped.get("cluster", cluster)
+            tls = cast("TlsConfig | None", mapped.get("tls", tls))
+        sections: tuple[tuple[str, Section | None, type[Section]], ...] = (
+            ("system", system, SystemConfig),
+            ("defaults", defaults, DefaultsConfig),
+            ("actors", actors, ActorsConfig),
+            ("remote", remote, RemoteConfig),
+            ("cluster", cluster, ClusterConfig),
+            ("streams", streams, StreamsConfig),
+            ("tls", tls, TlsConfig),
+            ("security", security, SecurityConfig),
+            ("client", client, ClientConfig),
+            ("metrics", metrics, MetricsConfig),
+            ("logging", logging, LoggingConfig),
+            ("shutdown", shutdown, ShutdownConfig),
+        )
+        for name, value, cls in sections:
+            object.__setattr__(self, name, cls() if value is None else value)
+        self.__post_init__()
+
+    # -- casty 0.21's attribute names ----------------------------------------------------------
+    @property
+    def system_name(self) -> str:
+        """``system.name`` (casty 0.21's name for it)."""
+        return self.system.name
+
+    @property
+    def gossip(self) -> GossipConfig:
+        """``cluster.gossip`` (casty 0.21's name for it)."""
+        return self.cluster.gossip
+
+    @property
+    def heartbeat(self) -> HeartbeatConfig:
+        """``cluster.heartbeat`` (casty 0.21's name for it)."""
+        return self.cluster.heartbeat
+
+    @property
+    def failure_detector(self) -> FailureDetectorConfig:
+        """``cluster.failure_detector`` (casty 0.21's name for it)."""
+        return self.cluster.failure_detector
+
+    @property
+    def defaults_mailbox(self) -> MailboxConfig:
+        """``defaults.mailbox`` (casty 0.21's name for it)."""
+        return self.defaults.mailbox
 
 
 CONFIG_FILE_NAME = "casty.toml"

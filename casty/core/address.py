@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from casty.actors.ref import ActorAddress, NodeAddress
+from casty.actors.ref import ActorAddress, NodeAddress, SystemAddress
 
-__all__ = ["ActorAddress", "NodeAddress"]
+__all__ = ["ActorAddress", "NodeAddress", "SystemAddress"]

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from casty.actors.events import Terminated
-from casty.actors.ref import ActorAddress, ActorRef
+from casty.actors.ref import ActorRef, SystemAddress
 from casty.errors import CastyError, HandshakeError
 from casty.remote.connection import Connection
 from casty.remote.control import CONTROL_PATH, Unwatch, Watch
@@ -57,7 +57,7 @@ _PEER_REF_CACHE_LIMIT = 10_000
 class Association:
     """Everything this process knows about one peer process: connection, queue, watches."""
 
-    def __init__(self, transport: RemoteTransport, address: ActorAddress, dialable: bool) -> None:
+    def __init__(self, transport: RemoteTransport, address: SystemAddress, dialable: bool) -> None:
         self.transport = transport
         self.address = address
         self.dialable = dialable

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack  # type: ignore[import-untyped, unused-ignore]
 
 from casty._fastpath import FrameEncoder
-from casty.actors.ref import ActorAddress
+from casty.actors.ref import SystemAddress
 from casty.errors import HandshakeError
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class Handshake:
         self.nonce = b""  # drawn when the handshake begins (a refused connection needs none)
         self.peer_nonce = b""
         #: the acceptor's record of the dialer between hello and confirm: address, uid, kind
-        self.pending_peer: tuple[ActorAddress, int, str] | None = None
+        self.pending_peer: tuple[SystemAddress, int, str] | None = None
         self.timer: asyncio.TimerHandle | None = None
         #: inbound TLS: the accepted TCP transport while its TLS handshake runs
         self.tls_raw: asyncio.Transport | None = None
@@ -304,7 +304,7 @@ class Handshake:
         conn.close()
 
     # -- checks and helpers ----------------------------------------------------------------------
-    def _peer_identity(self, msg: dict[str, Any]) -> tuple[ActorAddress, int, str]:
+    def _peer_identity(self, msg: dict[str, Any]) -> tuple[SystemAddress, int, str]:
         transport = self.transport
         version = negotiate_version(transport.protocol_versions, _peer_versions(msg))
         if msg.get("t") == "welcome" and msg.get("v") != version:
@@ -318,7 +318,7 @@ class Handshake:
             raise HandshakeError("malformed identity in handshake")
         if uid in transport.quarantined:
             raise HandshakeError(f"incarnation {uid:x} of {host}:{port} was removed from the cluster; restart it")
-        return ActorAddress(system, host, port), uid, kind
+        return SystemAddress(system, host, port), uid, kind
 
     def refuse(self, reason: str) -> None:
         """Tell the peer why (when the socket still takes it) and close."""

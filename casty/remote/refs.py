@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from casty.actors.events import Terminated
-from casty.actors.ref import ActorAddress, ActorRef, parse_uri
+from casty.actors.ref import ActorRef, SystemAddress, parse_uri
 from casty.errors import DeserializationError
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class RemoteTarget:
     def __init__(
         self,
         transport: RemoteTransport,
-        address: ActorAddress,
+        address: SystemAddress,
         path: str,
         assoc: Association | None = None,
         incarnation: int = 0,
@@ -142,7 +142,7 @@ class RefCache:
     def __init__(self, transport: RemoteTransport) -> None:
         self.transport = transport
         self._refs: dict[str | tuple[str, int], ActorRef[Any]] = {}
-        self._addresses: dict[str, ActorAddress] = {}
+        self._addresses: dict[str, SystemAddress] = {}
 
     def __len__(self) -> int:
         return len(self._refs)
@@ -189,7 +189,7 @@ class RefCache:
         self._refs[key] = ref
         return ref
 
-    def forget(self, address: ActorAddress) -> None:
+    def forget(self, address: SystemAddress) -> None:
         """Drop the cached refs to actors of ``address`` (its association was dropped)."""
-        for uri in [u for u, r in self._refs.items() if r.address == address]:
+        for uri in [u for u, r in self._refs.items() if r.system_address == address]:
             del self._refs[uri]

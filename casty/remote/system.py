@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from casty.actors.ref import ActorAddress, ActorRef, NodeAddress, parse_uri
+from casty.actors.ref import ActorRef, NodeAddress, SystemAddress, parse_uri
 from casty.actors.system import ActorSystem
 from casty.observe.http import Observer, start_observer
 from casty.remote.inspection import install_inspection
@@ -63,7 +63,7 @@ class RemoteActorSystem(ActorSystem):
         }
         self.transport: RemoteTransport | None = None
         self._observer: Observer | None = None
-        self.address = ActorAddress(self.name, host, port)
+        self.address = SystemAddress(self.name, host, port)
 
     async def start(self) -> None:
         if self.transport is not None:
@@ -101,7 +101,7 @@ class RemoteActorSystem(ActorSystem):
 
     def remote_ref(self, host: str, port: int, path: str, system: str | None = None) -> ActorRef[Any]:
         transport = self.require_transport()
-        return transport.remote_ref(ActorAddress(system or self.name, host, port), path)
+        return transport.remote_ref(SystemAddress(system or self.name, host, port), path)
 
     def require_transport(self) -> RemoteTransport:
         """The running transport (``RuntimeError`` before ``start``)."""
@@ -122,5 +122,5 @@ class RemoteActorSystem(ActorSystem):
             self._observer = None
 
     @staticmethod
-    def parse(uri: str) -> tuple[ActorAddress, str]:
+    def parse(uri: str) -> tuple[SystemAddress, str]:
         return parse_uri(uri)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from casty.actors.events import Publish
-from casty.actors.ref import ActorAddress, ActorRef
+from casty.actors.ref import ActorRef, SystemAddress
 from casty.errors import DeserializationError
 from casty.remote.association import Association
 from casty.remote.connection import Connection
@@ -100,8 +100,8 @@ class RemoteTransport:
         if serializer is None:
             serializer = PickleSerializer() if config.allow_pickle else MsgpackSerializer(strict=config.strict_serialization)
         self.serializer: Serializer = serializer
-        self.address = ActorAddress(system.name, host, port)
-        self.associations: dict[ActorAddress, Association] = {}
+        self.address = SystemAddress(system.name, host, port)
+        self.associations: dict[SystemAddress, Association] = {}
         self.quarantined: set[int] = set()
         #: inbound connections not yet established (waiting for or running their handshake)
         self._inbound: set[Connection] = set()
@@ -129,7 +129,7 @@ class RemoteTransport:
     def loop(self) -> asyncio.AbstractEventLoop:
         return self.system.loop
 
-    async def start(self) -> ActorAddress:
+    async def start(self) -> SystemAddress:
         if self.listen:
             self._server = await self.loop.create_server(
                 lambda: Connection(self, inbound=True),
@@ -143,7 +143,7 @@ class RemoteTransport:
                 self.bind_port = sockets[0].getsockname()[1]
             if self.port == 0:
                 self.port = self.bind_port
-        self.address = ActorAddress(self.system_name, self.host, self.port)
+        self.address = SystemAddress(self.system_name, self.host, self.port)
         self._keepalive = self.loop.call_later(self._keepalive_interval(), self._check_liveness)
         return self.address
 
@@ -246,12 +246,12 @@ class RemoteTransport:
         await asyncio.sleep(0)
 
     # -- refs ------------------------------------------------------------------------------
-    def is_self(self, address: ActorAddress) -> bool:
+    def is_self(self, address: SystemAddress) -> bool:
         return address.host == self.address.host and address.port == self.address.port and (
             address.system == self.system_name
         )
 
-    def association(self, address: ActorAddress) -> Association:
+    def association(self, address: SystemAddress) -> Association:
         assoc = self.associations.get(address)
         if assoc is None:
             # a peer without a port (a client) cannot be dialed; the handshake's kind settles
@@ -259,7 +259,7 @@ class RemoteTransport:
             assoc = self.associations[address] = Association(self, address, dialable=bool(address.port))
         return assoc
 
-    def remote_ref(self, address: ActorAddress, path: str) -> ActorRef[Any]:
+    def remote_ref(self, address: SystemAddress, path: str) -> ActorRef[Any]:
         return self.association(address).ref(path)
 
     def resolve_ref(self, uri: str, incarnation: int = 0) -> ActorRef[Any]:
@@ -271,7 +271,7 @@ class RemoteTransport:
     def ref_incarnation(self, ref: ActorRef[Any]) -> int:
         """The incarnation sent beside ``ref``'s URI: ours for a local actor, else the one the
         ref was obtained from (0: unknown)."""
-        address = ref.address
+        address = ref.system_address
         if address.host is None or self.is_self(address):
             return self.uid
         return ref.uid
@@ -289,7 +289,7 @@ class RemoteTransport:
         GoneIncarnation(self, path, incarnation).tell(msg)
 
     def ref_to_wire(self, ref: ActorRef[Any]) -> str:
-        address = ref.address
+        address = ref.system_address
         if address.host is None:
             return f"{self.address}{ref.path}"
         return f"{address}{ref.path}"
@@ -376,5 +376,5 @@ class RemoteTransport:
         """Route control messages of type ``cls`` (sent with ``send_control``) to ``handler``."""
         self.control_handlers[cls] = handler
 
-    def send_control(self, address: ActorAddress, msg: object) -> None:
+    def send_control(self, address: SystemAddress, msg: object) -> None:
         self.association(address).send(CONTROL_PATH, msg)

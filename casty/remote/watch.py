@@ -18,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from casty.actors.events import Terminated
-from casty.actors.ref import ActorAddress, ActorRef, RefTarget
+from casty.actors.ref import ActorRef, RefTarget, SystemAddress
 from casty.errors import DeserializationError
 from casty.remote.control import Unwatch, Watch
 from casty.remote.refs import GoneIncarnation, RemoteTarget, split_target
@@ -40,7 +40,7 @@ class RemoteWatch:
     def __init__(self, transport: RemoteTransport) -> None:
         self.transport = transport
         #: per peer, the (local path, remote watcher) pairs it watches here
-        self.remote_watchers: dict[ActorAddress, set[tuple[str, ActorRef[Any]]]] = {}
+        self.remote_watchers: dict[SystemAddress, set[tuple[str, ActorRef[Any]]]] = {}
 
     # -- remote watchers of local actors ----------------------------------------------------------
     def _local_target(self, key: str) -> tuple[str, RefTarget]:
@@ -60,12 +60,12 @@ class RemoteWatch:
     def on_watch(self, msg: Watch) -> None:
         path, target = self._local_target(msg.path)
         if target.add_watcher(msg.watcher):
-            self.remote_watchers.setdefault(msg.watcher.address, set()).add((path, msg.watcher))
+            self.remote_watchers.setdefault(msg.watcher.system_address, set()).add((path, msg.watcher))
 
     def on_unwatch(self, msg: Unwatch) -> None:
         path, target = self._local_target(msg.path)
         target.remove_watcher(msg.watcher)
-        entries = self.remote_watchers.get(msg.watcher.address)
+        entries = self.remote_watchers.get(msg.watcher.system_address)
         if entries is not None:
             entries.discard((path, msg.watcher))
 
@@ -75,7 +75,7 @@ class RemoteWatch:
         if entries:
             entries.discard((watched_path, assoc.ref(watcher_path)))
 
-    def drop_remote_watchers(self, address: ActorAddress) -> None:
+    def drop_remote_watchers(self, address: SystemAddress) -> None:
         """The peer at ``address`` went away: its watches on local actors end silently."""
         system = self.transport.system
         for path, watcher in self.remote_watchers.pop(address, set()):

@@ -190,7 +190,7 @@ class _ConsumerCore(Generic[T]):
         accepted = window.expected
         delivered = accepted - len(self.queue) - self.discarded
         meter = self.meter
-        address = self.producer.address
+        address = self.producer.system_address
         peer = f"{address.host}:{address.port}{self.producer.path}" if address.host else self.producer.path
         return StreamStats(
             stream=self.self_ref.path,
@@ -326,11 +326,13 @@ class _ConsumerCore(Generic[T]):
         self.tick_handle = self.loop.call_later(interval / 2, self._on_tick)
 
     def _on_user_demand(self, msg: StreamDemand) -> None:
-        """A ``StreamDemand`` told to the consumer: forwarded to the producer.
+        """A ``StreamDemand(n)`` told to the consumer: ``n`` more elements from the producer.
 
-        This consumer keeps its own window (topped up as the user consumes), so the demand it
-        forwards is its cumulative state, which also acknowledges what arrived; a demand of
-        ``n <= 0`` is a protocol error and is refused here without reaching the producer.
+        The demand is added to this consumer's window (its own top-ups pause until consumption
+        brings the outstanding demand back within the window) and forwarded in the cumulative
+        form, which also acknowledges what arrived; before the subscription is confirmed it
+        goes out as a repeated subscription carrying the new total. A demand of ``n <= 0`` is
+        a protocol error and is refused here without reaching the producer.
         """
         if self.outcome is not None:
             return
@@ -339,10 +341,14 @@ class _ConsumerCore(Generic[T]):
             self.ctx.log.warning("ignoring StreamDemand(%r) told to %s: demand must be positive", n, self.self_ref)
             return
         window = self.window
-        received = window.expected
-        self.producer.tell(StreamDemand(0, window.requested_total, received))
-        self.acked_total = received
-        self.last_sent = self.loop.time()
+        increment = window.grant(n)
+        if not increment:
+            return  # already unbounded
+        if self.subscribed:
+            self.send_demand(increment)
+        else:
+            self.producer.tell(Subscribe(self.self_ref, window.requested_total, self.batch, reliable=True))
+            self.last_sent = self.demand_at = self.loop.time()
 
     def _ask_resend(self) -> None:
         window = self.window

@@ -420,7 +420,7 @@ async def test_message_the_receiver_cannot_decode_is_reported_back(caplog: pytes
         system.event_stream.tell(EventStreamSubscribe(DeserializationFailed, probe.ref))
         echo = system.ref(f"casty://test@127.0.0.1:{node.port}/user/echo")
         await assert_still_serving(system, node.port)
-        assoc = system.require_transport().associations[echo.address]
+        assoc = system.require_transport().associations[echo.system_address]
         conn = assoc.conn
         for i in range(3):
             echo.tell(Echo(OnlyHere(i), probe.ref))

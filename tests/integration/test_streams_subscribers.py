@@ -165,7 +165,7 @@ async def test_the_consumer_forwards_stream_cancel_and_demand_to_its_producer() 
             await sink.put(i)
         it = source.__aiter__()
         assert [await it.__anext__() for _ in range(3)] == [0, 1, 2]
-        consumer.tell(StreamDemand(8))  # the consumer keeps its window; the stream goes on
+        consumer.tell(StreamDemand(8))  # eight more elements upstream; the stream goes on
         await sink.put(3)
         assert await it.__anext__() == 3
         consumer.tell(StreamCancel())

@@ -223,6 +223,39 @@ def test_initial(impl: Any) -> None:
         c.initial()
 
 
+def test_grant_adds_demand_beyond_the_window_and_pauses_the_top_ups(impl: Any) -> None:
+    c = impl.ConsumerWindow(4, 2)
+    c.initial()
+    assert c.grant(3) == 3
+    assert c.requested_total == 7
+    for seq in range(7):
+        assert c.receive(seq) == 1
+    with pytest.raises(ProtocolError, match="exceeds"):
+        c.receive(7)
+    # consumption tops up only once the outstanding demand is back within the window
+    assert c.consumed(4) == 0
+    assert c.consumed(1) == 2  # consumed 5, outstanding 2 <= window - batch: top up to 5 + 4
+    assert c.requested_total == 9
+
+
+@pytest.mark.parametrize("n", [0, -1, -(2**70)])
+def test_grant_must_be_positive(impl: Any, n: int) -> None:
+    c = impl.ConsumerWindow(4)
+    with pytest.raises(ProtocolError, match="positive"):
+        c.grant(n)
+    with pytest.raises(TypeError, match="integer"):
+        c.grant(1.5)
+    assert c.requested_total == 0
+
+
+def test_grant_saturates(impl: Any) -> None:
+    c = impl.ConsumerWindow(4)
+    c.initial()
+    assert c.grant(2**70) == MAX - 4
+    assert c.grant(1) == 0
+    assert c.requested_total == MAX
+
+
 def test_receive_classification(impl: Any) -> None:
     c = impl.ConsumerWindow(8)
     c.initial()

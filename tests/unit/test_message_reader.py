@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from casty._fastpath import _decoder_py
-from casty.actors.ref import ActorAddress, ActorRef, parse_uri
+from casty.actors.ref import ActorRef, SystemAddress, parse_uri
 from casty.errors import DeserializationError
 from casty.serde import MsgpackSerializer, RecordRun, type_name
 from casty.serde import _decoder as serde_decoder
@@ -64,7 +64,7 @@ def resolve_ref(uri: str, incarnation: int = 0) -> ActorRef[Any]:
 
 
 def make_ref(path: str) -> ActorRef[Any]:
-    return ActorRef(ActorAddress("sys", "127.0.0.1", 1), path, tell=lambda m: None, target=None)
+    return ActorRef(SystemAddress("sys", "127.0.0.1", 1), path, tell=lambda m: None, target=None)
 
 
 @pytest.fixture(params=IMPLS)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from casty import _fastpath
 from casty._fastpath import _runcodec_py
-from casty.actors.ref import ActorAddress, ActorRef, parse_uri
+from casty.actors.ref import ActorRef, SystemAddress, parse_uri
 from casty.errors import DeserializationError, SerializationError
 from casty.serde import MsgpackSerializer, RecordRun, type_name
 from casty.serde import _decoder as serde_decoder
@@ -130,7 +130,7 @@ RECORD_CLASSES: list[type] = [SensorReading, Mutable, SlottedFrozen, Slotted, Pa
 
 
 def make_ref(path: str = "/user/a", port: int = 1234) -> ActorRef[Any]:
-    return ActorRef(ActorAddress("sys", "127.0.0.1", port), path, tell=lambda m: None, target=None)
+    return ActorRef(SystemAddress("sys", "127.0.0.1", port), path, tell=lambda m: None, target=None)
 
 
 def resolve_ref(uri: str) -> ActorRef[Any]:

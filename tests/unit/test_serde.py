@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from casty.actors.ref import ActorAddress, ActorRef, parse_uri
+from casty.actors.ref import ActorRef, SystemAddress, parse_uri
 from casty.errors import DeserializationError, SerializationError
 from casty.serde import (
     MessageDecoder,
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def make_ref(path: str = "/user/a", port: int = 1234) -> ActorRef[Any]:
-    return ActorRef(ActorAddress("sys", "127.0.0.1", port), path, tell=lambda m: None, target=None)
+    return ActorRef(SystemAddress("sys", "127.0.0.1", port), path, tell=lambda m: None, target=None)
 
 
 def ref_to_wire(ref: ActorRef[Any]) -> str:
@@ -319,7 +319,7 @@ def test_resolve_ref_is_used() -> None:
     dec = s.new_decoder(resolve)
     out = dec.decode(enc.encode(make_ref("/user/x")))
     assert isinstance(out, ActorRef)
-    assert out.address == ActorAddress("other", "10.0.0.1", 7)
+    assert out.system_address == SystemAddress("other", "10.0.0.1", 7)
     assert seen == ["casty://other@10.0.0.1:7/user/x"]
 
 

@@ -376,6 +376,7 @@ def _window_state(window: Any) -> tuple[Any, ...]:
             st.tuples(st.just("receive_many"), _counts),
             st.tuples(st.just("consumed"), _counts),
             st.tuples(st.just("consumed")),
+            st.tuples(st.just("grant"), _counts),
         ),
         max_size=50,
     ),
