@@ -41,6 +41,7 @@ __all__ = [
     "FrameDecoder",
     "FrameEncoder",
     "MailboxRunner",
+    "MappedRecordBuilder",
     "MessageReader",
     "ProducerLedger",
     "RecordBuilder",
@@ -106,6 +107,7 @@ if TYPE_CHECKING:
         KIND_DICT,
         KIND_SLOTS,
         KIND_TUPLE,
+        MappedRecordBuilder,
         RecordBuilder,
         RunWriter,
         has_timestamp_ext,
@@ -139,6 +141,7 @@ else:
     MAX_DEMAND = modules["demand"].MAX_DEMAND
     RunWriter = modules["runcodec"].RunWriter
     RecordBuilder = modules["runcodec"].RecordBuilder
+    MappedRecordBuilder = modules["runcodec"].MappedRecordBuilder
     has_timestamp_ext = modules["runcodec"].has_timestamp_ext
     KIND_DICT = modules["runcodec"].KIND_DICT
     KIND_SLOTS = modules["runcodec"].KIND_SLOTS

@@ -40,14 +40,16 @@ cdef enum:
     _EXT_REF_INLINE = 10
     _EXT_REF_DEF_INC = 11
     _EXT_REF_INLINE_INC = 12
+    _EXT_RECORD_DEF = 13
 
 
 cdef class MessageReader:
     """Decodes the messages of one connection direction, in order.
 
     ``tags`` (id bytes to tag) and ``ref_uris`` (id bytes to (URI, incarnation)) are the
-    connection's tables; ``define_type(data)`` / ``define_ref(data, with_incarnation)`` learn a
-    definition and return its tag / (URI, incarnation); ``resolve_ref(uri)`` makes an actor ref
+    connection's tables; ``define_type(data, with_fields)`` / ``define_ref(data,
+    with_incarnation)`` learn a definition (``with_fields``: a record definition naming the
+    sender's fields) and return its tag / (URI, incarnation); ``resolve_ref(uri)`` makes an actor ref
     (``resolve_ref(uri, incarnation)`` for a ref that came with its process incarnation); ``builtins`` are the tags of tuple, set and
     frozenset; ``make_tag(name, build)`` makes the tag of a record run; ``has_timestamp(data)``
     tells whether a decoded message held msgpack's timestamp ext.
@@ -139,7 +141,10 @@ cdef class MessageReader:
             return self._run_tag
         if code == _EXT_TYPE_DEF:
             self.open_tags += 1
-            return self._define_type(data)
+            return self._define_type(data, False)
+        if code == _EXT_RECORD_DEF:
+            self.open_tags += 1
+            return self._define_type(data, True)
         if code == _EXT_REF_DEF:
             known = self._define_ref(data, False)
             return self.resolve(known[0], known[1])

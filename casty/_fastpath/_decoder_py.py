@@ -36,14 +36,16 @@ _EXT_RUN = 9
 _EXT_REF_INLINE = 10
 _EXT_REF_DEF_INC = 11
 _EXT_REF_INLINE_INC = 12
+_EXT_RECORD_DEF = 13
 
 
 class MessageReader:
     """Decodes the messages of one connection direction, in order.
 
     ``tags`` (id bytes to tag) and ``ref_uris`` (id bytes to (URI, incarnation)) are the
-    connection's tables; ``define_type(data)`` / ``define_ref(data, with_incarnation)`` learn a
-    definition and return its tag / (URI, incarnation); ``resolve_ref(uri)`` makes an actor ref
+    connection's tables; ``define_type(data, with_fields)`` / ``define_ref(data,
+    with_incarnation)`` learn a definition (``with_fields``: a record definition naming the
+    sender's fields) and return its tag / (URI, incarnation); ``resolve_ref(uri)`` makes an actor ref
     (``resolve_ref(uri, incarnation)`` for a ref that came with its process incarnation); ``builtins`` are the tags of tuple, set and
     frozenset; ``make_tag(name, build)`` makes the tag of a record run; ``has_timestamp(data)``
     tells whether a decoded message held msgpack's timestamp ext.
@@ -74,7 +76,7 @@ class MessageReader:
         tag_type: type,
         tags: dict[bytes, Any],
         ref_uris: dict[bytes, tuple[str, int]],
-        define_type: Callable[[bytes], Any],
+        define_type: Callable[[bytes, bool], Any],
         define_ref: Callable[[bytes, bool], tuple[str, int]],
         resolve_ref: Callable[..., Any],
         builtins: tuple[Any, Any, Any],
@@ -147,7 +149,10 @@ class MessageReader:
             return self._run_tag
         if code == _EXT_TYPE_DEF:
             self.open_tags += 1
-            return self._define_type(data)
+            return self._define_type(data, False)
+        if code == _EXT_RECORD_DEF:
+            self.open_tags += 1
+            return self._define_type(data, True)
         if code == _EXT_REF_DEF:
             known = self._define_ref(data, False)
             return self.resolve(known[0], known[1])

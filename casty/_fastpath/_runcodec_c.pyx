@@ -9,6 +9,7 @@ for each record, because that is what its constructor is.
 """
 
 from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.long cimport PyLong_AsSsize_t
 from cpython.object cimport PyObject_GetAttr, PyObject_Call, PyTypeObject, Py_TYPE
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTuple_GET_SIZE
@@ -19,6 +20,7 @@ __all__ = [
     "KIND_DICT",
     "KIND_SLOTS",
     "KIND_TUPLE",
+    "MappedRecordBuilder",
     "RecordBuilder",
     "RunWriter",
     "has_timestamp_ext",
@@ -276,6 +278,116 @@ cdef class RecordBuilder:
             return out
         for i in range(n):
             out[i] = self._fill(values, pos)
+            pos += arity
+        return out
+
+
+cdef class MappedRecordBuilder(RecordBuilder):
+    """Builds records of one class from the field values of another definition of it, by name
+    (see ``_runcodec_py``): ``wire_arity`` values a record on the wire, ``sources``,
+    ``defaults`` and ``factories`` one entry per field of ``names``."""
+
+    cdef Py_ssize_t _wire_arity
+    cdef tuple _sources
+    cdef tuple _defaults
+    cdef tuple _factories
+
+    def __init__(self, cls, names, npos, kind, wire_arity, sources, defaults, factories):
+        RecordBuilder.__init__(self, cls, names, npos, kind)
+        if type(wire_arity) is not int or wire_arity < 0:
+            raise ValueError("wire_arity must be an int >= 0")
+        if type(sources) is not tuple or type(defaults) is not tuple or type(factories) is not tuple:
+            raise TypeError("sources, defaults and factories must be tuples")
+        if not len(sources) == len(defaults) == len(factories) == len(names):
+            raise ValueError("a mapping has one source, default and factory per field")
+        seen = set()
+        for src in sources:
+            if type(src) is not int or not -1 <= src < wire_arity or src in seen:
+                raise ValueError(f"bad source index {src!r} for {wire_arity} values on the wire")
+            if src >= 0:
+                seen.add(src)
+        for factory in factories:
+            if factory is not None and not callable(factory):
+                raise TypeError("a factory must be callable or None")
+        self._wire_arity = wire_arity
+        self._sources = sources
+        self._defaults = defaults
+        self._factories = factories
+
+    @property
+    def arity(self):
+        """Values per record on the wire (the sender's fields)."""
+        return self._wire_arity
+
+    @property
+    def sources(self):
+        """For each field, the index of its value among a record's wire values, or -1."""
+        return self._sources
+
+    cdef object _mapped(self, list items, Py_ssize_t start):
+        """One record from its wire values at ``items[start:]`` (bounds checked by the caller)."""
+        cdef Py_ssize_t k, src
+        cdef Py_ssize_t n = self._arity
+        cdef object value, factory
+        cdef list values = PyList_New(n)
+        for k in range(n):
+            Py_INCREF(None)
+            PyList_SET_ITEM(values, k, None)
+        for k in range(n):
+            src = PyLong_AsSsize_t(<object>PyTuple_GET_ITEM(self._sources, k))
+            if src >= 0:
+                value = <object>PyList_GET_ITEM(items, start + src)
+            else:
+                factory = <object>PyTuple_GET_ITEM(self._factories, k)
+                if factory is None:
+                    value = <object>PyTuple_GET_ITEM(self._defaults, k)
+                else:
+                    value = factory()
+            values[k] = value
+        if self._kind == KIND_CALL:
+            return self._call(values)
+        return self._fill(values, 0)
+
+    cdef object _checked(self, list items, Py_ssize_t start):
+        cdef Py_ssize_t n = PyList_GET_SIZE(items) - start
+        if n != self._wire_arity:
+            raise TypeError(f"{n} values for the {self._wire_arity} fields the sender defined")
+        return self._mapped(items, start)
+
+    def make(self, values):
+        """One record from exactly its wire values (a list)."""
+        if type(values) is not list:
+            raise TypeError("record values must be a list")
+        return self._checked(<list>values, 0)
+
+    def build(self, items):
+        """One record from its message array ``[tag, *wire values]``."""
+        if type(items) is not list or not items:
+            raise TypeError("a record is sent as [tag, *field values]")
+        return self._checked(<list>items, 1)
+
+    def run(self, items, start, count):
+        """``count`` records from ``items[start:]``, ``arity`` wire values each."""
+        cdef Py_ssize_t arity = self._wire_arity
+        cdef Py_ssize_t n, i, pos
+        cdef list out, values
+        if type(items) is not list:
+            raise TypeError("record values must be a list")
+        if type(start) is not int or type(count) is not int:
+            raise TypeError("start and count must be int")
+        values = <list>items
+        if start < 0 or count < 0 or start + count * arity > PyList_GET_SIZE(values):
+            raise ValueError(f"{count} records of {arity} values do not fit in {len(items) - start} values")
+        if arity == 0:
+            raise ValueError(f"the sender's {self._cls.__qualname__} has no fields: its records do not travel in runs")
+        n = count
+        out = PyList_New(n)
+        for i in range(n):
+            Py_INCREF(None)
+            PyList_SET_ITEM(out, i, None)
+        pos = start
+        for i in range(n):
+            out[i] = self._mapped(values, pos)
             pos += arity
         return out
 

@@ -17,6 +17,13 @@ the class:
 
 A record given a different number of values than it has fields is built by calling the
 class (defaults fill what is missing; too many values is the constructor's ``TypeError``).
+
+:class:`MappedRecordBuilder` builds records whose sender defined the class with other fields
+(added, removed or reordered ones): ``sources[k]`` is the index, among the ``wire_arity`` values
+a record has on the wire, of the value of field ``names[k]``, or -1 when the sender has no such
+field, which then takes ``factories[k]()`` when that is not None, else ``defaults[k]``. Each
+record's values are put in field order, then the record is built as its ``kind`` says. The plain
+:class:`RecordBuilder` (the sender's fields are the class's) is not touched by any of this.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ __all__ = [
     "KIND_DICT",
     "KIND_SLOTS",
     "KIND_TUPLE",
+    "MappedRecordBuilder",
     "RecordBuilder",
     "RunWriter",
     "has_timestamp_ext",
@@ -187,6 +195,23 @@ class RecordBuilder:
             raise TypeError(f"{len(values)} values for {self._arity} fields")
         return self._cls(*values[:npos], **dict(zip(kw_names, values[npos:], strict=False)))
 
+    def _exact(self, values: list[Any]) -> Any:
+        """One record from exactly one value per field, in field order."""
+        kind = self._kind
+        if kind == KIND_CALL:
+            return self._call(values)
+        cls = self._cls
+        if kind == KIND_TUPLE:
+            return tuple.__new__(cls, values)
+        obj: Any = object.__new__(cls)
+        if kind == KIND_DICT:
+            obj.__dict__.update(zip(self._names, values, strict=True))
+        else:
+            setattr_ = object.__setattr__
+            for name, value in zip(self._names, values, strict=True):
+                setattr_(obj, name, value)
+        return obj
+
     def make(self, values: list[Any]) -> Any:
         """One record from exactly its field values (a list)."""
         if type(values) is not list:
@@ -236,6 +261,104 @@ class RecordBuilder:
             return [new(cls, items[i : i + arity]) for i in range(start, end, arity)]
         call = self._call
         return [call(items[i : i + arity]) for i in range(start, end, arity)]
+
+
+class MappedRecordBuilder(RecordBuilder):
+    """Builds records of one class from the field values of another definition of it, by name
+    (see the module): ``wire_arity`` values a record on the wire, ``sources``, ``defaults`` and
+    ``factories`` one entry per field of ``names``."""
+
+    __slots__ = ("_defaults", "_factories", "_sources", "_wire_arity")
+
+    def __init__(
+        self,
+        cls: type,
+        names: tuple[str, ...],
+        npos: int,
+        kind: int,
+        wire_arity: int,
+        sources: tuple[int, ...],
+        defaults: tuple[Any, ...],
+        factories: tuple[Any, ...],
+    ) -> None:
+        RecordBuilder.__init__(self, cls, names, npos, kind)
+        if type(wire_arity) is not int or wire_arity < 0:
+            raise ValueError("wire_arity must be an int >= 0")
+        if type(sources) is not tuple or type(defaults) is not tuple or type(factories) is not tuple:
+            raise TypeError("sources, defaults and factories must be tuples")
+        if not len(sources) == len(defaults) == len(factories) == len(names):
+            raise ValueError("a mapping has one source, default and factory per field")
+        seen: set[int] = set()
+        for src in sources:
+            if type(src) is not int or not -1 <= src < wire_arity or src in seen:
+                raise ValueError(f"bad source index {src!r} for {wire_arity} values on the wire")
+            if src >= 0:
+                seen.add(src)
+        for factory in factories:
+            if factory is not None and not callable(factory):
+                raise TypeError("a factory must be callable or None")
+        self._wire_arity = wire_arity
+        self._sources = sources
+        self._defaults = defaults
+        self._factories = factories
+        self._run = None
+
+    @property
+    def arity(self) -> int:
+        """Values per record on the wire (the sender's fields)."""
+        return self._wire_arity
+
+    @property
+    def sources(self) -> tuple[int, ...]:
+        """For each field, the index of its value among a record's wire values, or -1."""
+        return self._sources
+
+    def _values(self, items: list[Any], start: int) -> list[Any]:
+        """One record's values in field order, from its wire values at ``items[start:]``."""
+        defaults = self._defaults
+        factories = self._factories
+        values: list[Any] = []
+        append = values.append
+        for k, src in enumerate(self._sources):
+            if src >= 0:
+                append(items[start + src])
+            else:
+                factory = factories[k]
+                append(defaults[k] if factory is None else factory())
+        return values
+
+    def _mapped(self, items: list[Any], start: int) -> Any:
+        n = len(items) - start
+        if n != self._wire_arity:
+            raise TypeError(f"{n} values for the {self._wire_arity} fields the sender defined")
+        return self._exact(self._values(items, start))
+
+    def make(self, values: list[Any]) -> Any:
+        """One record from exactly its wire values (a list)."""
+        if type(values) is not list:
+            raise TypeError("record values must be a list")
+        return self._mapped(values, 0)
+
+    def build(self, items: list[Any]) -> Any:
+        """One record from its message array ``[tag, *wire values]``."""
+        if type(items) is not list or not items:
+            raise TypeError("a record is sent as [tag, *field values]")
+        return self._mapped(items, 1)
+
+    def run(self, items: list[Any], start: int, count: int) -> list[Any]:
+        """``count`` records from ``items[start:]``, ``arity`` wire values each."""
+        if type(items) is not list:
+            raise TypeError("record values must be a list")
+        arity = self._wire_arity
+        if type(start) is not int or type(count) is not int:
+            raise TypeError("start and count must be int")
+        if start < 0 or count < 0 or start + count * arity > len(items):
+            raise ValueError(f"{count} records of {arity} values do not fit in {len(items) - start} values")
+        if arity == 0:
+            raise ValueError(f"the sender's {self._cls.__qualname__} has no fields: its records do not travel in runs")
+        exact = self._exact
+        values = self._values
+        return [exact(values(items, i)) for i in range(start, start + count * arity, arity)]
 
 
 # --------------------------------------------------------------------------- timestamps

@@ -494,6 +494,9 @@ class Connection(asyncio.Protocol):
         if hasattr(self.encoder, "incarnation_of"):
             # refs travel with the incarnation of the process their actor lives in
             self.encoder.incarnation_of = owner.ref_incarnation
+        if hasattr(self.encoder, "protocol_version"):
+            # the version both sides agreed on decides how types are defined on the wire
+            self.encoder.protocol_version = self.handshake.version
         self.envelopes_out = EnvelopeWriter(
             self.encoder.encode, self.frames_out, self._write_out, self._not_sent, _FLUSH_CHUNK
         )
@@ -504,6 +507,8 @@ class Connection(asyncio.Protocol):
             # definitions a peer may make on this connection (its tables live as long as it)
             decoder.max_types = owner.config.max_type_definitions
             decoder.max_refs = owner.config.max_ref_definitions
+        if hasattr(decoder, "protocol_version"):
+            decoder.protocol_version = self.handshake.version
         self.envelopes = EnvelopeReader(
             self.decoder.decode,
             owner.system.deliver,

@@ -26,7 +26,13 @@ the connection uses the highest version both speak: the acceptor picks it and na
 welcome's ``v``. Without a common version the acceptor refuses the connection with a reason
 naming both ranges. A peer that announces no range (a release before ranges) speaks exactly its
 ``v``, which is why a hello's ``v`` is the lowest version of the dialer's range. A release keeps
-the previous version (N-1) in its range, so a cluster is upgraded one node at a time.
+the previous version (N-1) in its range, so a cluster is upgraded one node at a time. The
+version reaches the connection's encoder and decoder (their ``protocol_version``), which write
+and read that version's messages.
+
+Versions: 1, a release before ranges; 2, ranges (messages as in 1); 3, record definitions name
+the sender's fields, which the receiver maps by name (see ``casty.serde._wire``). Versions 1
+and 2 define records positionally: both sides need the same shape of every record class.
 """
 
 from __future__ import annotations
@@ -61,10 +67,10 @@ __all__ = [
 
 log = logging.getLogger("casty.remote")
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """The newest protocol version this release speaks."""
 MIN_PROTOCOL_VERSION = 1
-"""The oldest protocol version this release still speaks (the previous one, for rolling upgrades)."""
+"""The oldest protocol version this release still speaks (the previous ones, for rolling upgrades)."""
 HANDSHAKE_LIMIT = 64 * 1024
 #: what a peer can say it is in the handshake's ``kind``
 PEER_KINDS = ("node", "client")

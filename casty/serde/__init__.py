@@ -6,7 +6,9 @@ as objects: the encoder turns each into a URI with ``ref_to_wire`` and the decod
 it back with ``resolve_ref``.
 
 :class:`MsgpackSerializer` is the default. Type names and actor URIs are sent in full only
-the first time a connection uses them, then as small integer ids. Decoding never imports a
+the first time a connection uses them, then as small integer ids; from protocol version 3 on a
+record type's definition also names its fields, which the receiver maps by name to its own
+class (the encoder and decoder of a connection get its version as ``protocol_version``). Decoding never imports a
 module and builds only dataclasses, Enum members (by value) and registered types.
 :class:`PickleSerializer` is an opt-in for trusted peers.
 """

@@ -3,6 +3,12 @@
 Decoding never imports a module: a type name becomes a *tag* (:class:`_Tag`) that builds
 dataclasses and NamedTuples (through ``_records``), Enum members by value and registered
 types, or refuses with a :class:`~casty.errors.DeserializationError` naming the type.
+
+A record definition that names the sender's fields (protocol 3 on) gets the class's own tag
+when those fields are the class's, in its order (the common case: nothing changes per
+message), and otherwise a tag mapping them by name, made once per (class, sender's fields) and
+shared by every connection; a class field the sender lacks and that has no default makes a tag
+refusing every message of that definition with an error naming the class and the field.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ from casty._fastpath import MessageReader, has_timestamp_ext
 from casty.actors.ref import ActorRef
 from casty.errors import DeserializationError
 
-from ._records import RecordBuilder, record_builder
-from ._registry import TypeRegistry, is_dataclass_type, is_enum_type, lookup_loaded_class
+from ._records import MissingField, RecordBuilder, mapped_record_builder, record_builder
+from ._registry import TypeRegistry, dataclass_info, is_dataclass_type, is_enum_type, lookup_loaded_class, type_name
 from ._wire import (
+    RECORD_FIELDS_VERSION,
     id_bytes,
+    unpack_record_def,
     unpack_u32,
     unpack_u64,
 )
@@ -104,6 +112,38 @@ def _dataclass_tag(name: str, cls: type) -> _Tag:
     return _cached_tag(name, cls, make)
 
 
+def _missing_field_builder(message: str, name: str) -> Callable[[list[Any]], Any]:
+    def build(items: list[Any]) -> Any:
+        raise DeserializationError(message, name)
+
+    return build
+
+
+def _fields_tag(name: str, tag: _Tag, fields: tuple[str, ...]) -> _Tag:
+    """The tag of a record definition that named the sender's ``fields``: ``tag`` itself when
+    they are the class's (or the tag builds no record), else one mapping them by name."""
+    records = tag.records
+    if records is None:
+        return tag  # an enum, a registered codec or a refusal: the fields do not matter
+    cls = records.record_class
+    if dataclass_info(cls).names == fields:
+        return tag
+
+    def make() -> _Tag:
+        try:
+            mapped = mapped_record_builder(cls, fields)
+        except MissingField as missing:
+            here = "" if type_name(cls) == name else f" ({type_name(cls)} here)"
+            message = (
+                f"cannot build {name}{here}: its field {missing.field!r} has no default and the sender "
+                f"does not send it (the sender's fields: {', '.join(fields) or 'none'})"
+            )
+            return _Tag(name, _missing_field_builder(message, name))
+        return _Tag(name, mapped.build, mapped)
+
+    return _cached_tag(name, (cls, fields), make)
+
+
 def _enum_builder(cls: type[Enum]) -> Callable[[list[Any]], Any]:
     by_value = cls._value2member_map_
 
@@ -138,7 +178,17 @@ class MsgpackDecoder:
     the tables and decides which types may be built.
     """
 
-    __slots__ = ("_reader", "_ref_uris", "_registry", "_strict", "_tags", "_tags_by_name", "max_refs", "max_types")
+    __slots__ = (
+        "_reader",
+        "_ref_uris",
+        "_registry",
+        "_strict",
+        "_tags",
+        "_tags_by_name",
+        "max_refs",
+        "max_types",
+        "protocol_version",
+    )
 
     def __init__(self, registry: TypeRegistry, strict: bool, resolve_ref: Callable[..., ActorRef[Any]]) -> None:
         """``resolve_ref(uri)`` turns a URI into a ref; for a ref that came with the incarnation
@@ -146,12 +196,16 @@ class MsgpackDecoder:
         self._registry = registry
         self._strict = strict
         self._tags: dict[bytes, _Tag] = {}
-        self._tags_by_name: dict[str, _Tag] = {}
+        #: tags by type name (TYPE_DEF) or by (type name, the sender's fields) (RECORD_DEF)
+        self._tags_by_name: dict[object, _Tag] = {}
         #: ref id -> (URI, incarnation; 0 when the sender did not know it)
         self._ref_uris: dict[bytes, tuple[str, int]] = {}
         #: definitions a peer may make (set by the transport from its configuration)
         self.max_types = 1 << 32
         self.max_refs = 1 << 32
+        #: the protocol version of the connection (set by the transport from the handshake):
+        #: record definitions naming their fields are accepted from RECORD_FIELDS_VERSION on
+        self.protocol_version = RECORD_FIELDS_VERSION
         self._reader = MessageReader(
             _Tag,
             self._tags,
@@ -189,24 +243,40 @@ class MsgpackDecoder:
         self._ref_uris[id_bytes(ident)] = known
         return known
 
-    def _define_type(self, data: bytes) -> _Tag:
-        if len(data) < 5:
-            raise DeserializationError("malformed type definition")
-        ident = unpack_u32(data)[0]
+    def _define_type(self, data: bytes, with_fields: bool) -> _Tag:
+        fields: tuple[str, ...] = ()
+        if with_fields:
+            if self.protocol_version < RECORD_FIELDS_VERSION:
+                raise DeserializationError(
+                    f"record definition naming fields on a connection at protocol version {self.protocol_version}"
+                )
+            try:
+                ident, name, fields = unpack_record_def(data)
+            except ValueError as exc:
+                raise DeserializationError(f"malformed record definition: {exc}") from None
+        else:
+            if len(data) < 5:
+                raise DeserializationError("malformed type definition")
+            ident = unpack_u32(data)[0]
+            name = ""
         if ident != len(self._tags):
             raise DeserializationError(f"type id {ident} defined out of order")
         if ident >= self.max_types:
             raise DeserializationError(
                 f"too many type definitions on one connection (limit {self.max_types}, remote.max_type_definitions)"
             )
-        name = data[4:].decode("utf-8")
-        # a name defined again (under another id) is resolved once per connection
+        if not with_fields:
+            name = data[4:].decode("utf-8")
+        # a name (with the same fields) defined again, under another id, is resolved once per connection
+        key: object = (name, fields) if with_fields else name
         by_name = self._tags_by_name
-        tag = by_name.get(name)
+        tag = by_name.get(key)
         if tag is None:
             tag = self._make_tag(name)
+            if with_fields:
+                tag = _fields_tag(name, tag, fields)
             if len(by_name) < self.max_types:
-                by_name[name] = tag
+                by_name[key] = tag
         self._tags[id_bytes(ident)] = tag
         return tag
 

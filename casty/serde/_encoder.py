@@ -1,7 +1,8 @@
 """The msgpack encoder: one per connection direction, with that direction's id tables.
 
 The first use of a type or an actor URI on a connection defines it inline (TYPE_DEF,
-REF_DEF); later uses send its short id. See ``_wire`` for the layout and ``_records`` for
+REF_DEF; a record type at protocol 3 on: RECORD_DEF, naming its fields); later uses send its
+short id. See ``_wire`` for the layout and ``_records`` for
 how record runs are flattened.
 """
 
@@ -21,6 +22,7 @@ from ._records import RecordRun, RunWriter, run_writer
 from ._registry import TypeEntry, TypeRegistry, dataclass_info, is_dataclass_type, is_enum_type, type_name
 from ._wire import (
     EXT_BIGINT,
+    EXT_RECORD_DEF,
     EXT_REF_DEF,
     EXT_REF_DEF_INC,
     EXT_REF_INLINE,
@@ -30,10 +32,12 @@ from ._wire import (
     EXT_TYPE_REF,
     FROZENSET_MARK,
     MAX_ID,
+    RECORD_FIELDS_VERSION,
     SET_MARK,
     TUPLE_MARK,
     ExtType,
     id_bytes,
+    pack_record_def,
     pack_u32,
     pack_u64,
 )
@@ -104,6 +108,7 @@ class MsgpackEncoder:
         "_strict",
         "incarnation_of",
         "max_size",
+        "protocol_version",
     )
 
     def __init__(self, registry: TypeRegistry, strict: bool, ref_to_wire: Callable[[ActorRef[Any]], str]) -> None:
@@ -111,6 +116,10 @@ class MsgpackEncoder:
         self.max_size: int = 0xFFFFFFFF
         #: the incarnation of the process a ref's actor lives in (0: unknown), sent beside its URI
         self.incarnation_of: Callable[[ActorRef[Any]], int] = _ref_uid
+        #: the protocol version of the connection (set by the transport from the handshake,
+        #: before the first message): from RECORD_FIELDS_VERSION on, record definitions name
+        #: their fields; below it they are positional (both sides need the same class shape)
+        self.protocol_version: int = RECORD_FIELDS_VERSION
         self._registry = registry
         self._strict = strict
         self._ref_to_wire = ref_to_wire
@@ -252,6 +261,11 @@ class MsgpackEncoder:
             first = _enum_handler(def_mark)
         else:
             names = dataclass_info(cls).names
+            if self.protocol_version >= RECORD_FIELDS_VERSION:
+                try:
+                    def_mark = ExtType(EXT_RECORD_DEF, pack_record_def(ident, name, names))
+                except ValueError as exc:
+                    raise SerializationError(f"cannot define {name}: {exc}") from None
             handler = _value_handler(ref_mark, names)
             first = _value_handler(def_mark, names)
             writer = run_writer(cls, ref_mark)

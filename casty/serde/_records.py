@@ -12,7 +12,9 @@ call per record. Its interface to the encoder and decoder is narrow:
 - encoding: :func:`run_writer` (takes runs of one class apart into the flat list that
   follows the run tag);
 - decoding: :func:`record_builder` (builds one record from ``[tag, *values]``, from exactly
-  its values, or every record of a run from a slice of the flat list).
+  its values, or every record of a run from a slice of the flat list), and
+  :func:`mapped_record_builder` for records whose sender defined the class with other fields
+  (protocol 3 on: definitions name the fields), which maps them by name.
 """
 
 from __future__ import annotations
@@ -20,15 +22,26 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from casty._fastpath import KIND_CALL, KIND_DICT, KIND_SLOTS, KIND_TUPLE, RecordBuilder, RunWriter
+from casty._fastpath import (
+    KIND_CALL,
+    KIND_DICT,
+    KIND_SLOTS,
+    KIND_TUPLE,
+    MappedRecordBuilder,
+    RecordBuilder,
+    RunWriter,
+)
 
 from ._registry import dataclass_info, is_namedtuple_type
 from ._wire import RUN_MARK
 
 __all__ = [
+    "MappedRecordBuilder",
+    "MissingField",
     "RecordBuilder",
     "RecordRun",
     "RunWriter",
+    "mapped_record_builder",
     "record_builder",
     "record_kind",
     "run_writer",
@@ -145,3 +158,61 @@ def record_builder(cls: type) -> RecordBuilder:
     exactly its values (``make``) or a run's worth from a flat list (``run``)."""
     info = dataclass_info(cls)
     return RecordBuilder(cls, info.names, info.positional, record_kind(cls))
+
+
+class MissingField(Exception):
+    """A field of the receiving class that the sender does not send and that has no default."""
+
+    def __init__(self, cls: type, field: str) -> None:
+        super().__init__(field)
+        self.cls = cls
+        self.field = field
+
+
+def _field_defaults(cls: type) -> dict[str, tuple[Any, Any]]:
+    """For each init field of ``cls`` with a default: ``(default, None)`` or ``(None, factory)``."""
+    out: dict[str, tuple[Any, Any]] = {}
+    if dataclasses.is_dataclass(cls):
+        for f in dataclasses.fields(cls):
+            if f.default_factory is not dataclasses.MISSING:
+                out[f.name] = (None, f.default_factory)
+            elif f.default is not dataclasses.MISSING:
+                out[f.name] = (f.default, None)
+    elif is_namedtuple_type(cls):
+        for name, value in getattr(cls, "_field_defaults", {}).items():
+            out[name] = (value, None)
+    return out
+
+
+def mapped_record_builder(cls: type, wire_fields: tuple[str, ...]) -> MappedRecordBuilder:
+    """The builder of records of ``cls`` sent as values of ``wire_fields`` (the sender's
+    fields, in its order, that differ from the class's): each field of ``cls`` takes the value
+    of the sent field of the same name, or its default when none was sent; sent fields the
+    class lacks are ignored. Raises :class:`MissingField` for a field of ``cls`` that was not
+    sent and has no default. Build it once per connection and class: it holds the mapping."""
+    info = dataclass_info(cls)
+    position = {name: i for i, name in enumerate(wire_fields)}
+    known = _field_defaults(cls)
+    sources: list[int] = []
+    defaults: list[Any] = []
+    factories: list[Any] = []
+    for name in info.names:
+        src = position.get(name, -1)
+        default, factory = None, None
+        if src < 0:
+            if name not in known:
+                raise MissingField(cls, name)
+            default, factory = known[name]
+        sources.append(src)
+        defaults.append(default)
+        factories.append(factory)
+    return MappedRecordBuilder(
+        cls,
+        info.names,
+        info.positional,
+        record_kind(cls),
+        len(wire_fields),
+        tuple(sources),
+        tuple(defaults),
+        tuple(factories),
+    )

@@ -20,11 +20,21 @@ ext code          payload                                       meaning
 11 REF_DEF_INC    u32 id + u64 incarnation + UTF-8 actor URI    REF_DEF of a ref that knows the
                                                                 incarnation of its process
 12 REF_INLINE_INC u64 incarnation + UTF-8 actor URI             REF_INLINE, likewise
+13 RECORD_DEF     u32 id + u16 field count + per field: u16     tag of a record type (protocol
+                  length + UTF-8 field name; then UTF-8 type    3 on): TYPE_DEF with the
+                  name                                          sender's field names
 ================  ============================================  ==============================
 
 A type tag heads an array: ``[tag, *init_field_values]`` for a dataclass (positional
 fields, then keyword-only ones; ``init=False`` fields are not sent), ``[tag, value]`` for an
-Enum member, ``[tag, encode(obj)]`` for a registered type with its own codec. A record run is
+Enum member, ``[tag, encode(obj)]`` for a registered type with its own codec.
+
+From protocol version 3 (:data:`RECORD_FIELDS_VERSION`) a record type (dataclass or
+NamedTuple) is defined by RECORD_DEF, which names its fields in the order the sender sends
+them; the receiver maps them by name to its own class once per connection and class (a field
+it lacks is ignored, a field the sender lacks takes its default). Enums and registered types
+with a codec of their own keep TYPE_DEF. On a connection at an older version every type is
+defined by TYPE_DEF and records are read positionally. A record run is
 ``[RUN, type tag, count, fields of item 0, fields of item 1, ...]`` (see ``_records``). Ids
 count up from 0 per encoder, separately for types and refs; the decoder learns them in stream
 order. A ref that knows the incarnation (the process uid exchanged in the handshake) of the
@@ -48,6 +58,7 @@ __all__ = [
     "EXT_REF_INLINE",
     "EXT_REF_INLINE_INC",
     "EXT_REF_REF",
+    "EXT_RECORD_DEF",
     "EXT_RUN",
     "EXT_SET",
     "EXT_TUPLE",
@@ -55,6 +66,7 @@ __all__ = [
     "EXT_TYPE_REF",
     "FROZENSET_MARK",
     "MAX_ID",
+    "RECORD_FIELDS_VERSION",
     "RUN_MARK",
     "SET_MARK",
     "TUPLE_MARK",
@@ -62,6 +74,8 @@ __all__ = [
     "id_bytes",
     "pack_u32",
     "pack_u64",
+    "pack_record_def",
+    "unpack_record_def",
     "unpack_u32",
     "unpack_u64",
 ]
@@ -78,12 +92,17 @@ EXT_RUN = 9
 EXT_REF_INLINE = 10
 EXT_REF_DEF_INC = 11
 EXT_REF_INLINE_INC = 12
+EXT_RECORD_DEF = 13
+
+#: the first protocol version whose record definitions carry the sender's field names
+RECORD_FIELDS_VERSION = 3
 
 ExtType = msgpack.ExtType
 
 _U32 = Struct(">I")
 pack_u32 = _U32.pack
 unpack_u32 = _U32.unpack_from
+_U16 = Struct(">H")
 _U64 = Struct(">Q")
 pack_u64 = _U64.pack
 unpack_u64 = _U64.unpack_from
@@ -100,3 +119,45 @@ RUN_MARK = ExtType(EXT_RUN, b"")
 def id_bytes(ident: int) -> bytes:
     """The short form of an id: big-endian, minimal length, at least one byte."""
     return ident.to_bytes((ident.bit_length() + 7) // 8 or 1, "big")
+
+
+def pack_record_def(ident: int, name: str, fields: tuple[str, ...]) -> bytes:
+    """The payload of a RECORD_DEF: ``ident``, the ``fields`` in the sender's order, ``name``.
+    Raises ``ValueError`` for more than 65535 fields or a field name over 65535 bytes."""
+    if len(fields) > 0xFFFF:
+        raise ValueError(f"{len(fields)} fields: a record definition names at most 65535")
+    parts = [pack_u32(ident), _U16.pack(len(fields))]
+    for field in fields:
+        raw = field.encode("utf-8")
+        if len(raw) > 0xFFFF:
+            raise ValueError("a field name longer than 65535 bytes")
+        parts.append(_U16.pack(len(raw)))
+        parts.append(raw)
+    parts.append(name.encode("utf-8"))
+    return b"".join(parts)
+
+
+def unpack_record_def(data: bytes) -> tuple[int, str, tuple[str, ...]]:
+    """``(ident, name, fields)`` of a RECORD_DEF payload; ``ValueError`` when it is malformed
+    (too short, not UTF-8, no type name, a field named twice)."""
+    if len(data) < 6:
+        raise ValueError("too short")
+    ident = unpack_u32(data)[0]
+    count = _U16.unpack_from(data, 4)[0]
+    pos = 6
+    fields: list[str] = []
+    for _ in range(count):
+        if pos + 2 > len(data):
+            raise ValueError("truncated field names")
+        size = _U16.unpack_from(data, pos)[0]
+        pos += 2
+        if pos + size > len(data):
+            raise ValueError("truncated field names")
+        fields.append(data[pos : pos + size].decode("utf-8"))
+        pos += size
+    if len(set(fields)) != len(fields):
+        raise ValueError("a field named twice")
+    name = data[pos:].decode("utf-8")
+    if not name:
+        raise ValueError("no type name")
+    return ident, name, tuple(fields)

@@ -31,7 +31,9 @@ def test_negotiation_picks_the_highest_common_version() -> None:
 
 
 def test_this_release_keeps_the_previous_version() -> None:
-    assert MIN_PROTOCOL_VERSION == PROTOCOL_VERSION - 1
+    assert MIN_PROTOCOL_VERSION <= PROTOCOL_VERSION - 1
+    # 3 names record fields in type definitions; 1 and 2 (releases before it) still connect
+    assert (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION) == (1, 3)
 
 
 def frame(body: bytes) -> bytes:
@@ -73,6 +75,22 @@ async def test_two_ranges_meet_at_their_highest_common_version() -> None:
         conn_b = b.transport.associations[a.address].conn
         assert conn_a is not None and conn_b is not None
         assert conn_a.handshake.version == conn_b.handshake.version == 2
+        # the negotiated version reaches the codec of both sides of the connection
+        for conn in (conn_a, conn_b):
+            assert getattr(conn.encoder, "protocol_version", None) == 2
+            assert getattr(conn.decoder, "protocol_version", None) == 2
+
+
+async def test_this_release_connects_at_its_newest_version() -> None:
+    async with RemoteActorSystem("test") as a, RemoteActorSystem("test") as b:
+        assert a.transport is not None and b.transport is not None
+        assert a.transport.protocol_versions == (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION)
+        probe = TestProbe(b, "probe")
+        a.ref(f"{b.address}{probe.ref.path}").tell("hello")
+        assert await probe.receive() == "hello"
+        conn = a.transport.associations[b.address].conn
+        assert conn is not None and conn.handshake.version == PROTOCOL_VERSION
+        assert getattr(conn.encoder, "protocol_version", None) == PROTOCOL_VERSION
 
 
 async def test_a_peer_without_a_range_speaks_its_one_version() -> None:
@@ -84,6 +102,13 @@ async def test_a_peer_without_a_range_speaks_its_one_version() -> None:
         assert (welcome["vmin"], welcome["vmax"]) == (1, 2)
         welcome = await handshake(node.port, v=1, vmin=1, vmax=5)
         assert welcome["v"] == 2
+        node.transport.protocol_versions = (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION)
+        for versions, chosen in (({"v": 1}, 1), ({"v": 2}, 2), ({"v": 1, "vmin": 1, "vmax": 2}, 2)):
+            welcome = await handshake(node.port, **versions)
+            assert welcome["t"] == "welcome" and welcome["v"] == chosen
+            assert (welcome["vmin"], welcome["vmax"]) == (1, 3)
+        welcome = await handshake(node.port, v=2, vmin=2, vmax=7)
+        assert welcome["v"] == 3
 
 
 async def test_no_common_version_is_refused_with_both_ranges() -> None:

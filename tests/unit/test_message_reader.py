@@ -98,6 +98,13 @@ def type_def(ident: int, name: str) -> Any:
     return ext(1, struct.pack(">I", ident) + name.encode())
 
 
+def record_def(ident: int, name: str, fields: tuple[str, ...]) -> Any:
+    payload = struct.pack(">IH", ident, len(fields))
+    for f in fields:
+        payload += struct.pack(">H", len(f)) + f.encode()
+    return ext(13, payload + name.encode())
+
+
 def ref_def(ident: int, uri: str) -> Any:
     return ext(3, struct.pack(">I", ident) + uri.encode())
 
@@ -135,6 +142,17 @@ CASES: list[Any] = [
     ext(2, b"\x00"),
     [ext(99, b"")],
     {"k": [ext(5, b""), 1]},
+    # record definitions naming the sender's fields (protocol 3): the class's own, reordered,
+    # one more field, one missing; malformed ones
+    [record_def(3, READING, ("sensor", "value")), "r", 1.0],
+    [record_def(4, READING, ("value", "extra", "sensor")), 2.0, "x", "r"],
+    [ext(2, b"\x04"), 3.0, "y", "q"],
+    [ext(9, b""), ext(2, b"\x04"), 2, 1.0, 0, "a", 2.0, 0, "b"],
+    [record_def(5, READING, ("sensor",)), "r"],
+    [ext(9, b""), ext(2, b"\x05"), 1, "a"],
+    [record_def(6, CHECKED, ("value", "more")), -1, 0],
+    [ext(13, struct.pack(">IH", 7, 2) + b"\x00\x01a")],
+    [ext(13, struct.pack(">I", 7))],
 ]
 
 

@@ -9,11 +9,12 @@ Skipped when the compiled modules are not built (a pure install has nothing to c
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from collections.abc import Callable, Generator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -391,3 +392,121 @@ def test_consumer_window_twins_agree(size: Any, batch: Any, ops: list[tuple[Any,
     for step, op in enumerate(ops):
         seen = [(_outcome(getattr(w, op[0]), *op[1:]), _window_state(w)) for w in windows]
         assert seen[0] == seen[1], f"step {step}: {op}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Run codec: mapped record builders (a sender's fields mapped by name) under the same calls
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Frozen:
+    a: Any
+    b: Any = "b-default"
+    c: Any = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Slots:
+    a: Any
+    b: Any = 0
+    c: Any = 1
+
+
+class _Tuple(NamedTuple):
+    a: Any
+    b: Any = "x"
+    c: Any = "y"
+
+
+@dataclasses.dataclass
+class _Called:
+    a: Any
+    b: list[Any] = dataclasses.field(default_factory=list)
+    c: Any = dataclasses.field(default=3, kw_only=True)
+
+
+def _refusing_factory() -> Any:
+    raise LookupError("no value here")
+
+
+#: class, kind name, positional fields
+_MAPPED_CLASSES = [(_Frozen, "KIND_DICT", 3), (_Slots, "KIND_SLOTS", 3), (_Tuple, "KIND_TUPLE", 3), (_Called, "KIND_CALL", 2)]
+_small = st.none() | st.integers(-5, 5) | st.text(max_size=3) | st.lists(st.integers(), max_size=2)
+_factories = st.sampled_from([None, None, None, None, list, _refusing_factory, "not callable"])
+_indices = st.integers(-2, 6) | st.sampled_from([True, 1.0, 2**70])
+
+
+@st.composite
+def _mappings(draw: st.DrawFn) -> tuple[Any, list[Any]]:
+    """A wire arity and sources: mostly a valid mapping (each field sent at a distinct index,
+    or not sent), sometimes anything."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(st.integers(0, 5) | st.sampled_from([-1, 1.0])), draw(st.lists(_indices, max_size=4))
+    wire_arity = draw(st.integers(0, 5))
+    order = draw(st.permutations(range(wire_arity)))
+    sent = draw(st.lists(st.booleans(), min_size=3, max_size=3))
+    sources = [order[k] if sent[k] and k < wire_arity else -1 for k in range(3)]
+    return wire_arity, sources
+
+
+@HYP
+@given(
+    case=st.sampled_from(_MAPPED_CLASSES),
+    mapping=_mappings(),
+    defaults=st.lists(_small, min_size=3, max_size=3),
+    factories=st.lists(_factories, min_size=3, max_size=3),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("build"), st.lists(_small, max_size=7)),
+            st.tuples(st.just("build_fit"), st.lists(_small, min_size=7, max_size=7), st.sampled_from([0, 0, 0, -1, 1])),
+            st.tuples(st.just("make_fit"), st.lists(_small, min_size=7, max_size=7), st.sampled_from([0, 0, 0, -1, 1])),
+            st.tuples(st.just("run"), st.lists(_small, min_size=12, max_size=12), st.integers(0, 2), st.integers(0, 2)),
+            st.tuples(st.just("make"), st.lists(_small, max_size=6) | st.tuples(_small)),
+            st.tuples(st.just("run"), st.lists(_small, max_size=14), st.integers(-1, 4), st.integers(-1, 4)),
+        ),
+        max_size=12,
+    ),
+)
+def test_mapped_record_builder_twins_agree(
+    case: tuple[type, str, int],
+    mapping: tuple[Any, list[Any]],
+    defaults: list[Any],
+    factories: list[Any],
+    ops: list[tuple[Any, ...]],
+) -> None:
+    cls, kind, npos = case
+    wire_arity, sources = mapping
+    names = ("a", "b", "c")
+    modules = _pair("runcodec")
+    built = [
+        _outcome(
+            m.MappedRecordBuilder,
+            cls,
+            names,
+            npos,
+            getattr(m, kind),
+            wire_arity,
+            tuple(sources),
+            tuple(defaults),
+            tuple(factories),
+        )
+        for m in modules
+    ]
+    assert built[0][0] == built[1][0] and (built[0][0] == "ok" or built[0] == built[1]), built
+    if built[0][0] == "raised":
+        return
+    builders = [b[1] for b in built]
+    assert [(b.arity, b.sources, b.kind, b.record_class) for b in builders] == [
+        (wire_arity, tuple(sources), getattr(m, kind), cls) for m in modules
+    ]
+    for step, op in enumerate(ops):
+        if op[0].endswith("_fit"):  # values as many as the sender's fields (give or take one)
+            head = 1 if op[0] == "build_fit" else 0
+            op = (op[0][:-4], op[1][: max(0, head + wire_arity + op[2])])
+        seen = [_outcome(getattr(b, op[0]), *[list(a) if isinstance(a, list) else a for a in op[1:]]) for b in builders]
+        assert seen[0] == seen[1], f"step {step}: {op}"
+        if seen[0][0] == "ok":
+            ok = seen[0][1]
+            for value in ok if op[0] == "run" else [ok]:
+                assert type(value) is cls
