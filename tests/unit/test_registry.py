@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from casty import ActorAddress, ActorRef, ServiceKey
+from casty import ActorRef, ServiceKey, SystemAddress
 from casty.actors.receptionist import Registry
 from casty.actors.ref import NodeAddress
 
@@ -33,7 +33,7 @@ class _Target:
 
 def _ref(uid: int) -> ActorRef[Any]:
     target = _Target()
-    return ActorRef(ActorAddress("cluster", NODE.host, NODE.port), "/user/svc", target.tell, target, uid)
+    return ActorRef(SystemAddress("cluster", NODE.host, NODE.port), "/user/svc", target.tell, target, uid)
 
 
 def test_a_restarted_nodes_registrations_replace_the_old_incarnations_refs() -> None:
@@ -50,7 +50,7 @@ def test_an_unchanged_snapshot_notifies_nobody() -> None:
     registry = Registry(lambda: None)
     subscriber = _Target()
     registry.set_node(NODE, {KEY.name: frozenset({_ref(1)})})
-    registry.subscribe(KEY, ActorRef(ActorAddress("local"), "/user/sub", subscriber.tell, subscriber))
+    registry.subscribe(KEY, ActorRef(SystemAddress("local"), "/user/sub", subscriber.tell, subscriber))
     registry.set_node(NODE, {KEY.name: frozenset({_ref(1)})})
     assert len(subscriber.told) == 1  # the listing at subscription, nothing after
     registry.set_node(NODE, {KEY.name: frozenset({_ref(2)})})
