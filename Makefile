@@ -9,6 +9,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.casty-installed
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+# Test files run in parallel (pytest-xdist), each file whole on one worker: most tests wait on
+# sockets, timers and child processes, so two workers on two cores nearly halve the wall time.
+# JOBS=0 runs everything in this process.
+JOBS ?= 2
+XDIST := $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile)
 
 .PHONY: demo test test-fast test-matrix test-matrix-one lint typecheck test-compiled test-pure bench bench-gate clean soak
 
@@ -20,7 +25,7 @@ MATRIX_SLOW := tests/multiprocess/test_client.py tests/multiprocess/test_streams
 # depend on the interpreter: the membership property tests (pure logic, the slowest unit file) and
 # the README checks.
 # the test extra's runners only (its lint, type and build tools run on the default interpreter)
-MATRIX_DEPS := "pytest>=8" "pytest-timeout>=2.3" "hypothesis>=6.100" "prometheus-client>=0.17"
+MATRIX_DEPS := "pytest>=8" "pytest-timeout>=2.3" "pytest-xdist>=3.5" "hypothesis>=6.100" "prometheus-client>=0.17"
 MATRIX_FAST := $(FAST_SELECTION) --ignore=tests/unit/test_membership.py --ignore=tests/unit/test_readme.py
 # Shell: the interpreter for version $$v: python$$v on PATH if it runs, else pyenv's newest 3.X.
 FIND_PYTHON = if python$$v -c "" >/dev/null 2>&1; then command -v python$$v; \
@@ -46,13 +51,13 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test-compiled: $(STAMP)
-	CASTY_EXPECT_COMPILED=1 $(PYTEST) -q
+	CASTY_EXPECT_COMPILED=1 $(PYTEST) -q $(XDIST)
 
 test-pure: $(STAMP)
-	CASTY_NO_EXTENSIONS=1 $(PYTEST) -q
+	CASTY_NO_EXTENSIONS=1 $(PYTEST) -q $(XDIST)
 
 test-fast: $(STAMP)
-	CASTY_EXPECT_COMPILED=1 $(PYTEST) -q $(FAST_SELECTION)
+	CASTY_EXPECT_COMPILED=1 $(PYTEST) -q $(XDIST) $(FAST_SELECTION)
 
 test-matrix:
 	@for v in $(MATRIX_PYTHONS); do \
@@ -64,8 +69,8 @@ test-matrix:
 
 # one interpreter of the matrix (run through test-matrix, which finds it): compiled build only
 test-matrix-one: .venv-$(PYV)/.casty-installed
-	CASTY_EXPECT_COMPILED=1 .venv-$(PYV)/bin/python -m pytest -p no:cacheprovider -q $(MATRIX_FAST)
-	CASTY_EXPECT_COMPILED=1 .venv-$(PYV)/bin/python -m pytest -p no:cacheprovider -q $(MATRIX_SLOW)
+	CASTY_EXPECT_COMPILED=1 .venv-$(PYV)/bin/python -m pytest -p no:cacheprovider -q $(XDIST) $(MATRIX_FAST)
+	CASTY_EXPECT_COMPILED=1 .venv-$(PYV)/bin/python -m pytest -p no:cacheprovider -q $(XDIST) $(MATRIX_SLOW)
 
 # Each matrix venv builds its own compiled modules in place (their file names carry the Python
 # version, so they sit beside the default interpreter's).

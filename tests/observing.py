@@ -5,20 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import urllib.error
 import urllib.request
 from typing import Any
 
 from tests.procs import ROOT
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (for the metrics endpoint of a node process)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str, timeout: float) -> tuple[int, str]:

@@ -6,7 +6,6 @@ unreachable members as addresses and the membership events exported at top level
 from __future__ import annotations
 
 import asyncio
-import socket
 import textwrap
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -31,6 +30,7 @@ from casty.testkit import TestProbe
 from tests.certs import Pki, make_pki, openssl_available
 from tests.cluster_app import fast_cluster_config
 from tests.conftest import eventually
+from tests.ports import free_port
 from tests.procs import NodeProcess
 
 pytestmark = pytest.mark.timeout(90)
@@ -60,12 +60,6 @@ acceptable_heartbeat_pause_ms = 600
 
 def fast() -> CastyConfig:
     return fast_cluster_config("compat")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_member_status_is_spelled_in_lower_case_and_keeps_the_upper_case_aliases() -> None:

@@ -6,13 +6,13 @@ in a retry loop, consumes every sensor stream and streams alerts back to the mon
 from __future__ import annotations
 
 import asyncio
-import socket
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 
 from tests.compat.pipeline_app import READINGS, THRESHOLD
+from tests.ports import free_ports
 from tests.procs import NodeProcess
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
@@ -52,21 +52,6 @@ strategy = "restart"
 max_restarts = 3
 within_seconds = 60.0
 """
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` ports free on loopback right now (the nodes need them before any of them starts,
-    since each waits for the quorum before it reports)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 async def test_sensor_pipeline_as_written_for_021(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.faults.test_partition import Node, addr
-from tests.observing import free_port, http_get, until_ready_is
+from tests.observing import http_get, until_ready_is
 from tests.partition_proxy import PartitionProxy
+from tests.ports import free_port
 from tests.procs import NodeProcess
 
 NODE = "tests.observe_node"

@@ -25,7 +25,8 @@ from casty import (
 )
 from casty.cli import InspectionFailed, Inspector
 from tests.conftest import eventually
-from tests.observing import free_port, http_get
+from tests.observing import http_get
+from tests.ports import free_port
 
 pytestmark = pytest.mark.timeout(30)
 

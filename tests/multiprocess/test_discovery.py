@@ -5,13 +5,13 @@ cluster forms."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.ports import common_free_port
 from tests.procs import NodeProcess
 
 NODE = "tests.discovery_node"
@@ -37,28 +37,6 @@ availability_check_interval = 0.2
 [remote]
 reconnect_backoff_max = 0.3
 """
-
-
-def common_free_port(hosts: tuple[str, ...]) -> int:
-    """A port free on every one of ``hosts`` (loopback addresses)."""
-    for _ in range(50):
-        socks: list[socket.socket] = []
-        try:
-            first = socket.socket()
-            socks.append(first)
-            first.bind((hosts[0], 0))
-            port = int(first.getsockname()[1])
-            for host in hosts[1:]:
-                s = socket.socket()
-                socks.append(s)
-                s.bind((host, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no port free on every test address")
 
 
 class Records:

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from casty import CastyConfig, ClusterClient, GetSource, SourceRef, stream_consumer
 from tests.observe_app import NUMBERS_KEY
-from tests.observing import free_port, http_get, run_casty, until_ready_is
+from tests.observing import http_get, run_casty, until_ready_is
+from tests.ports import free_port
 from tests.procs import NodeProcess
 
 pytestmark = pytest.mark.timeout(120)

@@ -23,7 +23,8 @@ from casty import ClusterClient, GetSource, ServiceKey, SourceRef
 from casty.streams import stream_consumer
 from tests.conftest import eventually
 from tests.drain_app import READINGS
-from tests.multiprocess.test_discovery import CONFIG, HOSTS, Records, common_free_port
+from tests.multiprocess.test_discovery import CONFIG, HOSTS, Records
+from tests.ports import common_free_port
 from tests.procs import NodeProcess
 from tests.sensor_schema import reader_key, reading_class, serializer
 
