@@ -110,13 +110,13 @@ class Association:
         path and incarnation a message was queued for."""
         if "\x00" in path:
             path, incarnation = split_target(path)
+        if path.startswith("/temp/"):
+            # short-lived refs are not cached: the association would grow with every ask
+            temp = RemoteTarget(self.transport, self.address, path, self, incarnation)
+            return ActorRef(self.address, path, temp.tell, temp, incarnation)
         key = f"{path}\x00{incarnation:x}" if incarnation else path
         ref = self.refs.get(key)
         if ref is None:
-            if path.startswith("/temp/"):
-                # short-lived refs are not cached: the association would grow with every ask
-                temp = RemoteTarget(self.transport, self.address, path, self, incarnation)
-                return ActorRef(self.address, path, temp.tell, temp, incarnation)
             if len(self.refs) >= _PEER_REF_CACHE_LIMIT:
                 # a cache, not a registry: refs already handed out keep working without it
                 self.refs.clear()
