@@ -93,6 +93,32 @@ class MailboxRunner:
             self._scheduled = True
             self._call_soon(self._run_cb)
 
+    def offer(self, msg: object) -> bool:
+        """Queue ``msg`` like :meth:`put`, but instead of scheduling the run loop when it must
+        run, return True: the caller then calls :meth:`run` exactly once, soon, and never from
+        inside an actor's turn (a transport runs the actors its batch woke at the batch's end)."""
+        if self._closed:
+            self._dead_letter(msg, "actor stopped")
+            return False
+        queue = self._queue
+        if self._capacity > 0 and len(queue) >= self._capacity:
+            if self._strategy == DROP_NEW:
+                self._dead_letter(msg, "mailbox full (drop_new)")
+                return False
+            if self._strategy == DROP_OLDEST:
+                self._dead_letter(queue.popleft(), "mailbox full (drop_oldest)")
+            else:
+                raise MailboxFull(f"mailbox full ({self._capacity} messages)")
+        queue.append(msg)
+        if not self._scheduled and not self._suspended:
+            self._scheduled = True
+            return True
+        return False
+
+    def run(self) -> None:
+        """One turn of the run loop, owed after :meth:`offer` returned True."""
+        self._run()
+
     # -- state -----------------------------------------------------------------------------
     @property
     def size(self) -> int:

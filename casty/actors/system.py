@@ -1,8 +1,8 @@
 """ActorSystem: spawns actors, routes asks, keeps dead letters and the event stream.
 
 Over 500 lines because it is also the declared seam other packages use (the delivery API:
-``deliver``, ``dead_letter``, ``local_actor``, ``watch_ended``, ``bind_temp``, ``not_sent``,
-``stats``); those methods are small and belong with the tables they read.
+``deliver``, ``run_delivered``, ``dead_letter``, ``local_actor``, ``watch_ended``,
+``bind_temp``, ``not_sent``, ``stats``); those methods are small and belong with the tables they read.
 """
 
 from __future__ import annotations
@@ -218,6 +218,8 @@ class ActorSystem:
         self._cells: dict[str, ActorCell] = {}
         #: set by a transport around the delivery of one connection's batch (see ``deliver``)
         self.inbound_source: InboundSource | None = None
+        #: mailboxes woken by deliveries from an inbound source, run by ``run_delivered``
+        self._woken: list[Any] = []
         self._top: dict[str, ActorCell] = {}
         self._temp: dict[str, Any] = {}
         self._ask_ids = itertools.count(1)
@@ -407,22 +409,51 @@ class ActorSystem:
 
         A transport delivering a batch read from one connection sets ``inbound_source`` to an
         :class:`InboundSource` for the batch: it counts the messages, and is told when an
-        actor's mailbox is ``pressure_high`` deep so it can stop reading."""
+        actor's mailbox is ``pressure_high`` deep so it can stop reading. The actors the batch
+        woke up wait for :meth:`run_delivered`, which the transport calls when the batch is
+        done."""
         cell = self._cells.get(path)
         source = self.inbound_source
-        if source is not None:
-            source.delivered += 1
         if cell is not None:
             mailbox = cell.mailbox
+            if source is None:
+                try:
+                    mailbox.put(msg)
+                except MailboxFull:
+                    self.dead_letter(msg, cell.ref, "mailbox full (reject)")
+                return
+            source.delivered += 1
             try:
-                mailbox.put(msg)
+                if mailbox.offer(msg):
+                    self._woken.append(mailbox)
             except MailboxFull:
                 self.dead_letter(msg, cell.ref, "mailbox full (reject)")
                 return
-            if source is not None and mailbox.size >= source.pressure_high:
+            if mailbox.size >= source.pressure_high:
                 source.congested(mailbox)
+            return
+        if source is not None:
+            source.delivered += 1
+        promise = self._temp.get(path)
+        if promise is not None:
+            promise.tell(msg)  # an ask's reply: straight to its future
         else:
             self.resolve_local(path).tell(msg)
+
+    def run_delivered(self) -> None:
+        """Run the actors that messages delivered while ``inbound_source`` was set woke up, in
+        the order they woke: a transport calls it at the end of each batch it read (never
+        from inside an actor's turn), so they handle their messages in the same event-loop
+        turn instead of the next one."""
+        woken = self._woken
+        if not woken:
+            return
+        self._woken = []
+        for mailbox in woken:
+            try:
+                mailbox.run()
+            except Exception:
+                log.exception("running the mailbox of an actor failed")
 
     def bind_temp(self, path: str, target: RefTarget) -> ActorRef[Any]:
         """Make ``target`` reachable at the short-lived local ``path`` (under ``/temp/``), from

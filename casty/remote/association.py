@@ -3,6 +3,10 @@
 Outbound path
     ``tell`` on a remote ref appends ``(path, message)`` to the peer's queue and, once per
     event-loop turn, the queue is encoded into one buffer and written with one ``write()``.
+    A message sent while nothing waits (an empty queue, no flush pending) is written at once,
+    and what follows it in the same turn is batched as usual; what is sent while a batch read
+    from a connection is handled (the replies of the actors it woke) is written when that
+    batch is done, in one ``write()`` per peer.
     The queue is bounded (``remote.outbound_queue_size``); encoding stops while the socket's
     buffer is above ``remote.outbound_buffer_size``. A message that cannot be sent (queue full,
     not serializable, too large, peer gone) becomes a ``DeadLetter`` carrying the reason.
@@ -93,6 +97,8 @@ class Association:
         #: callbacks that run at the start of the next flush (stream producers moving their
         #: buffered elements into the queue), so what they send is written in the same turn
         self.pre_flush: list[Callable[[], None]] = []
+        #: True while the queue is being written (a message sent meanwhile waits its turn)
+        self.writing = False
 
     def __repr__(self) -> str:
         state = "open" if self.conn else ("gone" if self.gone else "idle")
@@ -104,13 +110,13 @@ class Association:
         path and incarnation a message was queued for."""
         if "\x00" in path:
             path, incarnation = split_target(path)
+        if path.startswith("/temp/"):
+            # short-lived refs are not cached: the association would grow with every ask
+            temp = RemoteTarget(self.transport, self.address, path, self, incarnation)
+            return ActorRef(self.address, path, temp.tell, temp, incarnation)
         key = f"{path}\x00{incarnation:x}" if incarnation else path
         ref = self.refs.get(key)
         if ref is None:
-            if path.startswith("/temp/"):
-                # short-lived refs are not cached: the association would grow with every ask
-                temp = RemoteTarget(self.transport, self.address, path, self, incarnation)
-                return ActorRef(self.address, path, temp.tell, temp, incarnation)
             if len(self.refs) >= _PEER_REF_CACHE_LIMIT:
                 # a cache, not a registry: refs already handed out keep working without it
                 self.refs.clear()
@@ -137,9 +143,23 @@ class Association:
             # a local actor this peer watched has stopped: the watch is over
             self.transport.watch.on_terminated_sent(self, msg.ref.path, path)
         if not self.flush_scheduled:
-            if self.conn is not None:
+            conn = self.conn
+            if conn is not None:
                 self.flush_scheduled = True
-                self.transport.loop.call_soon(self._flush_cb)
+                transport = self.transport
+                if transport.holding:
+                    # sent while a read batch is handled: written when the batch is done
+                    transport.held.append(self)
+                    return
+                if len(queue) == 1 and not conn.paused and not self.writing:
+                    # nothing waits before it: written now, not one loop turn later; what is
+                    # sent after it in this turn joins the flush scheduled below
+                    self.writing = True
+                    try:
+                        conn.write_queue(queue)
+                    finally:
+                        self.writing = False
+                transport.loop.call_soon(self._flush_cb)
             elif self.dialing is None and self.retry_handle is None:
                 self.connect()
 
@@ -170,7 +190,11 @@ class Association:
         conn = self.conn
         if self.queue:
             if conn is not None:
-                conn.write_queue(self.queue)
+                self.writing = True
+                try:
+                    conn.write_queue(self.queue)
+                finally:
+                    self.writing = False
             elif self.dialing is None and self.retry_handle is None:
                 self.connect()
         if self.pre_flush and not self.flush_scheduled:

@@ -298,7 +298,20 @@ class Connection(asyncio.Protocol):
     def _run_bodies(self, bodies: list[bytes], pos: int) -> None:
         """Dispatch ``bodies[pos:]`` in slices; stop (keeping the rest as a backlog, reading
         paused) when a mailbox it fed is too deep or this connection has had the loop for
-        ``_DISPATCH_QUANTUM`` seconds."""
+        ``_DISPATCH_QUANTUM`` seconds. Then the actors the batch woke handle their messages,
+        and what they sent to other processes is written."""
+        owner = self.owner
+        owner.hold_flushes()
+        try:
+            self._run_slices(bodies, pos)
+        finally:
+            # the actors the batch woke run now, and what they send is written right after
+            try:
+                owner.system.run_delivered()
+            finally:
+                owner.release_flushes()
+
+    def _run_slices(self, bodies: list[bytes], pos: int) -> None:
         system = self.owner.system
         count = len(bodies)
         started = time.perf_counter()

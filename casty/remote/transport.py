@@ -124,6 +124,10 @@ class RemoteTransport:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.writes = 0
+        #: while above 0 a read batch is being handled: associations that get messages to
+        #: send wait in ``held`` and are flushed when it is done (see ``hold_flushes``)
+        self.holding = 0
+        self.held: list[Association] = []
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -244,6 +248,25 @@ class RemoteTransport:
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
         # give the closing transports one turn to call connection_lost
         await asyncio.sleep(0)
+
+    # -- flushing after a read batch -------------------------------------------------------
+    def hold_flushes(self) -> None:
+        """A batch read from a connection is being handled: what it makes actors send is
+        written when :meth:`release_flushes` ends it, not one loop turn later."""
+        self.holding += 1
+
+    def release_flushes(self) -> None:
+        self.holding -= 1
+        if self.holding or not self.held:
+            return
+        held = self.held
+        self.held = []
+        for assoc in held:
+            if assoc.flush_scheduled:
+                try:
+                    assoc.flush()
+                except Exception:
+                    log.exception("flushing the queue to %s failed", assoc.address)
 
     # -- refs ------------------------------------------------------------------------------
     def is_self(self, address: SystemAddress) -> bool:

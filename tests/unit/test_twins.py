@@ -150,6 +150,8 @@ class _MailboxHarness:
         )
         self.runner.ctx = "ctx"
         self.runner.receive = self.receive
+        #: runs owed after ``offer`` returned True (a transport runs them at its batch's end)
+        self.owed: list[Callable[[], None]] = []
 
     # the cell's side
     def _on_result(self, result: object, msg: object) -> None:
@@ -199,18 +201,33 @@ class _MailboxHarness:
         kind = op[0]
         if kind == "put":
             outcome = _outcome(runner.put, op[1])
+        elif kind == "offer":
+            outcome = _outcome(runner.offer, op[1])
+            if outcome == ("ok", True):
+                self.owed.append(runner.run)
+        elif kind == "run_owed":
+            owed, self.owed = self.owed, []
+            outcome = _outcome(lambda: [run() for run in owed])
         elif kind == "turn":
             outcome = _outcome(self.loop.turn)
         else:
             outcome = _outcome(getattr(runner, kind))
-        return (outcome, runner.size, runner.suspended, runner.closed, len(self.loop.ready), list(self.log))
+        return (
+            outcome,
+            runner.size,
+            runner.suspended,
+            runner.closed,
+            len(self.loop.ready),
+            len(self.owed),
+            list(self.log),
+        )
 
 
 _messages = st.tuples(st.integers(0, 999), st.sampled_from(ACTIONS))
 _mailbox_ops = st.lists(
     st.one_of(
-        st.tuples(st.just("put"), _messages),
-        st.tuples(st.sampled_from(["turn", "resume", "suspend", "close"])),
+        st.tuples(st.sampled_from(["put", "offer"]), _messages),
+        st.tuples(st.sampled_from(["turn", "run_owed", "resume", "suspend", "close"])),
     ),
     max_size=60,
 )
@@ -230,7 +247,7 @@ def test_mailbox_twins_agree(capacity: int, strategy: int, throughput: int, ops:
         assert built[0] == built[1]
         return
     harnesses: list[_MailboxHarness] = [b[1] for b in built]
-    for step, op in enumerate([*ops, ("resume",), ("turn",), ("turn",), ("close",)]):
+    for step, op in enumerate([*ops, ("resume",), ("run_owed",), ("turn",), ("turn",), ("close",)]):
         seen = [h.apply(op) for h in harnesses]
         assert seen[0] == seen[1], f"step {step}: {op}"
 
