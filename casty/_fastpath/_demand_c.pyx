@@ -308,8 +308,8 @@ cdef class SinkBuffer:
 
     def __init__(self, object capacity, object unbounded, object run_type=list):
         capacity = _index(capacity, "capacity")
-        if capacity < 0:
-            raise ValueError(f"capacity must not be negative, got {capacity}")
+        if not 0 <= capacity <= _MAX:
+            raise ValueError(f"capacity must be in 0..{_MAX}, got {capacity}")
         if not (isinstance(run_type, type) and issubclass(run_type, list)):
             raise TypeError("run_type must be list or a subclass of it")
         self.capacity = _clamp(capacity)

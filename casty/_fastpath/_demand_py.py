@@ -306,8 +306,8 @@ class SinkBuffer:
 
     def __init__(self, capacity: int, unbounded: bool, run_type: type[list[Any]] = list) -> None:
         capacity = _as_int(capacity, "capacity")
-        if capacity < 0:
-            raise ValueError(f"capacity must not be negative, got {capacity}")
+        if not 0 <= capacity <= MAX_DEMAND:
+            raise ValueError(f"capacity must be in 0..{MAX_DEMAND}, got {capacity}")
         if not (isinstance(run_type, type) and issubclass(run_type, list)):
             raise TypeError("run_type must be list or a subclass of it")
         self.capacity = capacity
