@@ -297,7 +297,6 @@ cdef class SinkBuffer:
     producer's ``SinkRef``). Same behaviour as the pure twin: see ``_demand_py.SinkBuffer``."""
 
     cdef list _items
-    cdef Py_ssize_t _head
     cdef public Py_ssize_t capacity
     cdef public bint unbounded
     cdef public bint accepting
@@ -320,14 +319,13 @@ cdef class SinkBuffer:
         self.flush_cb = None
         self.run_type = run_type
         self._items = []
-        self._head = 0
 
     # -- accepting -----------------------------------------------------------------------
     def put(self, element):
         """Append ``element`` when accepting with room (returns DONE); else the awaitable of
         ``_put_waiting(element)``."""
         cdef list items = self._items
-        if self.accepting and (self.unbounded or PyList_GET_SIZE(items) - self._head < self.capacity):
+        if self.accepting and (self.unbounded or PyList_GET_SIZE(items) < self.capacity):
             items.append(element)
             if not self.flush_pending:
                 defer = self.defer
@@ -349,7 +347,7 @@ cdef class SinkBuffer:
         if not self.accepting:
             self._refuse()
         cdef list items = self._items
-        if not self.unbounded and PyList_GET_SIZE(items) - self._head >= self.capacity:
+        if not self.unbounded and PyList_GET_SIZE(items) >= self.capacity:
             return False
         items.append(element)
         self.schedule()
@@ -361,7 +359,7 @@ cdef class SinkBuffer:
 
     def has_room(self):
         """True when one more element fits."""
-        return self.unbounded or PyList_GET_SIZE(self._items) - self._head < self.capacity
+        return self.unbounded or PyList_GET_SIZE(self._items) < self.capacity
 
     def schedule(self):
         """Ask for a flush (``defer(flush_cb)``) unless one is pending or nobody subscribed."""
@@ -373,41 +371,16 @@ cdef class SinkBuffer:
 
     # -- sending -------------------------------------------------------------------------
     def __len__(self):
-        return PyList_GET_SIZE(self._items) - self._head
-
-    def popleft(self):
-        """The oldest element, removed (IndexError when empty)."""
-        cdef list items = self._items
-        cdef Py_ssize_t head = self._head
-        cdef Py_ssize_t size = PyList_GET_SIZE(items)
-        if head >= size:
-            raise IndexError("pop from an empty SinkBuffer")
-        element = items[head]
-        head += 1
-        if head == size:
-            del items[:]
-            head = 0
-        else:
-            items[head - 1] = None
-            if head >= _COMPACT_AT and head * 2 >= size:
-                del items[:head]
-                head = 0
-        self._head = head
-        return element
+        return PyList_GET_SIZE(self._items)
 
     def take(self, object k):
         """The ``k`` oldest elements, removed, as a new ``run_type`` list (1 <= k <= len)."""
         k = _index(k, "k")
         cdef list items = self._items
-        cdef Py_ssize_t head = self._head
         cdef Py_ssize_t size = PyList_GET_SIZE(items)
         cdef long long n = _clamp(k)
-        if not 1 <= n <= size - head:
-            raise ValueError(f"cannot take {k} of {size - head} elements")
-        if head:
-            del items[:head]
-            self._head = 0
-            size -= head
+        if not 1 <= n <= size:
+            raise ValueError(f"cannot take {k} of {size} elements")
         if n == size:
             self._items = []
             return items if self.run_type is list else self.run_type(items)
@@ -417,9 +390,8 @@ cdef class SinkBuffer:
 
     def clear(self):
         """Forget every element; return how many there were."""
-        cdef Py_ssize_t n = PyList_GET_SIZE(self._items) - self._head
+        cdef Py_ssize_t n = PyList_GET_SIZE(self._items)
         self._items = []
-        self._head = 0
         return n
 
 

@@ -299,10 +299,10 @@ class SinkBuffer:
     ``flush_pending``, which the flush clears. ``put`` returns :data:`DONE` for an accepted
     element and otherwise the awaitable of ``self._put_waiting(element)``, which a subclass
     defines; ``offer`` calls ``self._refuse()`` when not accepting. The sender takes elements
-    from the front, one at a time or as runs of ``run_type`` (a list type).
+    from the front as runs of ``run_type`` (a list type).
     """
 
-    __slots__ = ("_head", "_items", "accepting", "capacity", "defer", "flush_cb", "flush_pending", "run_type", "unbounded")
+    __slots__ = ("_items", "accepting", "capacity", "defer", "flush_cb", "flush_pending", "run_type", "unbounded")
 
     def __init__(self, capacity: int, unbounded: bool, run_type: type[list[Any]] = list) -> None:
         capacity = _as_int(capacity, "capacity")
@@ -318,14 +318,13 @@ class SinkBuffer:
         self.flush_cb: Any = None
         self.run_type = run_type
         self._items: list[Any] = []
-        self._head = 0
 
     # -- accepting -----------------------------------------------------------------------
     def put(self, element: Any) -> Awaitable[None]:
         """Append ``element`` when accepting with room (returns :data:`DONE`); else the
         awaitable of ``_put_waiting(element)``."""
         items = self._items
-        if self.accepting and (self.unbounded or len(items) - self._head < self.capacity):
+        if self.accepting and (self.unbounded or len(items) < self.capacity):
             items.append(element)
             if not self.flush_pending:
                 defer = self.defer
@@ -348,7 +347,7 @@ class SinkBuffer:
         if not self.accepting:
             self._refuse()
         items = self._items
-        if not self.unbounded and len(items) - self._head >= self.capacity:
+        if not self.unbounded and len(items) >= self.capacity:
             return False
         items.append(element)
         self.schedule()
@@ -360,7 +359,7 @@ class SinkBuffer:
 
     def has_room(self) -> bool:
         """True when one more element fits."""
-        return self.unbounded or len(self._items) - self._head < self.capacity
+        return self.unbounded or len(self._items) < self.capacity
 
     def schedule(self) -> None:
         """Ask for a flush (``defer(flush_cb)``) unless one is pending or nobody subscribed."""
@@ -372,37 +371,14 @@ class SinkBuffer:
 
     # -- sending -------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._items) - self._head
-
-    def popleft(self) -> Any:
-        """The oldest element, removed (IndexError when empty)."""
-        items = self._items
-        head = self._head
-        if head >= len(items):
-            raise IndexError("pop from an empty SinkBuffer")
-        element = items[head]
-        head += 1
-        if head == len(items):
-            items.clear()
-            head = 0
-        else:
-            items[head - 1] = None
-            if head >= _COMPACT_AT and head * 2 >= len(items):
-                del items[:head]
-                head = 0
-        self._head = head
-        return element
+        return len(self._items)
 
     def take(self, k: int) -> list[Any]:
         """The ``k`` oldest elements, removed, as a new ``run_type`` list (1 <= k <= len)."""
         k = _as_int(k, "k")
         items = self._items
-        head = self._head
-        if not 1 <= k <= len(items) - head:
-            raise ValueError(f"cannot take {k} of {len(items) - head} elements")
-        if head:
-            del items[:head]
-            self._head = 0
+        if not 1 <= k <= len(items):
+            raise ValueError(f"cannot take {k} of {len(items)} elements")
         if k == len(items):
             self._items = []
             return items if self.run_type is list else self.run_type(items)
@@ -412,13 +388,11 @@ class SinkBuffer:
 
     def clear(self) -> int:
         """Forget every element; return how many there were."""
-        n = len(self._items) - self._head
+        n = len(self._items)
         self._items = []
-        self._head = 0
         return n
 
 
-_COMPACT_AT = 64
 _CHUNK = 256
 
 

@@ -186,12 +186,12 @@ class _ProducerCore(Generic[T]):
                 n = len(buf)
             if not self._pending():
                 self.progress_at = self.loop.time()
-            popleft = buf.popleft
             batch = self.batch
             if not self.reliable:
-                take = ledger.take
-                for _ in range(n):
-                    tell(StreamElement(popleft(), take()))
+                seq = ledger.take_many(n)
+                for element in buf.take(n):
+                    tell(StreamElement(element, seq))
+                    seq += 1
                 # demand is the acknowledgement: nothing is kept for resending
                 ledger.update(0, ledger.next_seq)
                 self._wake_putters()
@@ -208,12 +208,13 @@ class _ProducerCore(Generic[T]):
                     tell(StreamElements(first, run))
                     n -= k
             else:
-                take = ledger.take
-                keep = self.unacked.add
-                for _ in range(n):
-                    element = popleft()
-                    keep(element)
-                    tell(StreamElement(element, take()))
+                # one element a message, kept as one run
+                run = buf.take(n)
+                seq = ledger.take_many(n)
+                self.unacked.add_run(run)
+                for element in run:
+                    tell(StreamElement(element, seq))
+                    seq += 1
             if self.reliable:
                 self._arm_resend()
                 self._wake_putters()

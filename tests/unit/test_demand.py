@@ -531,7 +531,7 @@ def test_sink_buffer_accepts_up_to_capacity_and_asks_for_one_flush(impl: Any) ->
     assert not buf.has_room() and len(buf) == 3
     assert buf.put(4) == ("waiting", 4)  # full: the subclass's waiting put
     assert not buf.offer(4)
-    assert buf.popleft() == 1 and buf.take(2) == [2, 3] and len(buf) == 0
+    assert buf.take(1) == [1] and buf.take(2) == [2, 3] and len(buf) == 0
     buf.flush_pending = False
     buf.accepting = False
     assert buf.put(5) == ("waiting", 5)
@@ -547,14 +547,12 @@ def test_sink_buffer_unbounded_and_runs(impl: Any) -> None:
     for i in range(300):
         buf.append(i)
     assert buf.has_room() and len(buf) == 300
-    assert [buf.popleft() for _ in range(100)] == list(range(100))
+    assert buf.take(100) == list(range(100))
     part = buf.take(50)
     assert type(part) is Run and part == list(range(100, 150))
     rest = buf.take(150)
     assert type(rest) is Run and rest == list(range(150, 300))
     assert len(buf) == 0 and buf.clear() == 0
-    with pytest.raises(IndexError):
-        buf.popleft()
     with pytest.raises(ValueError, match="cannot take 1 of 0"):
         buf.take(1)
     with pytest.raises(TypeError, match="run_type"):

@@ -551,7 +551,7 @@ def _normal(value: Any, module: ModuleType) -> Any:
     ops=st.lists(
         st.one_of(
             st.tuples(st.sampled_from(["put", "offer", "append"]), st.integers(0, 99)),
-            st.tuples(st.sampled_from(["popleft", "clear", "schedule", "flushed", "close", "has_room"])),
+            st.tuples(st.sampled_from(["clear", "schedule", "flushed", "close", "has_room"])),
             st.tuples(st.just("take"), _small),
         ),
         max_size=60,
