@@ -196,7 +196,8 @@ class _ProducerCore(Generic[T]):
                 ledger.update(0, ledger.next_seq)
                 self._wake_putters()
             elif batch > 1:
-                # each run is sent and kept as it is (the store holds the list, not a copy)
+                # each run is sent as one message and kept as one run: the store keeps a copy,
+                # so a local subscriber that changes the list it was sent changes no resend
                 keep_run = self.unacked.add_run
                 take_run = buf.take
                 take_many = ledger.take_many
@@ -204,7 +205,7 @@ class _ProducerCore(Generic[T]):
                     k = n if n < batch else batch
                     run = take_run(k)
                     first = take_many(k)
-                    keep_run(run)
+                    keep_run(run[:])
                     tell(StreamElements(first, run))
                     n -= k
             else:
