@@ -534,7 +534,8 @@ class SinkRef(SinkBuffer, Generic[T]):
     """The local handle that feeds a stream producer (get it with ``GetSink``).
 
     ``await put(x)`` appends to the producer's bounded buffer and waits only while it is
-    full; ``complete()`` / ``fail(exc)`` end the stream after the buffered elements.  Once
+    full (with room, ``x`` is appended by the call itself and the awaitable it returns is
+    already done; asyncio also takes it as a coroutine, for ``create_task`` or ``wait_for``); ``complete()`` / ``fail(exc)`` end the stream after the buffered elements.  Once
     the consumer went away, ``put`` raises :class:`~casty.StreamCancelled`.  A SinkRef never
     leaves its process: it cannot be pickled or sent in a message.
     """
