@@ -24,6 +24,7 @@ from casty.errors import ConfigError
 
 __all__ = [
     "COMPILED",
+    "DONE",
     "DROP_NEW",
     "DROP_OLDEST",
     "FAST_PATHS",
@@ -36,6 +37,7 @@ __all__ = [
     "NO_EXTENSIONS",
     "REJECT",
     "ConsumerWindow",
+    "Done",
     "EnvelopeReader",
     "EnvelopeWriter",
     "FrameDecoder",
@@ -45,7 +47,9 @@ __all__ = [
     "MessageReader",
     "ProducerLedger",
     "RecordBuilder",
+    "RunStore",
     "RunWriter",
+    "SinkBuffer",
     "encode_frame",
     "has_timestamp_ext",
     "modules",
@@ -98,7 +102,7 @@ def _warn_fallback(missing: dict[str, str]) -> None:
 
 if TYPE_CHECKING:
     from casty._fastpath._decoder_py import MessageReader
-    from casty._fastpath._demand_py import MAX_DEMAND, ConsumerWindow, ProducerLedger
+    from casty._fastpath._demand_py import DONE, MAX_DEMAND, ConsumerWindow, Done, ProducerLedger, RunStore, SinkBuffer
     from casty._fastpath._envelope_py import EnvelopeReader, EnvelopeWriter
     from casty._fastpath._frame_py import FrameDecoder, FrameEncoder, encode_frame
     from casty._fastpath._mailbox_py import DROP_NEW, DROP_OLDEST, REJECT, MailboxRunner
@@ -139,6 +143,10 @@ else:
     ProducerLedger = modules["demand"].ProducerLedger
     ConsumerWindow = modules["demand"].ConsumerWindow
     MAX_DEMAND = modules["demand"].MAX_DEMAND
+    SinkBuffer = modules["demand"].SinkBuffer
+    RunStore = modules["demand"].RunStore
+    Done = modules["demand"].Done
+    DONE = modules["demand"].DONE
     RunWriter = modules["runcodec"].RunWriter
     RecordBuilder = modules["runcodec"].RecordBuilder
     MappedRecordBuilder = modules["runcodec"].MappedRecordBuilder

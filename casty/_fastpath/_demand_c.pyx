@@ -9,13 +9,15 @@ messages still show the value the caller passed.
 """
 
 import operator
+from collections.abc import Coroutine
 
 cimport cython
+from cpython.list cimport PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 
 from casty.errors import ProtocolError
 
-__all__ = ["MAX_DEMAND", "ConsumerWindow", "ProducerLedger"]
+__all__ = ["DONE", "MAX_DEMAND", "ConsumerWindow", "Done", "ProducerLedger", "RunStore", "SinkBuffer"]
 
 cdef long long _MAX = 4611686018427387904  # 2**62
 cdef long long _ABOVE = _MAX + 1
@@ -252,3 +254,281 @@ cdef class ConsumerWindow:
             f"ConsumerWindow(window={self.window}, batch={self.batch}, expected={self.expected}, "
             f"requested_total={self.requested_total}, consumed_total={self.consumed_total})"
         )
+
+
+# --------------------------------------------------------------------------- producer buffers
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class Done:
+    """An awaitable that is already done: ``await`` returns None without suspending. It is a
+    coroutine to asyncio (``create_task`` and ``wait_for`` take it) and dropping it un-awaited is
+    not an error."""
+
+    def __await__(self):
+        return _EXHAUSTED
+
+    def send(self, value):
+        raise StopIteration
+
+    def throw(self, typ, val=None, tb=None):
+        if val is None:
+            raise typ
+        raise val
+
+    def close(self):
+        return None
+
+
+cdef object _EXHAUSTED = iter(())
+Coroutine.register(Done)
+
+cdef Done _DONE = Done()
+DONE = _DONE
+
+cdef Py_ssize_t _COMPACT_AT = 64
+cdef Py_ssize_t _CHUNK = 256
+
+
+@cython.auto_pickle(False)
+cdef class SinkBuffer:
+    """The elements a stream producer accepted and has not sent yet, in order (the base of the
+    producer's ``SinkRef``). Same behaviour as the pure twin: see ``_demand_py.SinkBuffer``."""
+
+    cdef list _items
+    cdef public Py_ssize_t capacity
+    cdef public bint unbounded
+    cdef public bint accepting
+    cdef public bint flush_pending
+    cdef public object defer
+    cdef public object flush_cb
+    cdef public object run_type
+
+    def __init__(self, object capacity, object unbounded, object run_type=list):
+        capacity = _index(capacity, "capacity")
+        if not 0 <= capacity <= _MAX:
+            raise ValueError(f"capacity must be in 0..{_MAX}, got {capacity}")
+        if not (isinstance(run_type, type) and issubclass(run_type, list)):
+            raise TypeError("run_type must be list or a subclass of it")
+        self.capacity = _clamp(capacity)
+        self.unbounded = bool(unbounded)
+        self.accepting = True
+        self.flush_pending = False
+        self.defer = None
+        self.flush_cb = None
+        self.run_type = run_type
+        self._items = []
+
+    # -- accepting -----------------------------------------------------------------------
+    def put(self, element):
+        """Append ``element`` when accepting with room (returns DONE); else the awaitable of
+        ``_put_waiting(element)``."""
+        cdef list items = self._items
+        if self.accepting and (self.unbounded or PyList_GET_SIZE(items) < self.capacity):
+            items.append(element)
+            if not self.flush_pending:
+                defer = self.defer
+                if defer is not None:
+                    self.flush_pending = True
+                    defer(self.flush_cb)
+            return _DONE
+        return self._put_waiting(element)
+
+    def _put_waiting(self, element):
+        raise NotImplementedError("a SinkBuffer subclass defines how a put waits for room")
+
+    def _refuse(self):
+        raise NotImplementedError("a SinkBuffer subclass defines how a refused element is reported")
+
+    def offer(self, element):
+        """Append ``element`` if there is room (True) or refuse it (False) without waiting;
+        ``_refuse()`` when not accepting."""
+        if not self.accepting:
+            self._refuse()
+        cdef list items = self._items
+        if not self.unbounded and PyList_GET_SIZE(items) >= self.capacity:
+            return False
+        items.append(element)
+        self.schedule()
+        return True
+
+    def append(self, element):
+        """Append ``element`` (room and acceptance are the caller's to check)."""
+        self._items.append(element)
+
+    def has_room(self):
+        """True when one more element fits."""
+        return self.unbounded or PyList_GET_SIZE(self._items) < self.capacity
+
+    def schedule(self):
+        """Ask for a flush (``defer(flush_cb)``) unless one is pending or nobody subscribed."""
+        if not self.flush_pending:
+            defer = self.defer
+            if defer is not None:
+                self.flush_pending = True
+                defer(self.flush_cb)
+
+    # -- sending -------------------------------------------------------------------------
+    def __len__(self):
+        return PyList_GET_SIZE(self._items)
+
+    def take(self, object k):
+        """The ``k`` oldest elements, removed, as a new ``run_type`` list (1 <= k <= len)."""
+        k = _index(k, "k")
+        cdef list items = self._items
+        cdef Py_ssize_t size = PyList_GET_SIZE(items)
+        cdef long long n = _clamp(k)
+        if not 1 <= n <= size:
+            raise ValueError(f"cannot take {k} of {size} elements")
+        if n == size:
+            self._items = []
+            return items if self.run_type is list else self.run_type(items)
+        run = self.run_type(items[:n])
+        del items[:n]
+        return run
+
+    def clear(self):
+        """Forget every element; return how many there were."""
+        cdef Py_ssize_t n = PyList_GET_SIZE(self._items)
+        self._items = []
+        return n
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class RunStore:
+    """Elements sent and not acknowledged yet, in order, held as the runs they were sent in.
+    Same behaviour as the pure twin: see ``_demand_py.RunStore``."""
+
+    cdef list _runs
+    cdef Py_ssize_t _first  # index in _runs of the oldest run still held
+    cdef Py_ssize_t _offset  # elements of that run already forgotten
+    cdef Py_ssize_t _count
+    cdef bint _own  # the last run is the store's own chunk (add appends to it)
+
+    def __init__(self):
+        self._runs = []
+        self._first = 0
+        self._offset = 0
+        self._count = 0
+        self._own = False
+
+    def __len__(self):
+        return self._count
+
+    cpdef void add(self, object element):
+        """Append one element."""
+        cdef list runs = self._runs
+        cdef list last
+        if self._own:
+            last = <list>runs[PyList_GET_SIZE(runs) - 1]
+            if PyList_GET_SIZE(last) < _CHUNK:
+                last.append(element)
+                self._count += 1
+                return
+        runs.append([element])
+        self._own = True
+        self._count += 1
+
+    cpdef void add_run(self, object run):
+        """Append the elements of ``run`` (kept as it is, not copied)."""
+        if not isinstance(run, list):
+            raise TypeError("a run is a list")
+        cdef Py_ssize_t n = len(run)
+        if n:
+            self._runs.append(run)
+            self._own = False
+            self._count += n
+
+    cpdef void trim(self, object n):
+        """Forget the ``n`` oldest elements (0 <= n <= len)."""
+        n = _index(n, "n")
+        cdef long long k = _clamp(n)
+        if not 0 <= k <= self._count:
+            raise ValueError(f"cannot trim {n} of {self._count} elements")
+        self._count -= k
+        cdef list runs = self._runs
+        cdef Py_ssize_t total = PyList_GET_SIZE(runs)
+        cdef Py_ssize_t first = self._first
+        cdef Py_ssize_t offset = self._offset + k
+        cdef Py_ssize_t size
+        while first < total:
+            size = len(runs[first])
+            if offset < size:
+                break
+            offset -= size
+            runs[first] = None
+            first += 1
+        if first == total:
+            del runs[:]
+            first = 0
+            self._own = False
+        elif first >= _COMPACT_AT and first * 2 >= total:
+            del runs[:first]
+            first = 0
+        self._first = first
+        self._offset = offset
+
+    def truncate(self, object keep):
+        """Forget every element after the ``keep`` oldest (0 <= keep <= len)."""
+        keep = _index(keep, "keep")
+        cdef long long k = _clamp(keep)
+        if not 0 <= k <= self._count:
+            raise ValueError(f"cannot keep {keep} of {self._count} elements")
+        if k == self._count:
+            return
+        items = self.items()[:k]
+        self.clear()
+        if items:
+            self._runs.append(items)
+            self._own = True
+            self._count = k
+
+    def get(self, object k):
+        """The element ``k`` places after the oldest (IndexError out of range)."""
+        k = _index(k, "k")
+        cdef long long i = _clamp(k)
+        if not 0 <= i < self._count:
+            raise IndexError("RunStore index out of range")
+        i += self._offset
+        cdef Py_ssize_t r
+        cdef Py_ssize_t size
+        for r in range(self._first, PyList_GET_SIZE(self._runs)):
+            run = self._runs[r]
+            size = len(run)
+            if i < size:
+                return run[i]
+            i -= size
+        raise IndexError("RunStore index out of range")
+
+    def items(self):
+        """Every element, oldest first, as a new list."""
+        cdef list out = []
+        cdef Py_ssize_t r
+        for r in range(self._first, PyList_GET_SIZE(self._runs)):
+            run = self._runs[r]
+            if r == self._first and self._offset:
+                out.extend(run[self._offset:])
+            else:
+                out.extend(run)
+        return out
+
+    def chunks(self, object size):
+        """Every element, oldest first, cut into lists of ``size`` (the last one shorter)."""
+        size = _index(size, "size")
+        if size < 1:
+            raise ValueError(f"chunk size must be >= 1, got {size}")
+        items = self.items()
+        return [items[i : i + size] for i in range(0, len(items), size)]
+
+    def clear(self):
+        """Forget every element."""
+        self._runs = []
+        self._first = 0
+        self._offset = 0
+        self._count = 0
+        self._own = False
+
+    def __repr__(self):
+        return f"RunStore(count={self._count}, runs={PyList_GET_SIZE(self._runs) - self._first}, offset={self._offset})"

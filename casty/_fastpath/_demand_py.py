@@ -10,10 +10,13 @@ can overflow them.  ``_demand_c.pyx`` implements exactly the same behaviour.
 from __future__ import annotations
 
 import operator
+from collections import deque
+from collections.abc import Awaitable, Coroutine, Generator
+from typing import Any, NoReturn, cast
 
 from casty.errors import ProtocolError
 
-__all__ = ["MAX_DEMAND", "ConsumerWindow", "ProducerLedger"]
+__all__ = ["DONE", "MAX_DEMAND", "ConsumerWindow", "Done", "ProducerLedger", "RunStore", "SinkBuffer"]
 
 MAX_DEMAND = 2**62
 """Saturation bound of every counter: demand beyond it is treated as unbounded."""
@@ -251,3 +254,253 @@ class ConsumerWindow:
             f"ConsumerWindow(window={self._window}, batch={self._batch}, expected={self._expected}, "
             f"requested_total={self._requested_total}, consumed_total={self._consumed_total})"
         )
+
+
+# --------------------------------------------------------------------------- producer buffers
+
+
+class Done:
+    """An awaitable that is already done: ``await`` returns None without suspending. It is a
+    coroutine to asyncio (``create_task`` and ``wait_for`` take it) and dropping it un-awaited is
+    not an error."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        # an exhausted iterator: the await ends at once (typed as the generator it stands for)
+        return _EXHAUSTED
+
+    def send(self, value: object) -> NoReturn:
+        raise StopIteration
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> NoReturn:
+        if val is None:
+            raise typ
+        raise val
+
+    def close(self) -> None:
+        return None
+
+
+_EXHAUSTED = cast("Generator[Any, Any, None]", iter(()))
+Coroutine.register(Done)
+
+DONE = Done()
+"""The one :class:`Done` instance."""
+
+
+class SinkBuffer:
+    """The elements a stream producer accepted and has not sent yet, in order (the base of the
+    producer's ``SinkRef``).
+
+    ``put`` and ``offer`` accept an element while the buffer is ``accepting`` and has room (fewer
+    than ``capacity`` elements, or ``unbounded``); the first element after a flush calls
+    ``defer(flush_cb)`` once (``defer`` is None until the stream has a subscriber) and sets
+    ``flush_pending``, which the flush clears. ``put`` returns :data:`DONE` for an accepted
+    element and otherwise the awaitable of ``self._put_waiting(element)``, which a subclass
+    defines; ``offer`` calls ``self._refuse()`` when not accepting. The sender takes elements
+    from the front as runs of ``run_type`` (a list type).
+    """
+
+    __slots__ = ("_items", "accepting", "capacity", "defer", "flush_cb", "flush_pending", "run_type", "unbounded")
+
+    def __init__(self, capacity: int, unbounded: bool, run_type: type[list[Any]] = list) -> None:
+        capacity = _as_int(capacity, "capacity")
+        if not 0 <= capacity <= MAX_DEMAND:
+            raise ValueError(f"capacity must be in 0..{MAX_DEMAND}, got {capacity}")
+        if not (isinstance(run_type, type) and issubclass(run_type, list)):
+            raise TypeError("run_type must be list or a subclass of it")
+        self.capacity = capacity
+        self.unbounded = bool(unbounded)
+        self.accepting = True
+        self.flush_pending = False
+        self.defer: Any = None
+        self.flush_cb: Any = None
+        self.run_type = run_type
+        self._items: list[Any] = []
+
+    # -- accepting -----------------------------------------------------------------------
+    def put(self, element: Any) -> Awaitable[None]:
+        """Append ``element`` when accepting with room (returns :data:`DONE`); else the
+        awaitable of ``_put_waiting(element)``."""
+        items = self._items
+        if self.accepting and (self.unbounded or len(items) < self.capacity):
+            items.append(element)
+            if not self.flush_pending:
+                defer = self.defer
+                if defer is not None:
+                    self.flush_pending = True
+                    defer(self.flush_cb)
+            return DONE
+        waiting: Awaitable[None] = self._put_waiting(element)
+        return waiting
+
+    def _put_waiting(self, element: Any) -> Awaitable[None]:
+        raise NotImplementedError("a SinkBuffer subclass defines how a put waits for room")
+
+    def _refuse(self) -> NoReturn:
+        raise NotImplementedError("a SinkBuffer subclass defines how a refused element is reported")
+
+    def offer(self, element: Any) -> bool:
+        """Append ``element`` if there is room (True) or refuse it (False) without waiting;
+        ``_refuse()`` when not accepting."""
+        if not self.accepting:
+            self._refuse()
+        items = self._items
+        if not self.unbounded and len(items) >= self.capacity:
+            return False
+        items.append(element)
+        self.schedule()
+        return True
+
+    def append(self, element: Any) -> None:
+        """Append ``element`` (room and acceptance are the caller's to check)."""
+        self._items.append(element)
+
+    def has_room(self) -> bool:
+        """True when one more element fits."""
+        return self.unbounded or len(self._items) < self.capacity
+
+    def schedule(self) -> None:
+        """Ask for a flush (``defer(flush_cb)``) unless one is pending or nobody subscribed."""
+        if not self.flush_pending:
+            defer = self.defer
+            if defer is not None:
+                self.flush_pending = True
+                defer(self.flush_cb)
+
+    # -- sending -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def take(self, k: int) -> list[Any]:
+        """The ``k`` oldest elements, removed, as a new ``run_type`` list (1 <= k <= len)."""
+        k = _as_int(k, "k")
+        items = self._items
+        if not 1 <= k <= len(items):
+            raise ValueError(f"cannot take {k} of {len(items)} elements")
+        if k == len(items):
+            self._items = []
+            return items if self.run_type is list else self.run_type(items)
+        run = self.run_type(items[:k])
+        del items[:k]
+        return run
+
+    def clear(self) -> int:
+        """Forget every element; return how many there were."""
+        n = len(self._items)
+        self._items = []
+        return n
+
+
+_CHUNK = 256
+
+
+class RunStore:
+    """Elements sent and not acknowledged yet, in order, held as the runs they were sent in.
+
+    ``add_run`` keeps the list it is given (it is not copied, and must not change afterwards);
+    ``add`` appends single elements to chunks of the store's own. ``trim(n)`` forgets the ``n``
+    oldest elements, a whole run at a time (a run partly acknowledged stays until its last
+    element is).
+    """
+
+    __slots__ = ("_count", "_offset", "_own", "_runs")
+
+    def __init__(self) -> None:
+        self._runs: deque[list[Any]] = deque()
+        self._offset = 0  # elements of the first run already forgotten
+        self._count = 0
+        self._own = False  # the last run is the store's own chunk (add appends to it)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, element: Any) -> None:
+        """Append one element."""
+        runs = self._runs
+        if self._own and len(runs[-1]) < _CHUNK:
+            runs[-1].append(element)
+        else:
+            runs.append([element])
+            self._own = True
+        self._count += 1
+
+    def add_run(self, run: list[Any]) -> None:
+        """Append the elements of ``run`` (kept as it is, not copied)."""
+        if not isinstance(run, list):
+            raise TypeError("a run is a list")
+        if run:
+            self._runs.append(run)
+            self._own = False
+            self._count += len(run)
+
+    def trim(self, n: int) -> None:
+        """Forget the ``n`` oldest elements (0 <= n <= len)."""
+        n = _as_int(n, "n")
+        if not 0 <= n <= self._count:
+            raise ValueError(f"cannot trim {n} of {self._count} elements")
+        self._count -= n
+        runs = self._runs
+        offset = self._offset + n
+        while runs and offset >= len(runs[0]):
+            offset -= len(runs.popleft())
+        if not runs:
+            self._own = False
+        self._offset = offset
+
+    def truncate(self, keep: int) -> None:
+        """Forget every element after the ``keep`` oldest (0 <= keep <= len)."""
+        keep = _as_int(keep, "keep")
+        if not 0 <= keep <= self._count:
+            raise ValueError(f"cannot keep {keep} of {self._count} elements")
+        if keep == self._count:
+            return
+        items = self.items()[:keep]
+        self.clear()
+        if items:
+            self._runs.append(items)
+            self._own = True
+            self._count = keep
+
+    def get(self, k: int) -> Any:
+        """The element ``k`` places after the oldest (IndexError out of range)."""
+        k = _as_int(k, "k")
+        if not 0 <= k < self._count:
+            raise IndexError("RunStore index out of range")
+        k += self._offset
+        for run in self._runs:
+            if k < len(run):
+                return run[k]
+            k -= len(run)
+        raise IndexError("RunStore index out of range")  # unreachable: _count is kept exact
+
+    def items(self) -> list[Any]:
+        """Every element, oldest first, as a new list."""
+        out: list[Any] = []
+        first = True
+        for run in self._runs:
+            if first and self._offset:
+                out.extend(run[self._offset :])
+            else:
+                out.extend(run)
+            first = False
+        return out
+
+    def chunks(self, size: int) -> list[list[Any]]:
+        """Every element, oldest first, cut into lists of ``size`` (the last one shorter)."""
+        size = _as_int(size, "size")
+        if size < 1:
+            raise ValueError(f"chunk size must be >= 1, got {size}")
+        items = self.items()
+        return [items[i : i + size] for i in range(0, len(items), size)]
+
+    def clear(self) -> None:
+        """Forget every element."""
+        self._runs.clear()
+        self._offset = 0
+        self._count = 0
+        self._own = False
+
+    def __repr__(self) -> str:
+        return f"RunStore(count={self._count}, runs={len(self._runs)}, offset={self._offset})"

@@ -8,11 +8,10 @@ one protocol state machine; splitting it would put one invariant in two files.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Awaitable, Callable, Generator
-from typing import Any, Generic, NoReturn, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
-from casty._fastpath import ProducerLedger
+from casty._fastpath import DONE, ProducerLedger, RunStore, SinkBuffer
 from casty.actors.behaviors import Behavior, Behaviors
 from casty.actors.context import ActorContext
 from casty.actors.events import Terminated
@@ -49,17 +48,16 @@ _NOT_WATCHABLE = "not watchable"
 class _ProducerCore(Generic[T]):
     """State of one producer actor, shared with its SinkRef (same process, same event loop).
 
-    ``buffer`` holds elements not sent yet (at most ``capacity`` unless unbounded);
-    ``unacked`` holds the elements sent but not acknowledged, i.e. sequence numbers
-    ``ledger.acked .. ledger.next_seq - 1`` in order, kept for resending.
+    ``buffer`` holds elements not sent yet (at most ``capacity`` unless unbounded): it is the
+    SinkRef itself, whose ``put`` appends to it; ``unacked`` holds the elements sent but not
+    acknowledged, i.e. sequence numbers ``ledger.acked .. ledger.next_seq - 1`` in order, kept
+    (as the runs they were sent in) for resending.
     """
 
     __slots__ = (
         "__weakref__",
-        "_flush_cb",
         "batch",
         "buffer",
-        "capacity",
         "closed_reason",
         "ctx",
         "cut_at",
@@ -68,7 +66,6 @@ class _ProducerCore(Generic[T]):
         "dropped",
         "end_acked",
         "error",
-        "flush_scheduled",
         "ledger",
         "loop",
         "meter",
@@ -85,25 +82,21 @@ class _ProducerCore(Generic[T]):
         "terminal",
         "terminal_sent",
         "unacked",
-        "unbounded",
     )
 
     def __init__(self, ctx: ActorContext[Any], capacity: int, unbounded: bool, resend_interval: float) -> None:
         self.ctx = ctx
         self.self_ref: ActorRef[Any] = ctx.self
         self.loop = ctx.system.loop
-        self.buffer: deque[T] = deque()
-        self.capacity = capacity
-        self.unbounded = unbounded
+        self.sink: SinkRef[T] = SinkRef(self, capacity, unbounded)
+        #: the elements not sent yet (the SinkRef is the buffer); a flush is asked for with
+        #: ``buffer.schedule()``, which calls ``buffer.defer(self._flush)`` once subscribed
+        self.buffer: SinkRef[T] = self.sink
+        self.buffer.flush_cb = self._flush
         self.ledger = ProducerLedger()
-        self.unacked: deque[T] = deque()
+        self.unacked = RunStore()
         self.subscriber: ActorRef[Any] | None = None
         self.tell: Callable[[Any], None] | None = None
-        self.flush_scheduled = False
-        self._flush_cb = self._flush
-        #: the subscriber's "run this just before your next write" (a remote consumer's
-        #: transport), so a flush fills the same write() in the same loop turn; else call_soon
-        self.defer: Callable[[Callable[[], None]], object] = self.loop.call_soon
         # insertion-ordered set: a cancelled or timed-out put removes its own waiter in O(1)
         self.put_waiters: dict[asyncio.Future[None], None] = {}
         self.terminal: _Terminal | None = None
@@ -112,7 +105,6 @@ class _ProducerCore(Generic[T]):
         self.resend_interval = resend_interval
         self.resend_handle: asyncio.TimerHandle | None = None
         self.progress_at = 0.0
-        self.sink: SinkRef[T] = SinkRef(self)
         # statistics: derived from the ledger and the buffers when asked; only resends are
         # counted and the rate sampled once per demand message (never per element)
         self.resends = 0
@@ -135,7 +127,7 @@ class _ProducerCore(Generic[T]):
 
     # -- the SinkRef side ----------------------------------------------------------------
     def has_room(self) -> bool:
-        return self.unbounded or len(self.buffer) < self.capacity
+        return self.buffer.has_room()
 
     def refuse(self) -> NoReturn:
         if self.error is not None:
@@ -145,11 +137,6 @@ class _ProducerCore(Generic[T]):
         if self.closed_reason is not None:
             raise StreamCancelled(f"stream of {self.self_ref} no longer accepts elements: {self.closed_reason}")
         raise StreamCancelled(f"stream of {self.self_ref} was already ended with complete() or fail()")
-
-    def schedule_flush(self) -> None:
-        if not self.flush_scheduled and self.tell is not None:
-            self.flush_scheduled = True
-            self.defer(self._flush_cb)
 
     async def wait_for_room(self) -> None:
         fut: asyncio.Future[None] = self.loop.create_future()
@@ -177,12 +164,13 @@ class _ProducerCore(Generic[T]):
         """Record the end of the stream; it is sent once the buffer drained."""
         if self.terminal is None and self.closed_reason is None:
             self.terminal = terminal
-            self.schedule_flush()
+            self.buffer.accepting = False
+            self.buffer.schedule()
             self._wake_putters()
 
     # -- sending -------------------------------------------------------------------------
     def _flush(self) -> None:
-        self.flush_scheduled = False
+        self.buffer.flush_pending = False
         self.send_new()
 
     def send_new(self) -> None:
@@ -198,36 +186,36 @@ class _ProducerCore(Generic[T]):
                 n = len(buf)
             if not self._pending():
                 self.progress_at = self.loop.time()
-            popleft = buf.popleft
             batch = self.batch
             if not self.reliable:
-                take = ledger.take
-                for _ in range(n):
-                    tell(StreamElement(popleft(), take()))
+                seq = ledger.take_many(n)
+                for element in buf.take(n):
+                    tell(StreamElement(element, seq))
+                    seq += 1
                 # demand is the acknowledgement: nothing is kept for resending
                 ledger.update(0, ledger.next_seq)
                 self._wake_putters()
             elif batch > 1:
-                extend = self.unacked.extend
+                # each run is sent as one message and kept as one run: the store keeps a copy,
+                # so a local subscriber that changes the list it was sent changes no resend
+                keep_run = self.unacked.add_run
+                take_run = buf.take
+                take_many = ledger.take_many
                 while n > 0:
                     k = n if n < batch else batch
-                    first = ledger.next_seq
-                    if k == len(buf):
-                        run = RecordRun(buf)
-                        buf.clear()
-                    else:
-                        run = RecordRun([popleft() for _ in range(k)])
-                    ledger.take_many(k)
-                    extend(run)
+                    run = take_run(k)
+                    first = take_many(k)
+                    keep_run(run[:])
                     tell(StreamElements(first, run))
                     n -= k
             else:
-                take = ledger.take
-                keep = self.unacked.append
-                for _ in range(n):
-                    element = popleft()
-                    keep(element)
-                    tell(StreamElement(element, take()))
+                # one element a message, kept as one run
+                run = buf.take(n)
+                seq = ledger.take_many(n)
+                self.unacked.add_run(run)
+                for element in run:
+                    tell(StreamElement(element, seq))
+                    seq += 1
             if self.reliable:
                 self._arm_resend()
                 self._wake_putters()
@@ -260,11 +248,11 @@ class _ProducerCore(Generic[T]):
         batch = self.batch
         self.resends += 1
         if batch > 1:
-            pending = list(self.unacked)
-            for i in range(0, len(pending), batch):
-                tell(StreamElements(seq + i, RecordRun(pending[i : i + batch])))
+            for chunk in self.unacked.chunks(batch):
+                tell(StreamElements(seq, RecordRun(chunk)))
+                seq += len(chunk)
         else:
-            for element in self.unacked:
+            for element in self.unacked.items():
                 tell(StreamElement(element, seq))
                 seq += 1
         if self.terminal_sent is not None:
@@ -290,12 +278,7 @@ class _ProducerCore(Generic[T]):
         end = ledger.next_seq if self.cut_at < 0 else self.cut_at
         drop = len(unacked) - (end - ledger.acked)
         if drop > 0:
-            if drop == len(unacked):
-                unacked.clear()
-            else:
-                popleft = unacked.popleft
-                for _ in range(drop):
-                    popleft()
+            unacked.trim(drop)
             self.progress_at = self.loop.time()
 
     # -- statistics ----------------------------------------------------------------------
@@ -329,9 +312,9 @@ class _ProducerCore(Generic[T]):
         """Stop accepting elements, free the buffers, release every waiting ``put``."""
         if self.closed_reason is None:
             self.closed_reason = reason
+            self.buffer.accepting = False
             self._unregister()
-        self.dropped += len(self.buffer)
-        self.buffer.clear()
+        self.dropped += self.buffer.clear()
         self.unacked.clear()
         if self.resend_handle is not None:
             self.resend_handle.cancel()
@@ -353,7 +336,7 @@ class _ProducerCore(Generic[T]):
         k = seq - self.ledger.acked
         if self.cut_at >= 0:
             return False
-        return 0 <= k < len(self.unacked) and self.unacked[k] is element
+        return 0 <= k < len(self.unacked) and self.unacked.get(k) is element
 
     def fail_too_large(self, seq: int, size: int, limit: int) -> None:
         """Element ``seq`` cannot be sent: fail the stream after the elements before it."""
@@ -365,11 +348,12 @@ class _ProducerCore(Generic[T]):
         self.cut_at = seq
         keep = seq - self.ledger.acked
         unacked = self.unacked
-        while len(unacked) > keep > -1:
-            unacked.pop()
+        if len(unacked) > keep > -1:
+            unacked.truncate(keep)
         self.buffer.clear()
         failed = StreamError(ElementTooLarge.__name__, str(error), seq)
         self.terminal = failed
+        self.buffer.accepting = False
         self.terminal_sent = failed
         self._wake_putters()
         if self.tell is not None:
@@ -503,7 +487,9 @@ class _ProducerCore(Generic[T]):
         if first:
             self.subscriber = consumer
             self.tell = consumer.tell
-            self.defer = getattr(consumer.target, "flush_with", None) or self.loop.call_soon
+            # the subscriber's "run this just before your next write" (a remote consumer's
+            # transport), so a flush fills the same write() in the same loop turn; else call_soon
+            self.buffer.defer = getattr(consumer.target, "flush_with", None) or self.loop.call_soon
             _SENDERS.setdefault(consumer, []).append(self)
             self.reliable = reliable
             self.batch = max(0, min(int(msg.batch), _MAX_BATCH)) if reliable else 0
@@ -544,58 +530,49 @@ def limit_run_length(recipient: ActorRef[Any], k: int) -> None:
             core.batch = max(1, k)
 
 
-class _Done:
-    """An awaitable that is already done: awaiting it returns None without suspending, and
-    dropping it un-awaited is not an error (unlike a coroutine)."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield  # makes this a generator function
-
-
-_DONE = _Done()
-
-
-class SinkRef(Generic[T]):
+class SinkRef(SinkBuffer, Generic[T]):
     """The local handle that feeds a stream producer (get it with ``GetSink``).
 
     ``await put(x)`` appends to the producer's bounded buffer and waits only while it is
-    full; ``complete()`` / ``fail(exc)`` end the stream after the buffered elements.  Once
+    full (with room, ``x`` is appended by the call itself and the awaitable it returns is
+    already done; asyncio also takes it as a coroutine, for ``create_task`` or ``wait_for``); ``complete()`` / ``fail(exc)`` end the stream after the buffered elements.  Once
     the consumer went away, ``put`` raises :class:`~casty.StreamCancelled`.  A SinkRef never
     leaves its process: it cannot be pickled or sent in a message.
     """
 
     __slots__ = ("_core",)
 
-    def __init__(self, core: _ProducerCore[T]) -> None:
+    def __init__(self, core: _ProducerCore[T], capacity: int, unbounded: bool) -> None:
+        SinkBuffer.__init__(self, capacity, unbounded, RecordRun)
         self._core = core
 
-    async def put(self, element: T) -> None:
-        """Append ``element``; wait while the buffer is full."""
+    # put(element) -> Awaitable[None] and offer(element) -> bool come from SinkBuffer (compiled
+    # with the fast paths): an element that fits is appended at once and ``put`` returns an
+    # awaitable that is already done; otherwise ``put`` returns ``_put_waiting(element)``.
+    if TYPE_CHECKING:
+
+        def put(self, element: T) -> Awaitable[None]:
+            """Append ``element``; wait while the buffer is full."""
+            ...
+
+        def offer(self, element: T) -> bool:
+            """Append ``element`` if the buffer has room (True) or refuse it (False) without waiting."""
+            ...
+
+    async def _put_waiting(self, element: T) -> None:
+        """``put`` when the buffer is full or the stream no longer accepts elements."""
         core = self._core
         while True:
             if core.terminal is not None or core.closed_reason is not None:
                 core.refuse()
-            if core.unbounded or len(core.buffer) < core.capacity:
-                core.buffer.append(element)
-                if not core.flush_scheduled and core.tell is not None:
-                    core.flush_scheduled = True
-                    core.defer(core._flush_cb)
+            if self.has_room():
+                self.append(element)
+                self.schedule()
                 return
             await core.wait_for_room()
 
-    def offer(self, element: T) -> bool:
-        """Append ``element`` if the buffer has room (True) or refuse it (False) without waiting."""
-        core = self._core
-        if core.terminal is not None or core.closed_reason is not None:
-            core.refuse()
-        if not core.has_room():
-            return False
-        core.buffer.append(element)
-        core.schedule_flush()
-        return True
+    def _refuse(self) -> NoReturn:
+        self._core.refuse()
 
     def complete(self) -> Awaitable[None]:
         """End the stream normally once the buffered elements were sent (no-op once ended).
@@ -607,7 +584,7 @@ class SinkRef(Generic[T]):
         if core.error is not None:
             raise core.error
         core.end(StreamCompleted())
-        return _DONE
+        return DONE
 
     def fail(self, exc: BaseException) -> Awaitable[None]:
         """Fail the stream with ``exc`` (its type name and message reach the consumer).
@@ -615,7 +592,7 @@ class SinkRef(Generic[T]):
         Like :meth:`complete`, it takes effect at once and may be awaited or not.
         """
         self._core.end(StreamError(type(exc).__name__, str(exc)))
-        return _DONE
+        return DONE
 
     @property
     def closed(self) -> bool:
@@ -633,10 +610,6 @@ class SinkRef(Generic[T]):
         kept for resending), outstanding demand, resends and the delivery rate over the last
         ``[streams] stats_window`` seconds (0 with ``[streams] stats = false``)."""
         return self._core.stats()
-
-    def __len__(self) -> int:
-        """Elements waiting in the buffer (not sent yet)."""
-        return len(self._core.buffer)
 
     def __repr__(self) -> str:
         return f"SinkRef({self._core.self_ref})"

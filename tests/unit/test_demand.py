@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from types import ModuleType
 from typing import Any
@@ -490,3 +491,106 @@ def test_runs_take_and_receive_many(impl: Any) -> None:
     with pytest.raises(ProtocolError):
         window.receive_many(4)  # beyond the 8 granted
     assert window.receive(5) == 1 and window.expected == 6
+
+
+# --------------------------------------------------------------------------- producer buffers
+
+
+def test_done_is_an_awaitable_and_a_coroutine_to_asyncio(impl: Any) -> None:
+    async def main() -> list[Any]:
+        results = [await impl.DONE]
+        results.append(await asyncio.create_task(impl.DONE))  # type: ignore[arg-type]
+        results.append(await asyncio.wait_for(impl.DONE, 1))
+        return results
+
+    assert asyncio.run(main()) == [None, None, None]
+    assert asyncio.iscoroutine(impl.DONE)
+
+
+def _sink(impl: Any, capacity: int, unbounded: bool = False) -> tuple[Any, list[Any]]:
+    class Sink(impl.SinkBuffer):  # type: ignore[misc, name-defined]
+        def _put_waiting(self, element: Any) -> Any:
+            return ("waiting", element)
+
+        def _refuse(self) -> Any:
+            raise RuntimeError("refused")
+
+    calls: list[Any] = []
+    buf = Sink(capacity, unbounded, list)
+    buf.flush_cb = "flush"
+    return buf, calls
+
+
+def test_sink_buffer_accepts_up_to_capacity_and_asks_for_one_flush(impl: Any) -> None:
+    buf, calls = _sink(impl, 3)
+    assert buf.put(1) is impl.DONE  # nobody subscribed: no flush asked for
+    assert calls == [] and not buf.flush_pending
+    buf.defer = calls.append
+    assert buf.put(2) is impl.DONE and buf.offer(3)
+    assert calls == ["flush"] and buf.flush_pending  # one flush for both
+    assert not buf.has_room() and len(buf) == 3
+    assert buf.put(4) == ("waiting", 4)  # full: the subclass's waiting put
+    assert not buf.offer(4)
+    assert buf.take(1) == [1] and buf.take(2) == [2, 3] and len(buf) == 0
+    buf.flush_pending = False
+    buf.accepting = False
+    assert buf.put(5) == ("waiting", 5)
+    with pytest.raises(RuntimeError, match="refused"):
+        buf.offer(5)
+
+
+def test_sink_buffer_unbounded_and_runs(impl: Any) -> None:
+    class Run(list):  # type: ignore[type-arg]
+        pass
+
+    buf = impl.SinkBuffer(0, True, Run)
+    for i in range(300):
+        buf.append(i)
+    assert buf.has_room() and len(buf) == 300
+    assert buf.take(100) == list(range(100))
+    part = buf.take(50)
+    assert type(part) is Run and part == list(range(100, 150))
+    rest = buf.take(150)
+    assert type(rest) is Run and rest == list(range(150, 300))
+    assert len(buf) == 0 and buf.clear() == 0
+    with pytest.raises(ValueError, match="cannot take 1 of 0"):
+        buf.take(1)
+    with pytest.raises(TypeError, match="run_type"):
+        impl.SinkBuffer(1, False, tuple)
+    with pytest.raises(ValueError, match="capacity"):
+        impl.SinkBuffer(-1, False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.integers()),
+            st.tuples(st.just("add_run"), st.lists(st.integers(), max_size=300)),
+            st.tuples(st.just("trim"), st.integers(0, 400)),
+            st.tuples(st.just("truncate"), st.integers(0, 400)),
+        ),
+        max_size=60,
+    )
+)
+def test_run_store_holds_what_a_list_would(ops: list[tuple[str, Any]]) -> None:
+    for module in [m for m in (_demand_py, _C) if m is not None]:
+        store = module.RunStore()
+        model: list[Any] = []
+        for name, arg in ops:
+            if name == "add":
+                store.add(arg)
+                model.append(arg)
+            elif name == "add_run":
+                store.add_run(arg)
+                model.extend(arg)
+            elif arg <= len(model):
+                getattr(store, name)(arg)
+                model = model[arg:] if name == "trim" else model[:arg]
+            else:
+                with pytest.raises(ValueError):
+                    getattr(store, name)(arg)
+            assert len(store) == len(model) and store.items() == model
+            if model:
+                assert store.get(len(model) - 1) == model[-1] and store.get(0) == model[0]
+            assert [x for chunk in store.chunks(7) for x in chunk] == model

@@ -527,3 +527,107 @@ def test_mapped_record_builder_twins_agree(
             ok = seen[0][1]
             for value in ok if op[0] == "run" else [ok]:
                 assert type(value) is cls
+
+
+# ---------------------------------------------------------------------------------------------
+# Demand: the producer's buffer (SinkBuffer) and unacknowledged store (RunStore)
+# ---------------------------------------------------------------------------------------------
+
+_small = st.integers(-2, 12) | st.sampled_from([2**62, 2**62 + 1, 2**70, True, 2.0, "3", None])
+
+
+def _sink_buffer(module: ModuleType, capacity: Any, unbounded: bool, calls: list[Any]) -> Any:
+    """A SinkBuffer of ``module`` whose waiting put and refusal are recorded, not awaited."""
+
+    def _put_waiting(self: Any, element: Any) -> Any:
+        return ("waiting", element)
+
+    def _refuse(self: Any) -> Any:
+        raise RuntimeError("refused")
+
+    cls = type("Sink", (module.SinkBuffer,), {"_put_waiting": _put_waiting, "_refuse": _refuse})
+    buf = cls(capacity, unbounded)
+    buf.flush_cb = "flush"
+    buf.defer = calls.append
+    return buf
+
+
+def _sink_state(buf: Any, module: ModuleType) -> tuple[Any, ...]:
+    return (len(buf), bool(buf), buf.has_room(), buf.accepting, buf.flush_pending, buf.capacity, buf.unbounded)
+
+
+def _normal(value: Any, module: ModuleType) -> Any:
+    """DONE of either twin as one marker, so returned values compare across twins."""
+    return "DONE" if value is module.DONE else value
+
+
+@HYP
+@given(
+    capacity=_small,
+    unbounded=st.booleans(),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.sampled_from(["put", "offer", "append"]), st.integers(0, 99)),
+            st.tuples(st.sampled_from(["clear", "schedule", "flushed", "close", "has_room"])),
+            st.tuples(st.just("take"), _small),
+        ),
+        max_size=60,
+    ),
+)
+def test_sink_buffer_twins_agree(capacity: Any, unbounded: bool, ops: list[tuple[Any, ...]]) -> None:
+    modules = _pair("demand")
+    built = [_outcome(m.SinkBuffer, capacity, unbounded) for m in modules]
+    assert [b[0] for b in built] == [built[0][0]] * 2
+    if built[0][0] == "raised":
+        assert built[0] == built[1]
+        return
+    calls: list[list[Any]] = [[], []]
+    bufs = [_sink_buffer(m, capacity, unbounded, c) for m, c in zip(modules, calls, strict=True)]
+    for step, op in enumerate(ops):
+        seen = []
+        for m, buf in zip(modules, bufs, strict=True):
+            name = op[0]
+            if name == "flushed":
+                buf.flush_pending = False
+                result: tuple[str, Any] = ("ok", None)
+            elif name == "close":
+                buf.accepting = False
+                result = ("ok", None)
+            else:
+                result = _outcome(getattr(buf, name), *op[1:])
+            if result[0] == "ok":
+                value = result[1]
+                result = ("ok", [list(value), type(value) is list] if isinstance(value, list) else _normal(value, m))
+            seen.append((result, _sink_state(buf, m)))
+        assert seen[0] == seen[1], f"step {step}: {op}"
+        assert calls[0] == calls[1], f"step {step}: {op}"
+
+
+@HYP
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.integers(0, 999)),
+            st.tuples(st.just("add_run"), st.lists(st.integers(0, 999), max_size=7)),
+            st.tuples(st.just("add_run"), st.sampled_from([(1, 2), "ab", None])),
+            st.tuples(st.sampled_from(["trim", "truncate", "get", "chunks"]), _small),
+            st.tuples(st.sampled_from(["items", "clear"])),
+        ),
+        max_size=80,
+    )
+)
+def test_run_store_twins_agree(ops: list[tuple[Any, ...]]) -> None:
+    stores = [m.RunStore() for m in _pair("demand")]
+    for step, op in enumerate(ops):
+        seen = [(_outcome(getattr(s, op[0]), *op[1:]), len(s), s.items(), repr(s)) for s in stores]
+        assert seen[0] == seen[1], f"step {step}: {op}"
+
+
+def test_done_twins_agree() -> None:
+    for module in _pair("demand"):
+        done = module.DONE
+        assert type(done) is module.Done
+        assert list(done.__await__()) == []
+        assert _outcome(done.send, None) == ("raised", "StopIteration: ")
+        assert _outcome(done.throw, ValueError("x")) == ("raised", "ValueError: x")
+        assert done.close() is None
