@@ -67,21 +67,7 @@ cdef class MailboxRunner:
         self._drain_low = 0
 
     cpdef put(self, object msg):
-        if self._closed:
-            self._dead_letter(msg, "actor stopped")
-            return
-        queue = self._queue
-        if self._capacity > 0 and len(queue) >= self._capacity:
-            if self._strategy == DROP_NEW:
-                self._dead_letter(msg, "mailbox full (drop_new)")
-                return
-            if self._strategy == DROP_OLDEST:
-                self._dead_letter(queue.popleft(), "mailbox full (drop_oldest)")
-            else:
-                raise MailboxFull(f"mailbox full ({self._capacity} messages)")
-        queue.append(msg)
-        if not self._scheduled and not self._suspended:
-            self._scheduled = True
+        if self.offer(msg):
             self._call_soon(self._run_cb)
 
     cpdef bint offer(self, object msg) except -1:

@@ -216,20 +216,9 @@ class RecordBuilder:
         """One record from exactly its field values (a list)."""
         if type(values) is not list:
             raise TypeError("record values must be a list")
-        kind = self._kind
-        if kind == KIND_CALL or len(values) != self._arity:
+        if len(values) != self._arity:
             return self._call(values)
-        cls = self._cls
-        if kind == KIND_TUPLE:
-            return tuple.__new__(cls, values)
-        obj: Any = object.__new__(cls)
-        if kind == KIND_DICT:
-            obj.__dict__.update(zip(self._names, values, strict=True))
-        else:
-            setattr_ = object.__setattr__
-            for name, value in zip(self._names, values, strict=True):
-                setattr_(obj, name, value)
-        return obj
+        return self._exact(values)
 
     def build(self, items: list[Any]) -> Any:
         """One record from its message array ``[tag, *field values]``."""
