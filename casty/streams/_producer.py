@@ -291,7 +291,7 @@ class _ProducerCore(Generic[T]):
         subscriber = self.subscriber
         peer = ""
         if subscriber is not None:
-            address = subscriber.address
+            address = subscriber.system_address
             peer = f"{address.host}:{address.port}{subscriber.path}" if address.host else subscriber.path
         return StreamStats(
             stream=self.self_ref.path,
