@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from casty import CastyConfig, ClusterClient, GetSource, SourceRef, stream_consumer
-from tests.observe_app import NUMBERS_KEY
+from tests.observe_app import NUMBERS_KEY, OBSERVED_KEY
 from tests.observing import http_get, run_casty, until_ready_is
 from tests.ports import free_port
 from tests.procs import NodeProcess
@@ -146,7 +146,10 @@ async def test_metrics_status_and_strangers_on_a_streaming_cluster(tmp_path: Pat
         assert total(found, "casty_remote_bytes_total", direction="sent") > COUNT  # the elements went out
         assert total(found, "casty_gossip_messages_total", direction="received") > 0
 
-        # casty status --json against the cluster's real state
+        # casty status --json against the cluster's real state. Registrations replicate with
+        # gossip: first wait until the contact node holds every member's.
+        async with ClusterClient([("127.0.0.1", cluster.nodes[2].port)], NAME, config=client_config(secret)) as watcher:
+            await watcher.wait_for_service(OBSERVED_KEY, timeout=20, count=3)
         ports = sorted(n.port for n in cluster.nodes)
         code, out, err = await run_casty(
             "status", "--contact", f"127.0.0.1:{cluster.nodes[2].port}", "--secret-file", str(secret), "--json"
