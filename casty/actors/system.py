@@ -223,6 +223,7 @@ class ActorSystem:
         self._top: dict[str, ActorCell] = {}
         self._temp: dict[str, Any] = {}
         self._ask_ids = itertools.count(1)
+        self._ask_deadlines = _AskDeadlines()
         #: id(message) -> (message, reply future) of asks sent to actors in other processes
         self._remote_asks: dict[int, tuple[object, asyncio.Future[Any]]] = {}
         self.dead_letters: int = 0
@@ -484,12 +485,13 @@ class ActorSystem:
         if timeout is None:
             timeout = self._ask_timeout
         future: asyncio.Future[Any] = loop.create_future()
-        path = f"/temp/ask-{next(self._ask_ids)}"
+        ask_id = next(self._ask_ids)
+        path = f"/temp/ask-{ask_id}"
         promise = _PromiseTarget(self, future)
         self._temp[path] = promise
         reply_to: ActorRef[R] = ActorRef(self.address, path, promise.tell, promise)
-        handle = loop.call_later(timeout, _expire, future, ref, timeout)
         started = loop.time()
+        pending = self._ask_deadlines.add(loop, ask_id, started + timeout, timeout, future, ref)
         message = None
         try:
             message = factory(reply_to)
@@ -503,7 +505,7 @@ class ActorSystem:
             self.ask_latency.timeouts += 1
             raise
         finally:
-            handle.cancel()
+            pending.pop(ask_id, None)
             del self._temp[path]
             entry = self._remote_asks.get(id(message))
             if entry is not None and entry[0] is message:
@@ -588,6 +590,7 @@ class ActorSystem:
             for path, promise in list(self._temp.items()):
                 if isinstance(promise, _PromiseTarget) and not promise.future.done():
                     promise.future.set_exception(AskTimeoutError(f"actor system stopped before {path} got a reply"))
+            self._ask_deadlines.close()
             self._terminated.set_result(None)
 
     async def stop_actors(self) -> None:
@@ -627,3 +630,81 @@ System = ActorSystem
 def _expire(future: asyncio.Future[Any], ref: ActorRef[Any], timeout: float) -> None:
     if not future.done():
         future.set_exception(AskTimeoutError(f"no reply from {ref} within {timeout}s"))
+
+
+class _AskDeadlines:
+    """The deadlines of pending asks, kept by one timer for all of them.
+
+    A timer per ask costs an event-loop handle that is created and closed with every ask, and
+    on uvloop a closed handle makes the loop poll once more before it sleeps: one system call
+    and one loop turn on every request/response. Here asks sit in one insertion-ordered dict
+    per timeout value (so each dict is in deadline order), a finished ask removes itself in
+    O(1), and a single timer is armed for the earliest deadline: it is moved only when a new
+    ask's deadline comes earlier, and when it fires it fails the overdue asks and re-arms for
+    the earliest one still pending (nothing when none is).
+    """
+
+    __slots__ = ("buckets", "timer", "timer_at")
+
+    #: asks due within this much of the timer's firing time expire with it (an event loop may
+    #: run a timer up to its clock resolution early)
+    SLACK = 0.001
+
+    def __init__(self) -> None:
+        self.buckets: dict[float, dict[int, tuple[float, asyncio.Future[Any], ActorRef[Any]]]] = {}
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
+
+    def add(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        key: int,
+        deadline: float,
+        timeout: float,
+        future: asyncio.Future[Any],
+        ref: ActorRef[Any],
+    ) -> dict[int, tuple[float, asyncio.Future[Any], ActorRef[Any]]]:
+        """Fail ``future`` with an ``AskTimeoutError`` at ``deadline`` unless the caller removes
+        ``key`` from the returned dict first."""
+        bucket = self.buckets.get(timeout)
+        if bucket is None:
+            bucket = self.buckets[timeout] = {}
+        bucket[key] = (deadline, future, ref)
+        if self.timer is None or deadline < self.timer_at:
+            self._arm(loop, deadline)
+        return bucket
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_at = at
+        self.timer = loop.call_at(at, self._fire, loop)
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.timer = None
+        due = loop.time() + self.SLACK
+        earliest: float | None = None
+        buckets = self.buckets
+        for timeout in list(buckets):
+            bucket = buckets[timeout]
+            overdue: list[int] = []
+            for key, entry in bucket.items():
+                if entry[0] > due:
+                    if earliest is None or entry[0] < earliest:
+                        earliest = entry[0]
+                    break
+                overdue.append(key)
+            for key in overdue:
+                _, future, ref = bucket.pop(key)
+                _expire(future, ref, timeout)
+            if not bucket:
+                del buckets[timeout]
+        if earliest is not None:
+            self._arm(loop, earliest)
+
+    def close(self) -> None:
+        """Stop the timer (the system is stopping; its asks have been failed)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.buckets.clear()

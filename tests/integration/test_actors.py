@@ -87,6 +87,49 @@ async def test_ask_timeout_is_a_timeout_error() -> None:
         assert isinstance(info.value, TimeoutError)
 
 
+async def test_ask_deadlines_each_ask_times_out_on_its_own() -> None:
+    """Pending asks share one timer: a later ask with a shorter timeout still expires first, a
+    replied ask never fires, and a timeout is never early."""
+    async with ActorSystem("t") as system:
+        silent = system.spawn(Behaviors.ignore(), "silent")
+        answering = system.spawn(counter(), "counter")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        ended: dict[str, float] = {}
+
+        async def timed(name: str, timeout: float) -> None:
+            with pytest.raises(AskTimeoutError):
+                await system.ask(silent, lambda r: Get(r), timeout=timeout)
+            ended[name] = loop.time() - started
+
+        long = asyncio.ensure_future(timed("long", 0.6))
+        await asyncio.sleep(0)  # the long ask's timer is armed first
+        short = asyncio.ensure_future(timed("short", 0.1))
+        middle = asyncio.ensure_future(timed("middle", 0.3))
+        # many answered asks in between leave nothing behind that could fire
+        for _ in range(200):
+            assert await system.ask(answering, lambda r: Get(r), timeout=0.05) == 0
+        await asyncio.gather(long, short, middle)
+        assert ended["short"] < ended["middle"] < ended["long"]
+        for name, timeout in (("short", 0.1), ("middle", 0.3), ("long", 0.6)):
+            # early by at most the timer's slack, never late by much
+            assert timeout - 0.005 <= ended[name] < timeout + 0.5, (name, ended[name])
+
+
+async def test_asks_pending_at_shutdown_fail_at_once() -> None:
+    system = ActorSystem("t")
+    await system.start()
+    silent = system.spawn(Behaviors.ignore(), "silent")
+    pending = asyncio.ensure_future(system.ask(silent, lambda r: Get(r), timeout=30))
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await system.shutdown()
+    with pytest.raises(AskTimeoutError, match="stopped"):
+        await pending
+    assert loop.time() - started < 5
+
+
 async def test_ref_identity_and_printing() -> None:
     async with ActorSystem("app") as system:
         ref = system.spawn(counter(), "a")
