@@ -99,6 +99,10 @@ class Association:
         self.pre_flush: list[Callable[[], None]] = []
         #: True while the queue is being written (a message sent meanwhile waits its turn)
         self.writing = False
+        #: the transport's ``bytes_received`` when a message was last written through (sent
+        #: alone, at once); -1 when a flush ran since. A send that finds it unchanged is taken
+        #: to be part of the same burst and waits for the flush.
+        self.through_mark = -1
 
     def __repr__(self) -> str:
         state = "open" if self.conn else ("gone" if self.gone else "idle")
@@ -111,9 +115,7 @@ class Association:
         if "\x00" in path:
             path, incarnation = split_target(path)
         if path.startswith("/temp/"):
-            # short-lived refs are not cached: the association would grow with every ask
-            temp = RemoteTarget(self.transport, self.address, path, self, incarnation)
-            return ActorRef(self.address, path, temp.tell, temp, incarnation)
+            return self.temp_ref(path, incarnation)
         key = f"{path}\x00{incarnation:x}" if incarnation else path
         ref = self.refs.get(key)
         if ref is None:
@@ -126,6 +128,12 @@ class Association:
                 target = self.targets[key] = RemoteTarget(self.transport, self.address, path, self, incarnation)
             ref = self.refs[key] = ActorRef(self.address, path, target.tell, target, incarnation)
         return ref
+
+    def temp_ref(self, path: str, incarnation: int) -> ActorRef[Any]:
+        """The ref of the peer's short-lived target at ``path`` (under ``/temp/``, an ask's
+        reply slot): not cached, or the association would grow with every ask."""
+        temp = RemoteTarget(self.transport, self.address, path, self, incarnation)
+        return ActorRef(self.address, path, temp.tell, temp, incarnation)
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, path: str, msg: object) -> None:
@@ -145,20 +153,32 @@ class Association:
         if not self.flush_scheduled:
             conn = self.conn
             if conn is not None:
-                self.flush_scheduled = True
                 transport = self.transport
                 if transport.holding:
                     # sent while a read batch is handled: written when the batch is done
+                    self.flush_scheduled = True
                     transport.held.append(self)
                     return
-                if len(queue) == 1 and not conn.paused and not self.writing:
-                    # nothing waits before it: written now, not one loop turn later; what is
-                    # sent after it in this turn joins the flush scheduled below
+                if (
+                    len(queue) == 1
+                    and not conn.paused
+                    and not self.writing
+                    and self.through_mark != transport.bytes_received
+                ):
+                    # Nothing waits before it and nothing was written through since this process
+                    # last read: written now, not one loop turn later (the request/response case,
+                    # which then costs no extra loop turn). What is sent after it before the next
+                    # read joins a flush scheduled for the end of the turn, so a burst is still
+                    # one write.
+                    self.through_mark = transport.bytes_received
                     self.writing = True
                     try:
                         conn.write_queue(queue)
                     finally:
                         self.writing = False
+                    if not queue:
+                        return
+                self.flush_scheduled = True
                 transport.loop.call_soon(self._flush_cb)
             elif self.dialing is None and self.retry_handle is None:
                 self.connect()
@@ -187,6 +207,7 @@ class Association:
                 except Exception:
                     log.exception("pre-flush callback for %s failed", self.address)
         self.flush_scheduled = False
+        self.through_mark = -1
         conn = self.conn
         if self.queue:
             if conn is not None:

@@ -96,3 +96,43 @@ async def test_asks_in_sequence_and_a_tell_between_keep_their_order() -> None:
             assert await b.ask(remote, lambda r, i=i: Numbered(i, r), timeout=10) == i
         await eventually(lambda: len(seen) == 100, timeout=10, what="100 replies")
         assert seen == [1000 + i for i in range(100)]
+
+
+async def test_request_response_writes_each_request_at_once_and_schedules_no_flush() -> None:
+    """A request sent after a read (the request/response pattern) is written at once and leaves
+    no flush scheduled behind it: a flush per request would cost a loop turn per round trip. A
+    second message sent before the next read waits for the flush (a burst stays batched)."""
+    async with RemoteActorSystem("test") as a, RemoteActorSystem("test") as b:
+        _, remote = await _connected(a, b)
+        await _idle(b, a)
+        await _idle(a, b)
+        assert a.transport is not None and b.transport is not None
+        assoc = b.transport.associations[a.address]
+        seen: list[int] = []
+        collector = b.spawn(_collector(seen), "collector")
+        asked, answered = b.transport.writes, a.transport.writes
+        for i in range(50):
+            remote.tell(Numbered(i, collector))
+            assert not assoc.flush_scheduled and not assoc.queue  # written, nothing scheduled
+            await eventually(lambda i=i: len(seen) == i + 1, timeout=10, what=f"reply {i}")
+        assert seen == list(range(50))
+        assert b.transport.writes - asked == 50
+        assert a.transport.writes - answered == 50
+        remote.tell(Numbered(50, collector))
+        remote.tell(Numbered(51, collector))  # before any read: joins the scheduled flush
+        assert assoc.flush_scheduled and len(assoc.queue) == 1
+        await eventually(lambda: len(seen) == 52, timeout=10, what="the last two replies")
+        assert seen[-2:] == [50, 51]
+
+
+async def test_sequential_asks_keep_one_write_each_way() -> None:
+    async with RemoteActorSystem("test") as a, RemoteActorSystem("test") as b:
+        _, remote = await _connected(a, b)
+        await _idle(b, a)
+        await _idle(a, b)
+        assert a.transport is not None and b.transport is not None
+        asked, answered = b.transport.writes, a.transport.writes
+        for i in range(200):
+            assert await b.ask(remote, lambda r, i=i: Numbered(i, r), timeout=10) == i
+        assert b.transport.writes - asked == 200
+        assert a.transport.writes - answered == 200
