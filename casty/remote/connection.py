@@ -314,6 +314,16 @@ class Connection(asyncio.Protocol):
     def _run_slices(self, bodies: list[bytes], pos: int) -> None:
         system = self.owner.system
         count = len(bodies)
+        if pos == 0 and count <= _DISPATCH_SLICE:
+            # one slice (the usual small read): no clock, no slicing
+            system.inbound_source = self
+            try:
+                self._dispatch(bodies)
+            finally:
+                system.inbound_source = None
+            if self._backlog:
+                self._backlog = []
+            return
         started = time.perf_counter()
         while pos < count:
             end = min(count, pos + _DISPATCH_SLICE)

@@ -176,6 +176,8 @@ class RefCache:
         else:
             assoc = transport.associations.get(address)
             if assoc is not None:
+                if path.startswith("/temp/"):
+                    return assoc.temp_ref(path, incarnation)  # an ask's reply: not cached
                 ref = assoc.ref(path, incarnation)
             else:
                 # bound to an association only when used: a ref that is merely passed along

@@ -59,6 +59,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("casty.remote")
+#: system addresses whose URI prefix ``ref_to_wire`` keeps (a cache: cleared when full)
+_WIRE_PREFIX_LIMIT = 4096
 
 
 class RemoteTransport:
@@ -92,6 +94,10 @@ class RemoteTransport:
         self.protocol_versions: tuple[int, int] = (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION)
         self.listen = listen
         self.uid = random.getrandbits(63) or 1
+        #: how a target key of this very incarnation ends (see ``target_key``)
+        self.own_mark = f"\x00{self.uid:x}"
+        #: SystemAddress -> its URI prefix, for ``ref_to_wire``
+        self._wire_prefixes: dict[SystemAddress, str] = {}
         self.secret = secret
         self.ssl_server = ssl_server
         self.ssl_client = ssl_client
@@ -303,6 +309,11 @@ class RemoteTransport:
         """The local path an envelope target names: a path, or a path with the incarnation its
         sender obtained it from. A target of an earlier incarnation of this process keeps its
         incarnation mark: :meth:`deliver_gone` makes messages to it dead letters."""
+        mark = self.own_mark
+        if key.endswith(mark):  # the usual case: a target of this incarnation
+            path = key[: -len(mark)]
+            if "\x00" not in path:
+                return path
         path, incarnation = split_target(key)
         return path if incarnation == self.uid else key
 
@@ -315,7 +326,13 @@ class RemoteTransport:
         address = ref.system_address
         if address.host is None:
             return f"{self.address}{ref.path}"
-        return f"{address}{ref.path}"
+        prefix = self._wire_prefixes.get(address)
+        if prefix is None:
+            prefix = str(address)
+            if len(self._wire_prefixes) >= _WIRE_PREFIX_LIMIT:
+                self._wire_prefixes.clear()
+            self._wire_prefixes[address] = prefix
+        return prefix + ref.path
 
     # -- events for the cluster ------------------------------------------------------------
     def notify(self, event: str, assoc: Association) -> None:
