@@ -10,9 +10,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.casty-installed
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 # Test files run in parallel (pytest-xdist), each file whole on one worker: most tests wait on
-# sockets, timers and child processes, so two workers on two cores nearly halve the wall time.
+# sockets, timers and child processes, so on two cores two workers nearly halve the wall time
+# and a third fills what they leave idle (compiled suite here: 3m39s on two, 3m01s on three).
 # JOBS=0 runs everything in this process.
-JOBS ?= 2
+JOBS ?= 3
 XDIST := $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile)
 
 .PHONY: demo test test-fast test-matrix test-matrix-one lint typecheck test-compiled test-pure bench bench-gate clean soak
