@@ -86,7 +86,9 @@ class Connection(asyncio.Protocol):
         self._out_queue: deque[tuple[str, object]] = deque()
         self.paused = False
         self.handshake = Handshake(self, transport)
-        self.handshake_done: asyncio.Future[Association] = transport.loop.create_future()
+        #: the event loop (held here: the transport's ``loop`` is a property, read per message)
+        self.loop = transport.loop
+        self.handshake_done: asyncio.Future[Association] = self.loop.create_future()
         self.close_reason = ""
         self.last_received = transport.loop.time()
         # -- the guard's accounting (casty.remote.guard) --
@@ -259,7 +261,7 @@ class Connection(asyncio.Protocol):
             return
         owner.bytes_received += len(data)
         self.bytes_in += len(data)
-        self.last_received = owner.loop.time()
+        self.last_received = self.loop.time()
         frames_in = self.frames_in
         try:
             bodies = frames_in.feed(data)
@@ -461,7 +463,7 @@ class Connection(asyncio.Protocol):
         assoc = self.assoc
         if assoc is not None and assoc.sent != self.sent_seen:
             self.sent_seen = assoc.sent
-            self.last_active = self.owner.loop.time()
+            self.last_active = self.loop.time()
         self._out_queue = queue
         writer.write_queue(queue)
 
@@ -533,7 +535,9 @@ class Connection(asyncio.Protocol):
         if hasattr(decoder, "protocol_version"):
             decoder.protocol_version = self.handshake.version
         self.envelopes = EnvelopeReader(
-            self.decoder.decode,
+            # the compiled reader's own decode when the serializer offers it (one Python call
+            # fewer per message)
+            getattr(decoder, "decode_function", None) or decoder.decode,
             owner.system.deliver,
             self._on_special,
             CONTROL_PATH,

@@ -302,6 +302,13 @@ class MsgpackDecoder:
             return _dataclass_tag(name, cls)
         return _Tag(name, _refuse_kind)
 
+    @property
+    def decode_function(self) -> Callable[[bytes], object]:
+        """What :meth:`decode` calls, without the method in between: a transport that decodes
+        every message calls it directly."""
+        decode: Callable[[bytes], object] = self._reader.decode
+        return decode
+
     def decode(self, data: bytes) -> object:
         """Decode one message; anything wrong raises :class:`DeserializationError`.
 
