@@ -541,6 +541,24 @@ async def _serve(ready: dict[str, Any], max_seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), max_seconds)
 
 
+def pinned_cpus() -> tuple[int, int] | None:
+    """(this process's CPU, the node processes' CPU) for the round-trip scenarios, else None.
+
+    With two CPUs or more, ``remote_ask`` and ``raw_pingpong`` run their own process on the
+    first CPU it may use and their nodes (``Node(..., pinned=True)``) on the last, as two
+    machines would: left to the scheduler, both ends of a round trip sometimes share one CPU (a
+    wake-up then costs a third of a cross-CPU one), so an ask and the ping-pong it is divided by
+    could be measured in different placements. Throughput and stream-latency scenarios are not
+    pinned: a pinned process cannot move away from a kernel thread that takes its CPU, which
+    shows in their tails. ``CASTY_BENCH_PIN=0`` turns pinning off."""
+    if os.environ.get("CASTY_BENCH_PIN", "1") == "0" or not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return cpus[0], cpus[-1]
+
+
 class Node:
     """A node process: ``with Node("casty") as node`` starts ``python -m benchmarks.node casty``,
     waits for its ready line (``node.info``) and always ends it (SIGTERM, then SIGKILL).
@@ -549,9 +567,12 @@ class Node:
     implementation on both sides.
     """
 
-    def __init__(self, role: str, *, max_seconds: float = 240.0, ready_timeout: float = 30.0) -> None:
+    def __init__(
+        self, role: str, *, max_seconds: float = 240.0, ready_timeout: float = 30.0, pinned: bool = False
+    ) -> None:
         self.args = [sys.executable, "-m", "benchmarks.node", role, "--max-seconds", str(max_seconds)]
         self.ready_timeout = ready_timeout
+        self.pinned = pinned
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
 
@@ -563,6 +584,9 @@ class Node:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(self.args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        pins = pinned_cpus() if self.pinned else None
+        if pins is not None:
+            os.sched_setaffinity(self.proc.pid, {pins[1]})
         try:
             self.info = json.loads(self._read_line())
         except BaseException:

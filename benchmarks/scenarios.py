@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -170,9 +171,19 @@ async def raw_framed(n: int) -> dict[str, Any]:
     return await _raw_stream(n, "framed")
 
 
+def pin_self() -> None:
+    """Run this process on its CPU of ``pinned_cpus`` (nodes started with ``pinned=True`` go to
+    the other one)."""
+    pins = remote_app.pinned_cpus()
+    if pins is not None:
+        os.sched_setaffinity(0, {pins[0]})
+
+
 async def raw_pingpong(n: int) -> dict[str, Any]:
-    """Sequential msgpack request/response over one uvloop connection: the floor under ``ask``."""
-    with Node("raw") as node:
+    """Sequential msgpack request/response over one uvloop connection: the floor under ``ask``
+    (both ends pinned, see ``pinned_cpus``)."""
+    pin_self()
+    with Node("raw", pinned=True) as node:
         loop = asyncio.get_running_loop()
         tcp, pinger = await loop.create_connection(RawPinger, "127.0.0.1", node.port)
         try:
@@ -283,27 +294,57 @@ async def remote_tell_records(n: int) -> dict[str, Any]:
     return {"rate": n / elapsed, "unit": "msg/s"}
 
 
-async def remote_ask(n: int) -> dict[str, Any]:
-    """Sequential cross-process asks to a counting actor: asks/s and latency percentiles."""
-    with Node("casty") as node:
-        async with local_end("node") as system:
-            ref = system.ref(node.info["counter"])
-            ask = system.ask
-            for _ in range(200):  # warm-up, also opens the connection
-                await ask(ref, remote_app.Count, timeout=30)
-            samples: list[float] = []
-            start = time.perf_counter()
-            for _ in range(n):
-                t0 = time.perf_counter()
-                await ask(ref, remote_app.Count, timeout=30)
-                samples.append(time.perf_counter() - t0)
-            elapsed = time.perf_counter() - start
+async def remote_ask(n: int, block: int = 100) -> dict[str, Any]:
+    """Sequential cross-process asks to a counting actor: asks/s and latency percentiles.
+
+    A raw ping-pong node (see ``raw_pingpong``) runs beside the casty node and the two are
+    measured in alternating blocks of ``block`` round trips, so both see the same machine
+    noise, with both ends pinned (see ``pinned_cpus``): ``p50_over_pingpong`` is the ask's p50
+    over the ping-pong's p50 of this one run.
+    """
+    pin_self()
+    with Node("casty", pinned=True) as node, Node("raw", pinned=True) as raw:
+        loop = asyncio.get_running_loop()
+        tcp, pinger = await loop.create_connection(RawPinger, "127.0.0.1", raw.port)
+        try:
+            async with local_end("node") as system:
+                ref = system.ref(node.info["counter"])
+                ask = system.ask
+                ping = pinger.ping
+                for i in range(200):  # warm-up, also opens the connection
+                    await ask(ref, remote_app.Count, timeout=30)
+                    await ping(i)
+                samples: list[float] = []
+                pings: list[float] = []
+                asking = 0.0
+                perf = time.perf_counter
+                done = 0
+                while done < n:
+                    k = min(block, n - done)
+                    start = perf()
+                    for _ in range(k):
+                        t0 = perf()
+                        await ask(ref, remote_app.Count, timeout=30)
+                        samples.append(perf() - t0)
+                    asking += perf() - start
+                    for i in range(k):
+                        t0 = perf()
+                        await ping(i)
+                        pings.append(perf() - t0)
+                    done += k
+        finally:
+            tcp.close()
     samples.sort()
+    pings.sort()
+    p50 = percentile(samples, 0.50)
+    ping_p50 = percentile(pings, 0.50)
     return {
-        "rate": n / elapsed,
+        "rate": n / asking,
         "unit": "asks/s",
-        "p50_us": percentile(samples, 0.50) * 1e6,
+        "p50_us": p50 * 1e6,
         "p99_us": percentile(samples, 0.99) * 1e6,
+        "pingpong_p50_us": ping_p50 * 1e6,
+        "p50_over_pingpong": p50 / ping_p50,
     }
 
 
