@@ -505,7 +505,12 @@ class ActorSystem:
             self.ask_latency.timeouts += 1
             raise
         finally:
-            pending.pop(ask_id, None)
+            if isinstance(pending, dict):
+                pending.pop(ask_id, None)
+                if not pending:
+                    self._ask_deadlines.drop(timeout, pending)
+            else:
+                pending.cancel()
             del self._temp[path]
             entry = self._remote_asks.get(id(message))
             if entry is not None and entry[0] is message:
@@ -639,9 +644,11 @@ class _AskDeadlines:
     on uvloop a closed handle makes the loop poll once more before it sleeps: one system call
     and one loop turn on every request/response. Here asks sit in one insertion-ordered dict
     per timeout value (so each dict is in deadline order), a finished ask removes itself in
-    O(1), and a single timer is armed for the earliest deadline: it is moved only when a new
-    ask's deadline comes earlier, and when it fires it fails the overdue asks and re-arms for
-    the earliest one still pending (nothing when none is).
+    O(1) (and its dict when it was the last), and a single timer is armed for the earliest
+    deadline: it is moved only when a new ask's deadline comes earlier, and when it fires it
+    fails the overdue asks and re-arms for the earliest one still pending (nothing when none
+    is). Asks with more distinct timeouts pending than ``BUCKETS`` get a timer each, as before,
+    so a caller passing a different timeout to every ask cannot make the sweep long.
     """
 
     __slots__ = ("buckets", "timer", "timer_at")
@@ -649,6 +656,8 @@ class _AskDeadlines:
     #: asks due within this much of the timer's firing time expire with it (an event loop may
     #: run a timer up to its clock resolution early)
     SLACK = 0.001
+    #: distinct timeout values kept in dicts at once; an ask with another one gets its own timer
+    BUCKETS = 16
 
     def __init__(self) -> None:
         self.buckets: dict[float, dict[int, tuple[float, asyncio.Future[Any], ActorRef[Any]]]] = {}
@@ -663,16 +672,24 @@ class _AskDeadlines:
         timeout: float,
         future: asyncio.Future[Any],
         ref: ActorRef[Any],
-    ) -> dict[int, tuple[float, asyncio.Future[Any], ActorRef[Any]]]:
-        """Fail ``future`` with an ``AskTimeoutError`` at ``deadline`` unless the caller removes
-        ``key`` from the returned dict first."""
+    ) -> dict[int, tuple[float, asyncio.Future[Any], ActorRef[Any]]] | asyncio.TimerHandle:
+        """Fail ``future`` with an ``AskTimeoutError`` at ``deadline`` unless the caller first
+        removes ``key`` from the returned dict (then calls :meth:`drop` when it is empty) or
+        cancels the returned timer."""
         bucket = self.buckets.get(timeout)
         if bucket is None:
+            if len(self.buckets) >= self.BUCKETS:
+                return loop.call_at(deadline, _expire, future, ref, timeout)
             bucket = self.buckets[timeout] = {}
         bucket[key] = (deadline, future, ref)
         if self.timer is None or deadline < self.timer_at:
             self._arm(loop, deadline)
         return bucket
+
+    def drop(self, timeout: float, bucket: dict[int, tuple[float, asyncio.Future[Any], ActorRef[Any]]]) -> None:
+        """Forget ``bucket`` (empty now) unless it was already replaced."""
+        if self.buckets.get(timeout) is bucket:
+            del self.buckets[timeout]
 
     def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
         if self.timer is not None:

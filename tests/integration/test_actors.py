@@ -116,6 +116,31 @@ async def test_ask_deadlines_each_ask_times_out_on_its_own() -> None:
             assert timeout - 0.005 <= ended[name] < timeout + 0.5, (name, ended[name])
 
 
+async def test_asks_with_many_distinct_timeouts_each_expire_on_time() -> None:
+    """More distinct timeouts than the shared timer keeps apart (some asks get a timer of their
+    own): each still fails at its own deadline; thousands of answered asks
+    with a timeout each leave nothing that delays a later one."""
+    async with ActorSystem("t") as system:
+        silent = system.spawn(Behaviors.ignore(), "silent")
+        answering = system.spawn(counter(), "counter")
+        for i in range(3000):
+            await system.ask(answering, lambda r: Get(r), timeout=5 + i / 1000)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        ended: list[tuple[float, float]] = []
+
+        async def timed(timeout: float) -> None:
+            with pytest.raises(AskTimeoutError):
+                await system.ask(silent, lambda r: Get(r), timeout=timeout)
+            ended.append((timeout, loop.time() - started))
+
+        timeouts = [0.05 + 0.01 * i for i in range(40)]
+        await asyncio.gather(*(timed(t) for t in reversed(timeouts)))
+        assert sorted(t for t, _ in ended) == timeouts
+        for timeout, elapsed in ended:
+            assert timeout - 0.005 <= elapsed < timeout + 0.5, (timeout, elapsed)
+
+
 async def test_asks_pending_at_shutdown_fail_at_once() -> None:
     system = ActorSystem("t")
     await system.start()
