@@ -526,7 +526,7 @@ class Connection(asyncio.Protocol):
             self.encoder.encode, self.frames_out, self._write_out, self._not_sent, _FLUSH_CHUNK
         )
         self.envelopes_out.paused = self.paused
-        self.decoder = serializer.new_decoder(owner.resolve_ref)
+        self.decoder = serializer.new_decoder(owner.ref_resolver)
         decoder: Any = self.decoder
         if hasattr(decoder, "max_types"):
             # definitions a peer may make on this connection (its tables live as long as it)

@@ -121,6 +121,9 @@ class RemoteTransport:
         self.listeners: list[Callable[[str, Association], None]] = []
         self.watch = RemoteWatch(self)
         self._ref_cache = RefCache(self)
+        #: what decoders call for every ref on the wire: ``resolve_ref`` without the method
+        #: in between
+        self.ref_resolver: Callable[..., ActorRef[Any]] = self._ref_cache.resolve
         self._keepalive: asyncio.TimerHandle | None = None
         self.control_handlers: dict[type, Callable[[Connection, Any], None]] = {}
         self.control_handlers[DeserializationFailed] = self._on_refused
