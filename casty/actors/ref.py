@@ -169,7 +169,9 @@ class ActorRef(Generic[M]):
         self.tell = tell
         self.uid = uid
         self._target = target
-        self._hash = hash((system_address, path))
+        # computed on first use: most refs (an ask's reply slot, refs decoded from the wire)
+        # are never hashed
+        self._hash: int | None = None
 
     @property
     def address(self) -> ActorAddress:
@@ -205,7 +207,10 @@ class ActorRef(Generic[M]):
         return self._target.is_local
 
     def __hash__(self) -> int:
-        return self._hash
+        h = self._hash
+        if h is None:
+            h = self._hash = hash((self.system_address, self.path))
+        return h
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ActorRef):
