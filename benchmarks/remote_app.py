@@ -586,7 +586,9 @@ class Node:
         self.proc = subprocess.Popen(self.args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         pins = pinned_cpus() if self.pinned else None
         if pins is not None:
-            os.sched_setaffinity(self.proc.pid, {pins[1]})
+            # a node that already exited is reported by the ready line below
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(self.proc.pid, {pins[1]})
         try:
             self.info = json.loads(self._read_line())
         except BaseException:
