@@ -316,17 +316,8 @@ class Connection(asyncio.Protocol):
     def _run_slices(self, bodies: list[bytes], pos: int) -> None:
         system = self.owner.system
         count = len(bodies)
-        if pos == 0 and count <= _DISPATCH_SLICE:
-            # one slice (the usual small read): no clock, no slicing
-            system.inbound_source = self
-            try:
-                self._dispatch(bodies)
-            finally:
-                system.inbound_source = None
-            if self._backlog:
-                self._backlog = []
-            return
-        started = time.perf_counter()
+        # a read of one slice (the usual small one) never checks the quantum: no clock for it
+        started = time.perf_counter() if count - pos > _DISPATCH_SLICE else 0.0
         while pos < count:
             end = min(count, pos + _DISPATCH_SLICE)
             chunk = bodies if (pos == 0 and end == count) else bodies[pos:end]
