@@ -3,6 +3,7 @@ and the replies of the actors a read woke right after that read, over real socke
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,13 @@ def _echo_seq() -> Behavior[Numbered]:
 def _collector(seen: list[int]) -> Behavior[int]:
     async def receive(ctx: ActorContext[int], msg: int) -> None:
         seen.append(msg)
+
+    return Behaviors.receive(receive)
+
+
+def _queueing(replies: asyncio.Queue[int]) -> Behavior[int]:
+    async def receive(ctx: ActorContext[int], msg: int) -> None:
+        replies.put_nowait(msg)
 
     return Behaviors.receive(receive)
 
@@ -108,21 +116,19 @@ async def test_request_response_writes_each_request_at_once_and_schedules_no_flu
         await _idle(a, b)
         assert a.transport is not None and b.transport is not None
         assoc = b.transport.associations[a.address]
-        seen: list[int] = []
-        collector = b.spawn(_collector(seen), "collector")
+        replies: asyncio.Queue[int] = asyncio.Queue()
+        collector = b.spawn(_queueing(replies), "collector")
         asked, answered = b.transport.writes, a.transport.writes
         for i in range(50):
             remote.tell(Numbered(i, collector))
             assert not assoc.flush_scheduled and not assoc.queue  # written, nothing scheduled
-            await eventually(lambda i=i: len(seen) == i + 1, timeout=10, what=f"reply {i}")
-        assert seen == list(range(50))
+            assert await asyncio.wait_for(replies.get(), 10) == i
         assert b.transport.writes - asked == 50
         assert a.transport.writes - answered == 50
         remote.tell(Numbered(50, collector))
         remote.tell(Numbered(51, collector))  # before any read: joins the scheduled flush
         assert assoc.flush_scheduled and len(assoc.queue) == 1
-        await eventually(lambda: len(seen) == 52, timeout=10, what="the last two replies")
-        assert seen[-2:] == [50, 51]
+        assert [await asyncio.wait_for(replies.get(), 10) for _ in range(2)] == [50, 51]
 
 
 async def test_sequential_asks_keep_one_write_each_way() -> None:
