@@ -21,13 +21,15 @@ XDIST := $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile)
 # The Pythons `make test-matrix` adds to the default interpreter's full run (both builds).
 MATRIX_PYTHONS ?= 3.12 3.13
 FAST_SELECTION := -m "not slow" tests/unit tests/integration
-MATRIX_SLOW := tests/multiprocess/test_client.py tests/multiprocess/test_streams_remote.py
-# To keep `make test` near 10 minutes the matrix skips two files of the fast selection that do not
-# depend on the interpreter: the membership property tests (pure logic, the slowest unit file) and
-# the README checks.
+# The matrix runs, compiled, in one pytest run per interpreter: the fast selection plus the
+# multi-process client and stream tests. To keep `make test` near 10 minutes it skips two files
+# of the fast selection that do not depend on the interpreter: the membership property tests
+# (pure logic, the slowest unit file) and the README checks.
+MATRIX_SELECTION := -m "not slow or multiprocess" tests/unit tests/integration \
+	tests/multiprocess/test_client.py tests/multiprocess/test_streams_remote.py \
+	--ignore=tests/unit/test_membership.py --ignore=tests/unit/test_readme.py
 # the test extra's runners only (its lint, type and build tools run on the default interpreter)
 MATRIX_DEPS := "pytest>=8" "pytest-timeout>=2.3" "pytest-xdist>=3.5" "hypothesis>=6.100" "prometheus-client>=0.17"
-MATRIX_FAST := $(FAST_SELECTION) --ignore=tests/unit/test_membership.py --ignore=tests/unit/test_readme.py
 # Shell: the interpreter for version $$v: python$$v on PATH if it runs, else pyenv's newest 3.X.
 FIND_PYTHON = if python$$v -c "" >/dev/null 2>&1; then command -v python$$v; \
 	elif command -v pyenv >/dev/null 2>&1; then \
@@ -60,18 +62,25 @@ test-pure: $(STAMP)
 test-fast: $(STAMP)
 	CASTY_EXPECT_COMPILED=1 $(PYTEST) -q $(XDIST) $(FAST_SELECTION)
 
+# The interpreters' venvs are set up side by side (mostly pip and the C compiler, which leave
+# a core idle), then each one's tests run in turn.
 test-matrix:
-	@for v in $(MATRIX_PYTHONS); do \
+	@pids=""; for v in $(MATRIX_PYTHONS); do \
 	  py=$$($(FIND_PYTHON)); \
 	  if [ -z "$$py" ]; then echo "test-matrix: skipped: python$$v not found"; continue; fi; \
+	  $(MAKE) --no-print-directory .venv-$$v/.casty-installed MATRIX_PYTHON="$$py" & pids="$$pids $$!"; \
+	done; \
+	for p in $$pids; do wait $$p || exit 1; done
+	@for v in $(MATRIX_PYTHONS); do \
+	  py=$$($(FIND_PYTHON)); \
+	  if [ -z "$$py" ]; then continue; fi; \
 	  echo "test-matrix: python$$v ($$py)"; \
 	  $(MAKE) --no-print-directory test-matrix-one PYV=$$v MATRIX_PYTHON="$$py" || exit 1; \
 	done
 
 # one interpreter of the matrix (run through test-matrix, which finds it): compiled build only
 test-matrix-one: .venv-$(PYV)/.casty-installed
-	CASTY_EXPECT_COMPILED=1 .venv-$(PYV)/bin/python -m pytest -p no:cacheprovider -q $(XDIST) $(MATRIX_FAST)
-	CASTY_EXPECT_COMPILED=1 .venv-$(PYV)/bin/python -m pytest -p no:cacheprovider -q $(XDIST) $(MATRIX_SLOW)
+	CASTY_EXPECT_COMPILED=1 .venv-$(PYV)/bin/python -m pytest -p no:cacheprovider -q $(XDIST) $(MATRIX_SELECTION)
 
 # Each matrix venv builds its own compiled modules in place (their file names carry the Python
 # version, so they sit beside the default interpreter's).

@@ -53,11 +53,15 @@ def run_async(coro_fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[...,
 
 # Tiers: tests/unit (no sockets), tests/integration (real sockets, one process),
 # tests/multiprocess (several processes), tests/faults (fault injection, hostile input).
-# Everything in the last two tiers is `slow`; `make test-fast` runs the rest.
+# Everything in the last two tiers is `slow`; `make test-fast` runs the rest. Tests of the
+# multiprocess tier are also marked `multiprocess` (the matrix adds two of its files).
 _SLOW_TIERS = ("multiprocess", "faults")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if any(part in _SLOW_TIERS for part in item.path.parts[-3:-1]):
+        tiers = item.path.parts[-3:-1]
+        if any(part in _SLOW_TIERS for part in tiers):
             item.add_marker(pytest.mark.slow)
+        if "multiprocess" in tiers:
+            item.add_marker(pytest.mark.multiprocess)

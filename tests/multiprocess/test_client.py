@@ -218,10 +218,14 @@ async def test_untouched_client_closes_promptly() -> None:
 
 @pytest.mark.timeout(240)
 async def test_registry_larger_than_a_frame_reaches_members_and_clients() -> None:
-    """One actor under 100,000 service keys: a registry snapshot of several MB, over
-    ``max_frame_size``. Another member learns every key, and a client whose contact is that
-    member connects and sees them all."""
-    keys = 100_000
+    """One actor under 40,000 service keys with long names: a registry snapshot of several MB,
+    over ``max_frame_size`` (the names alone are). Another member learns every key, and a
+    client whose contact is that member connects and sees them all."""
+    keys = 40_000
+
+    def name(i: int) -> str:
+        return f"key-{i:06d}-" + "x" * 100
+
     async with AsyncExitStack() as stack:
         # a node busy with a registry this large may miss a heartbeat or two: no downing here
         seed = await stack.enter_async_context(
@@ -232,11 +236,12 @@ async def test_registry_larger_than_a_frame_reaches_members_and_clients() -> Non
         )
         await seed.wait_for(2, timeout=30)
         assert seed.config.remote.max_frame_size == 4 * 1024 * 1024
+        assert keys * len(name(0)) > seed.config.remote.max_frame_size
         target = seed.spawn(_seed_service(), "many")
         loop = asyncio.get_running_loop()
         started = loop.time()
         for i in range(keys):
-            seed.receptionist.tell(Register(ServiceKey[Any](f"key-{i:06d}"), target))
+            seed.receptionist.tell(Register(ServiceKey[Any](name(i)), target))
         await eventually(lambda: len(seed.registry.local) >= keys, timeout=30, what="local registrations")
         client = await stack.enter_async_context(
             ClusterClient([("127.0.0.1", node.port)], "cluster", config=client_config(), connect_timeout=60)
@@ -250,9 +255,9 @@ async def test_registry_larger_than_a_frame_reaches_members_and_clients() -> Non
             interval=0.1,
             what="every key in the client's view",
         )
-        seen = [k for k in range(keys) if client.lookup(ServiceKey[Any](f"key-{k:06d}")).instances]
+        seen = [k for k in range(keys) if client.lookup(ServiceKey[Any](name(k))).instances]
         assert len(seen) == keys
-        listing = client.lookup(ServiceKey[Any]("key-000000"))
+        listing = client.lookup(ServiceKey[Any](name(0)))
         assert [i.ref for i in listing.instances] == [target]
         assert loop.time() - started < 120
         # and the registry still serves: a key registered afterwards arrives too
