@@ -286,11 +286,29 @@ class Connection(asyncio.Protocol):
             delivered = self.delivered
             if self._backlog:
                 self._backlog.extend(bodies)  # read before the pause took effect
+            elif len(bodies) <= _DISPATCH_SLICE:
+                # the usual read, one slice: what _run_bodies does, without its calls
+                owner.holding += 1
+                system = owner.system
+                try:
+                    system.inbound_source = self
+                    try:
+                        self.envelopes.dispatch(bodies)  # type: ignore[union-attr]
+                    except (DeserializationError, IndexError, TypeError, ValueError) as exc:
+                        self._dispatch_refused(bodies, exc)
+                    finally:
+                        system.inbound_source = None
+                finally:
+                    try:
+                        system.run_delivered()
+                    finally:
+                        owner.release_flushes()
             else:
                 self._run_bodies(bodies, 0)
             if self.delivered != delivered:
                 self.last_active = self.last_received
-        self._check_failure()
+        if frames_in.failure is not None:
+            self._check_failure()
 
     def _check_failure(self) -> None:
         failure = self.frames_in.failure
@@ -353,20 +371,30 @@ class Connection(asyncio.Protocol):
 
     # -- envelopes in ------------------------------------------------------------------------
     def _dispatch(self, bodies: list[bytes]) -> None:
+        try:
+            self.envelopes.dispatch(bodies)  # type: ignore[union-attr]
+        except (DeserializationError, IndexError, TypeError, ValueError) as exc:
+            self._dispatch_refused(bodies, exc)
+
+    def _dispatch_refused(self, bodies: list[bytes], exc: Exception) -> None:
+        """The envelope reader stopped at a body it refused (``exc``): the message is dropped
+        as :meth:`refuse_message` says (or the connection closed), and the bodies after it
+        are dispatched."""
         envelopes = self.envelopes
         assert envelopes is not None
         pos = 0
         while True:
-            try:
-                envelopes.dispatch(bodies if pos == 0 else bodies[pos:])
+            if not self.refuse_message(exc):
+                self.abort(f"refused a message from {self.peer_label}: {exc}")
                 return
-            except (DeserializationError, IndexError, TypeError, ValueError) as exc:
-                if not self.refuse_message(exc):
-                    self.abort(f"refused a message from {self.peer_label}: {exc}")
-                    return
             pos += envelopes.taken
             if pos >= len(bodies) or self.state != "open":
                 return
+            try:
+                envelopes.dispatch(bodies[pos:])
+                return
+            except (DeserializationError, IndexError, TypeError, ValueError) as refused:
+                exc = refused
 
     def _on_special(self, path: str, msg: object) -> bool:
         """A Terminated, a message for ``CONTROL_PATH`` or one for a target of an earlier
@@ -393,6 +421,11 @@ class Connection(asyncio.Protocol):
     def incarnation_target(self, key: str) -> str:
         """The path a target with an incarnation mark names, kept marked (and remembered in
         ``gone_targets``) when that incarnation is not this process's."""
+        mark = self.owner.own_mark
+        if key.endswith(mark):  # the usual case, as inbound_target has it: this incarnation
+            path = key[: -len(mark)]
+            if "\x00" not in path:
+                return path
         try:
             path = self.owner.inbound_target(key)
         except ValueError:
@@ -461,7 +494,12 @@ class Connection(asyncio.Protocol):
     def _write_out(self, data: bytes) -> None:
         tcp = self.tcp
         if tcp is not None:
-            self._write(tcp, data)
+            n = len(data)
+            owner = self.owner
+            owner.bytes_sent += n
+            owner.writes += 1
+            self.bytes_out += n
+            tcp.write(data)
 
     def _not_sent(self, path: str, msg: object, exc: Exception) -> None:
         if type(exc) is FrameTooLarge and self._split_oversized(self._out_queue, path, msg, exc):
@@ -487,13 +525,6 @@ class Connection(asyncio.Protocol):
         for part in reversed(parts):
             queue.appendleft((path, part))
         return True
-
-    def _write(self, tcp: asyncio.Transport, data: bytes) -> None:
-        owner = self.owner
-        owner.bytes_sent += len(data)
-        owner.writes += 1
-        self.bytes_out += len(data)
-        tcp.write(data)
 
     # -- life cycle --------------------------------------------------------------------------
     def open(self, assoc: Association) -> None:

@@ -99,8 +99,9 @@ class RemoteTarget:
         self.assoc = assoc
         #: the incarnation of the peer process the ref was obtained from (0: whichever is there)
         self.incarnation = incarnation
-        #: what messages are sent to: the path, and the incarnation when it is known
-        self.key = target_key(path, incarnation)
+        #: what messages are sent to: the path, and the incarnation when it is known (as
+        #: target_key makes it, written out: an ask's reply ref is one of these per ask)
+        self.key = f"{path}{_INCARNATION_MARK}{incarnation:x}" if incarnation else path
 
     def bound(self) -> Association:
         assoc = self.assoc
@@ -150,12 +151,19 @@ class RefCache:
     def resolve(self, uri: str, incarnation: int = 0) -> ActorRef[Any]:
         """Turn a URI from the wire into a ref: local actors resolve to themselves, refs of an
         earlier incarnation of this process to a :class:`GoneIncarnation`."""
+        transport = self.transport
+        slash = uri.find("/", 8)
+        if slash > 8 and uri.startswith("/temp/", slash):
+            # an ask's reply slot in a connected peer (never cached): straight to its association
+            address = self._addresses.get(uri[:slash])
+            if address is not None and address.host is not None:
+                assoc = transport.associations.get(address)
+                if assoc is not None and not transport.is_self(address):
+                    return assoc.temp_ref(uri[slash:], incarnation)
         key = (uri, incarnation) if incarnation else uri
         ref = self._refs.get(key)
         if ref is not None:
             return ref
-        transport = self.transport
-        slash = uri.find("/", 8)
         address = self._addresses.get(uri[:slash]) if slash > 8 else None
         if address is not None:
             path = uri[slash:]

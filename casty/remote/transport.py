@@ -304,7 +304,10 @@ class RemoteTransport:
         """The incarnation sent beside ``ref``'s URI: ours for a local actor, else the one the
         ref was obtained from (0: unknown)."""
         address = ref.system_address
-        if address.host is None or self.is_self(address):
+        own = self.address
+        if address.host is None or (
+            address.host == own.host and address.port == own.port and address.system == self.system_name
+        ):  # is_self, written out: every ref a message carries asks this
             return self.uid
         return ref.uid
 

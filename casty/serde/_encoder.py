@@ -8,6 +8,7 @@ how record runs are flattened.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from enum import Enum
 from operator import attrgetter
@@ -43,6 +44,11 @@ from ._wire import (
 )
 
 __all__ = ["MsgpackEncoder"]
+
+
+#: an ExtType from a (code, data) tuple, without the checks of ExtType.__new__ (for codes and
+#: data known to be valid)
+_new_ext: Callable[[tuple[int, bytes]], Any] = functools.partial(tuple.__new__, ExtType)
 
 
 def _describe(obj: object) -> str:
@@ -185,6 +191,15 @@ class MsgpackEncoder:
     def _encode_ref(self, ref: ActorRef[Any]) -> Any:
         uri = self._ref_to_wire(ref)
         incarnation = self.incarnation_of(ref)
+        if type(uri) is str and "/temp/" in uri:
+            # a short-lived ref (an ask's reply, a probe): sent in full, never given an id, so
+            # the tables of a long-lived connection do not grow with every ask (one per ask:
+            # the ext is built without ExtType's argument checks, which hold here)
+            if type(incarnation) is not int or not 0 <= incarnation < 1 << 64:
+                raise SerializationError(f"the incarnation of {uri} is not a 64-bit unsigned int: {incarnation!r}")
+            if incarnation:
+                return _new_ext((EXT_REF_INLINE_INC, pack_u64(incarnation) + uri.encode("utf-8")))
+            return _new_ext((EXT_REF_INLINE, uri.encode("utf-8")))
         key = (uri, incarnation)
         mark = self._refs.get(key)
         if mark is not None:
@@ -193,9 +208,7 @@ class MsgpackEncoder:
             raise SerializationError(f"ref_to_wire returned {_describe(uri)}, not str")
         if type(incarnation) is not int or not 0 <= incarnation < 1 << 64:
             raise SerializationError(f"the incarnation of {uri} is not a 64-bit unsigned int: {incarnation!r}")
-        if "/temp/" in uri:
-            # a short-lived ref (an ask's reply, a probe): sent in full, never given an id, so
-            # the tables of a long-lived connection do not grow with every ask
+        if "/temp/" in uri:  # a str subclass
             if incarnation:
                 return ExtType(EXT_REF_INLINE_INC, pack_u64(incarnation) + uri.encode("utf-8"))
             return ExtType(EXT_REF_INLINE, uri.encode("utf-8"))
