@@ -57,7 +57,15 @@ class Heartbeats:
                 now = time.monotonic()
                 for member in state.gossip.members:
                     if member.node != me and member.status in _LIVE_OR_EXITING:
-                        system._send(member.node, Heartbeat(me, now))
+                        node = member.node
+                        system._send(node, Heartbeat(me, now))
+                        if system._held_back(node):
+                            # This node does not read what that member sends (a mailbox here is
+                            # too deep): its heartbeats and acks wait unread behind the rest, so
+                            # its silence is ours. Count it as heard, and answer its heartbeats
+                            # in advance so that it does not take this node for gone either.
+                            system._send(node, HeartbeatAck(me, now))
+                            self.detectors.heartbeat(node)
                 if now >= next_check:
                     next_check = now + cfg.availability_check_interval
                     self.check_availability()

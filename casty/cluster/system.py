@@ -306,6 +306,11 @@ class ClusteredActorSystem(RemoteActorSystem):
     def _address_of(self, node: NodeAddress) -> SystemAddress:
         return SystemAddress(self.name, node.host, node.port)
 
+    def _held_back(self, node: NodeAddress) -> bool:
+        """True while this node does not read what ``node`` sends (its own inbound backpressure)."""
+        transport = self.transport
+        return transport is not None and transport.held_back(self._address_of(node))
+
     def _send(self, node: NodeAddress, msg: object) -> None:
         transport = self.transport
         if transport is not None and not transport.closing:

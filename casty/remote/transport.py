@@ -277,6 +277,14 @@ class RemoteTransport:
                 except Exception:
                     log.exception("flushing the queue to %s failed", assoc.address)
 
+    def held_back(self, address: SystemAddress) -> bool:
+        """True while this process does not read its open connection to ``address`` because
+        of its own inbound backpressure (a mailbox it feeds is too deep) or a dispatch backlog:
+        the peer's silence then is ours, not the peer's."""
+        assoc = self.associations.get(address)
+        conn = assoc.conn if assoc is not None else None
+        return conn is not None and conn.state == "open" and bool(conn.read_blocks & (conn.PRESSURE | conn.BACKLOG))
+
     # -- refs ------------------------------------------------------------------------------
     def is_self(self, address: SystemAddress) -> bool:
         return address.host == self.address.host and address.port == self.address.port and (

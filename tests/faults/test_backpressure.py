@@ -12,16 +12,22 @@ import asyncio
 import json
 import os
 import time
+from contextlib import AsyncExitStack
+from typing import Any
 
 import pytest
 
 from casty import (
+    ActorContext,
+    Behaviors,
     CastyConfig,
+    ClusteredActorSystem,
     DeadLetter,
     EventStreamSubscribe,
     Mailbox,
     MailboxOverflowStrategy,
     RemoteActorSystem,
+    UnreachableMember,
 )
 from casty.testkit import TestProbe
 from tests.conftest import eventually
@@ -90,3 +96,64 @@ async def test_a_bounded_mailbox_keeps_its_overflow_strategy_under_remote_traffi
         assert transport.guard._pressured == {}
         first = await dead.receive(5)
         assert isinstance(first, DeadLetter) and "mailbox full (drop_new)" in first.reason
+
+
+async def test_a_member_held_back_by_its_own_backpressure_is_not_taken_for_unreachable() -> None:
+    """A member whose actor is flooded by another member stops reading that member's connection
+    for seconds (its mailbox stays above the high watermark). The heartbeats of both directions
+    wait unread behind the flood, yet neither member takes the other for unreachable: a member
+    that holds a connection back answers the peer's heartbeats in advance and counts the
+    silence as its own. Every message still arrives."""
+    messages = 1500  # about 3 s of work for the slow actor, 5 x the detector's pause
+
+    def config() -> CastyConfig:
+        return CastyConfig.from_dict(
+            {
+                "cluster": {
+                    "down_after": 60.0,
+                    "retry_join_interval": 0.2,
+                    "gossip": {"interval": 0.2},
+                    "heartbeat": {"interval": 0.1, "availability_check_interval": 0.1},
+                    "failure_detector": {"threshold": 8.0, "acceptable_heartbeat_pause": 0.6},
+                },
+                "remote": {"inbound_high_watermark": 50, "inbound_low_watermark": 10},
+            }
+        )
+
+    async def slow_counter(ctx: ActorContext[Any], msg: Any) -> Any:
+        nonlocal handled
+        if isinstance(msg, int):
+            handled += 1
+            await asyncio.sleep(0.002)
+        else:
+            msg.tell(handled)
+        return None
+
+    handled = 0
+    async with AsyncExitStack() as stack:
+        busy = await stack.enter_async_context(ClusteredActorSystem("cluster", "127.0.0.1", 0, config=config()))
+        sender = await stack.enter_async_context(
+            ClusteredActorSystem("cluster", "127.0.0.1", 0, [("127.0.0.1", busy.port)], config=config())
+        )
+        await busy.wait_for(2, timeout=30)
+        await sender.wait_for(2, timeout=30)
+        events = [TestProbe(busy), TestProbe(sender)]
+        for system, probe in zip((busy, sender), events, strict=True):
+            system.event_stream.tell(EventStreamSubscribe(UnreachableMember, probe.ref))
+        busy.spawn(Behaviors.receive(slow_counter), "slow")
+        ref = sender.ref(f"{busy.address}/user/slow")
+        transport = busy.transport
+        assert transport is not None
+        for i in range(messages):
+            ref.tell(i)
+        await eventually(
+            lambda: any(c.read_blocks & c.PRESSURE for c in transport._established),
+            10,
+            interval=0.01,
+            what="the busy member holding the sender's connection back",
+        )
+        # the ask waits behind every message of the flood
+        assert await sender.ask(ref, lambda r: r, timeout=60) == messages
+        assert [p.pending() for p in events] == [0, 0], [p.pending() for p in events]
+        assert busy.membership is not None and sender.membership is not None
+        assert not busy.membership.gossip.unreachable and not sender.membership.gossip.unreachable
