@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from casty.actors.ref import ActorRef
-from casty.errors import DeserializationError, SerializationError
+from casty.errors import DeserializationError, MessageRefused, SerializationError
 
 __all__ = ["PickleDecoder", "PickleEncoder", "PickleSerializer"]
 
@@ -43,10 +43,43 @@ class _RefPickler(pickle.Pickler):
         return None
 
 
+class _Missing:
+    """Stands in for a class or function the unpickler could not find in this process, so the
+    rest of the message can still be read (and the message refused on its own)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Missing:
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def append(self, item: Any) -> None:
+        pass
+
+    def extend(self, items: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
 class _RefUnpickler(pickle.Unpickler):
     def __init__(self, file: IO[bytes], resolve_ref: Callable[..., ActorRef[Any]]) -> None:
         super().__init__(file)
         self._resolve_ref = resolve_ref
+        #: the first global this process could not find, as ``module:name``
+        self.missing: str | None = None
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError):
+            if self.missing is None:
+                self.missing = f"{module}:{name}"
+            return _Missing
 
     def persistent_load(self, pid: Any) -> Any:
         if isinstance(pid, str):
@@ -89,10 +122,19 @@ class PickleDecoder:
         self._resolve_ref = resolve_ref
 
     def decode(self, data: bytes) -> object:
+        """One message. A message naming a class or function this process cannot find raises
+        :class:`~casty.errors.MessageRefused` with what was read (placeholders in place of the
+        missing parts): the connection goes on without it. Bytes that do not unpickle raise
+        :class:`~casty.errors.DeserializationError`."""
+        unpickler = _RefUnpickler(io.BytesIO(data), self._resolve_ref)
         try:
-            return _RefUnpickler(io.BytesIO(data), self._resolve_ref).load()
+            value = unpickler.load()
         except Exception as exc:
             raise DeserializationError(f"cannot unpickle message: {type(exc).__name__}: {exc}") from exc
+        missing = unpickler.missing
+        if missing is not None:
+            raise MessageRefused(f"cannot unpickle message: {missing} is not a class loaded in this process", missing, value)
+        return value
 
 
 class PickleSerializer:

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import struct
+import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -434,6 +436,50 @@ async def test_message_the_receiver_cannot_decode_is_reported_back(caplog: pytes
         assert assoc.conn is conn
         logged = [r for r in caplog.records if "could not decode" in r.getMessage()]
         assert len(logged) == 1 and "OnlyHere" in logged[0].getMessage()  # once per class
+
+
+def _class_only_here() -> type:
+    """A frozen dataclass in a module that exists only in this process (made at run time):
+    pickle names it by module, and no other process can import that module."""
+    module = types.ModuleType("casty_test_only_here")
+    sys.modules[module.__name__] = module
+
+    @dataclass(frozen=True)
+    class Gone:
+        value: int
+
+    Gone.__module__ = module.__name__
+    Gone.__qualname__ = "Gone"
+    module.Gone = Gone  # type: ignore[attr-defined]
+    return Gone
+
+
+async def test_pickle_message_naming_a_class_the_receiver_lacks_is_refused_alone(tmp_path: Path) -> None:
+    """With ``allow_pickle``, a message whose class the node cannot import is refused on its
+    own, as with msgpack: the sender is told (``DeserializationFailed``), the connection stays
+    up and the next message on it arrives."""
+    toml = tmp_path / "casty.toml"
+    toml.write_text("[remote]\nallow_pickle = true\n")
+    gone = _class_only_here()
+    config = CastyConfig(remote=RemoteConfig(allow_pickle=True))
+    async with (
+        NodeProcess(NODE, "--name", "test", "--config", str(toml)) as node,
+        RemoteActorSystem("test", config=config) as system,
+    ):
+        probe = TestProbe(system)
+        system.event_stream.tell(EventStreamSubscribe(DeserializationFailed, probe.ref))
+        echo = system.ref(f"casty://test@127.0.0.1:{node.port}/user/echo")
+        assert await system.ask(echo, lambda r: Echo("before", r), timeout=10) == "before"
+        conn = system.require_transport().associations[echo.system_address].conn
+        for i in range(3):
+            echo.tell(Echo(gone(i), probe.ref))
+        for _ in range(3):
+            notice = await probe.expect(DeserializationFailed, timeout=10)
+            assert notice.path == "/user/echo"
+            assert notice.type_name == "casty_test_only_here:Gone"
+            assert "not a class loaded in this process" in notice.reason
+        assert await system.ask(echo, lambda r: Echo("after", r), timeout=10) == "after"
+        assert system.require_transport().associations[echo.system_address].conn is conn
 
 
 async def test_receiver_dead_letters_a_message_it_cannot_decode() -> None:

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from casty.actors.ref import ActorRef, SystemAddress, parse_uri
-from casty.errors import DeserializationError, SerializationError
+from casty.errors import DeserializationError, MessageRefused, SerializationError
 from casty.serde import (
     MessageDecoder,
     MessageEncoder,
@@ -736,6 +736,40 @@ def test_pickle_serializer(caplog: pytest.LogCaptureFixture) -> None:
         dec.decode(b"not a pickle")
     with pytest.raises(DeserializationError):
         dec.decode(enc.encode([1, 2])[:-2])
+
+
+class GoneLater:
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+class GoneColor(enum.Enum):
+    RED = 1
+
+
+def test_pickle_message_with_a_missing_class_is_refused_with_what_was_read() -> None:
+    """A class (or an enum) the decoding process cannot find makes the message refused, not
+    the bytes malformed: MessageRefused names the first missing global and carries the value
+    read, placeholders in place of the missing parts (the envelope's target is intact)."""
+    s = PickleSerializer()
+    enc, dec = s.new_encoder(ref_to_wire), s.new_decoder(resolve_ref)
+    for gone, name in ((GoneLater(3), "GoneLater"), (GoneColor.RED, "GoneColor"), ([GoneLater(1)], "GoneLater")):
+        data = enc.encode([7, {"k": gone}])
+        module = globals()
+        saved = module.pop(name)
+        try:
+            with pytest.raises(MessageRefused) as refused:
+                dec.decode(data)
+        finally:
+            module[name] = saved
+        assert refused.value.type_name == f"{__name__}:{name}"
+        assert "not a class loaded in this process" in str(refused.value)
+        value = refused.value.value
+        assert type(value) is list and value[0] == 7 and set(value[1]) == {"k"}
+        assert dec.decode(data)  # found again: decoded as usual
+    with pytest.raises(DeserializationError) as malformed:
+        dec.decode(b"\x80\x05not a pickle")
+    assert not isinstance(malformed.value, MessageRefused)
 
 
 # --------------------------------------------------------------------------- performance smoke
