@@ -9,6 +9,7 @@ in docs/reliability.md is for 1,000,000).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -30,6 +31,7 @@ from casty import (
     UnreachableMember,
 )
 from casty.testkit import TestProbe
+from tests.cluster_app import fast_cluster_config
 from tests.conftest import eventually
 from tests.guard_app import SYSTEM, Reading, Tally, rss_kib, tally
 from tests.procs import NodeProcess
@@ -107,17 +109,9 @@ async def test_a_member_held_back_by_its_own_backpressure_is_not_taken_for_unrea
     messages = 1500  # about 3 s of work for the slow actor, 5 x the detector's pause
 
     def config() -> CastyConfig:
-        return CastyConfig.from_dict(
-            {
-                "cluster": {
-                    "down_after": 60.0,
-                    "retry_join_interval": 0.2,
-                    "gossip": {"interval": 0.2},
-                    "heartbeat": {"interval": 0.1, "availability_check_interval": 0.1},
-                    "failure_detector": {"threshold": 8.0, "acceptable_heartbeat_pause": 0.6},
-                },
-                "remote": {"inbound_high_watermark": 50, "inbound_low_watermark": 10},
-            }
+        fast = fast_cluster_config(down_after=60.0, heartbeat={"interval": 0.1, "availability_check_interval": 0.1})
+        return dataclasses.replace(
+            fast, remote=dataclasses.replace(fast.remote, inbound_high_watermark=50, inbound_low_watermark=10)
         )
 
     async def slow_counter(ctx: ActorContext[Any], msg: Any) -> Any:

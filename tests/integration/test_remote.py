@@ -415,6 +415,18 @@ class OnlyHere:
     value: int
 
 
+async def _three_refused(echo: ActorRef[Any], probe: TestProbe, cls: Any, type_name: str) -> None:
+    """Tell ``echo`` three messages holding a ``cls`` the node cannot build; each comes back
+    as a DeserializationFailed notice naming the class."""
+    for i in range(3):
+        echo.tell(Echo(cls(i), probe.ref))
+    for _ in range(3):
+        notice = await probe.expect(DeserializationFailed, timeout=10)
+        assert notice.path == "/user/echo"
+        assert notice.type_name == type_name
+        assert "not a class loaded in this process" in notice.reason
+
+
 async def test_message_the_receiver_cannot_decode_is_reported_back(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="casty.remote")
     async with NodeProcess(NODE, "--name", "test") as node, RemoteActorSystem("test") as system:
@@ -424,13 +436,7 @@ async def test_message_the_receiver_cannot_decode_is_reported_back(caplog: pytes
         await assert_still_serving(system, node.port)
         assoc = system.require_transport().associations[echo.system_address]
         conn = assoc.conn
-        for i in range(3):
-            echo.tell(Echo(OnlyHere(i), probe.ref))
-        for _ in range(3):
-            notice = await probe.expect(DeserializationFailed, timeout=10)
-            assert notice.path == "/user/echo"
-            assert notice.type_name == "tests.integration.test_remote:OnlyHere"
-            assert "not a class loaded in this process" in notice.reason
+        await _three_refused(echo, probe, OnlyHere, "tests.integration.test_remote:OnlyHere")
         # the connection stayed up: the next ask travels on it
         assert await system.ask(echo, lambda r: Echo("after", r), timeout=10) == "after"
         assert assoc.conn is conn
@@ -471,13 +477,7 @@ async def test_pickle_message_naming_a_class_the_receiver_lacks_is_refused_alone
         echo = system.ref(f"casty://test@127.0.0.1:{node.port}/user/echo")
         assert await system.ask(echo, lambda r: Echo("before", r), timeout=10) == "before"
         conn = system.require_transport().associations[echo.system_address].conn
-        for i in range(3):
-            echo.tell(Echo(gone(i), probe.ref))
-        for _ in range(3):
-            notice = await probe.expect(DeserializationFailed, timeout=10)
-            assert notice.path == "/user/echo"
-            assert notice.type_name == "casty_test_only_here:Gone"
-            assert "not a class loaded in this process" in notice.reason
+        await _three_refused(echo, probe, gone, "casty_test_only_here:Gone")
         assert await system.ask(echo, lambda r: Echo("after", r), timeout=10) == "after"
         assert system.require_transport().associations[echo.system_address].conn is conn
 
