@@ -52,8 +52,31 @@ async def _drain_all() -> None:
             log.error("drain failed: %r", task.exception())
     if pending:
         log.error("%d drains did not end within %.1fs; exiting anyway", len(pending), limit)
+        _log_waiting_tasks()
         for task in pending:
             task.cancel()
+
+
+def _log_waiting_tasks(limit: int = 20) -> None:
+    """Name, at WARNING, the tasks still waiting and where each one waits (its innermost
+    awaiting frame): what kept a drain from ending."""
+    current = asyncio.current_task()
+    shown = 0
+    for task in asyncio.all_tasks():
+        if task is current or task.done():
+            continue
+        if shown == limit:
+            log.warning("(and more tasks)")
+            break
+        shown += 1
+        coro: Any = task.get_coro()
+        where = "?"
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                where = f"{frame.f_code.co_qualname} ({frame.f_code.co_filename}:{frame.f_lineno})"
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        log.warning("still waiting: task %s in %s", task.get_name(), where)
 
 
 async def _supervise(main: Coroutine[Any, Any, T]) -> T:

@@ -114,9 +114,11 @@ class DnsDiscovery:
         distinct failure)."""
         cfg = self.system.config.cluster
         try:
-            addresses = await asyncio.wait_for(
-                self.resolver.resolve(self.service_name), max(2.0, 4 * cfg.resolve_interval)
-            )
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result of a lookup
+            # that finished just as the task was cancelled, and the cancellation is lost (the
+            # refresh loop then kept a shutting-down node waiting for it forever)
+            async with asyncio.timeout(max(2.0, 4 * cfg.resolve_interval)):
+                addresses = await self.resolver.resolve(self.service_name)
         except (OSError, TimeoutError) as exc:
             text = f"{type(exc).__name__}: {exc}"
             if text != self._last_error:
