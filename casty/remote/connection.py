@@ -286,23 +286,6 @@ class Connection(asyncio.Protocol):
             delivered = self.delivered
             if self._backlog:
                 self._backlog.extend(bodies)  # read before the pause took effect
-            elif len(bodies) <= _DISPATCH_SLICE:
-                # the usual read, one slice: what _run_bodies does, without its calls
-                owner.holding += 1
-                system = owner.system
-                try:
-                    system.inbound_source = self
-                    try:
-                        self.envelopes.dispatch(bodies)  # type: ignore[union-attr]
-                    except (DeserializationError, IndexError, TypeError, ValueError) as exc:
-                        self._dispatch_refused(bodies, exc)
-                    finally:
-                        system.inbound_source = None
-                finally:
-                    try:
-                        system.run_delivered()
-                    finally:
-                        owner.release_flushes()
             else:
                 self._run_bodies(bodies, 0)
             if self.delivered != delivered:
@@ -323,7 +306,16 @@ class Connection(asyncio.Protocol):
         owner = self.owner
         owner.hold_flushes()
         try:
-            self._run_slices(bodies, pos)
+            if pos == 0 and len(bodies) <= _DISPATCH_SLICE:
+                # the usual read, one slice: dispatched here, without the slicing and the clock
+                system = owner.system
+                system.inbound_source = self
+                try:
+                    self._dispatch(bodies)
+                finally:
+                    system.inbound_source = None
+            else:
+                self._run_slices(bodies, pos)
         finally:
             # the actors the batch woke run now, and what they send is written right after
             try:
@@ -421,11 +413,6 @@ class Connection(asyncio.Protocol):
     def incarnation_target(self, key: str) -> str:
         """The path a target with an incarnation mark names, kept marked (and remembered in
         ``gone_targets``) when that incarnation is not this process's."""
-        mark = self.owner.own_mark
-        if key.endswith(mark):  # the usual case, as inbound_target has it: this incarnation
-            path = key[: -len(mark)]
-            if "\x00" not in path:
-                return path
         try:
             path = self.owner.inbound_target(key)
         except ValueError:

@@ -99,9 +99,8 @@ class RemoteTarget:
         self.assoc = assoc
         #: the incarnation of the peer process the ref was obtained from (0: whichever is there)
         self.incarnation = incarnation
-        #: what messages are sent to: the path, and the incarnation when it is known (as
-        #: target_key makes it, written out: an ask's reply ref is one of these per ask)
-        self.key = f"{path}{_INCARNATION_MARK}{incarnation:x}" if incarnation else path
+        #: what messages are sent to: the path, and the incarnation when it is known
+        self.key = target_key(path, incarnation)
 
     def bound(self) -> Association:
         assoc = self.assoc

@@ -312,10 +312,7 @@ class RemoteTransport:
         """The incarnation sent beside ``ref``'s URI: ours for a local actor, else the one the
         ref was obtained from (0: unknown)."""
         address = ref.system_address
-        own = self.address
-        if address.host is None or (
-            address.host == own.host and address.port == own.port and address.system == self.system_name
-        ):  # is_self, written out: every ref a message carries asks this
+        if address.host is None or self.is_self(address):
             return self.uid
         return ref.uid
 

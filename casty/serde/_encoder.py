@@ -191,27 +191,25 @@ class MsgpackEncoder:
     def _encode_ref(self, ref: ActorRef[Any]) -> Any:
         uri = self._ref_to_wire(ref)
         incarnation = self.incarnation_of(ref)
-        if type(uri) is str and "/temp/" in uri:
-            # a short-lived ref (an ask's reply, a probe): sent in full, never given an id, so
-            # the tables of a long-lived connection do not grow with every ask (one per ask:
-            # the ext is built without ExtType's argument checks, which hold here)
-            if type(incarnation) is not int or not 0 <= incarnation < 1 << 64:
-                raise SerializationError(f"the incarnation of {uri} is not a 64-bit unsigned int: {incarnation!r}")
+        # a short-lived ref (an ask's reply, a probe) is never given an id, so it is never in
+        # the table: not looked up
+        temp = type(uri) is str and "/temp/" in uri
+        key = (uri, incarnation)
+        if not temp:
+            mark = self._refs.get(key)
+            if mark is not None:
+                return mark
+            if not isinstance(uri, str):
+                raise SerializationError(f"ref_to_wire returned {_describe(uri)}, not str")
+        if type(incarnation) is not int or not 0 <= incarnation < 1 << 64:
+            raise SerializationError(f"the incarnation of {uri} is not a 64-bit unsigned int: {incarnation!r}")
+        if temp or "/temp/" in uri:
+            # sent in full, never given an id, so the tables of a long-lived connection do not
+            # grow with every ask (one per ask: built without ExtType's argument checks, which
+            # hold here)
             if incarnation:
                 return _new_ext((EXT_REF_INLINE_INC, pack_u64(incarnation) + uri.encode("utf-8")))
             return _new_ext((EXT_REF_INLINE, uri.encode("utf-8")))
-        key = (uri, incarnation)
-        mark = self._refs.get(key)
-        if mark is not None:
-            return mark
-        if not isinstance(uri, str):
-            raise SerializationError(f"ref_to_wire returned {_describe(uri)}, not str")
-        if type(incarnation) is not int or not 0 <= incarnation < 1 << 64:
-            raise SerializationError(f"the incarnation of {uri} is not a 64-bit unsigned int: {incarnation!r}")
-        if "/temp/" in uri:  # a str subclass
-            if incarnation:
-                return ExtType(EXT_REF_INLINE_INC, pack_u64(incarnation) + uri.encode("utf-8"))
-            return ExtType(EXT_REF_INLINE, uri.encode("utf-8"))
         ident = len(self._ref_order)
         if ident > MAX_ID:
             raise SerializationError("too many distinct actor refs on one connection")

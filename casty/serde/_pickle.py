@@ -123,8 +123,8 @@ class PickleDecoder:
 
     def decode(self, data: bytes) -> object:
         """One message. A message naming a class or function this process cannot find raises
-        :class:`~casty.errors.MessageRefused` with what was read (placeholders in place of the
-        missing parts): the connection goes on without it. Bytes that do not unpickle raise
+        :class:`~casty.errors.MessageRefused` with what was read (a stand-in object in place
+        of each missing class or function): the connection goes on without it. Bytes that do not unpickle raise
         :class:`~casty.errors.DeserializationError`."""
         unpickler = _RefUnpickler(io.BytesIO(data), self._resolve_ref)
         try:

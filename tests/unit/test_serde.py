@@ -750,7 +750,7 @@ class GoneColor(enum.Enum):
 def test_pickle_message_with_a_missing_class_is_refused_with_what_was_read() -> None:
     """A class (or an enum) the decoding process cannot find makes the message refused, not
     the bytes malformed: MessageRefused names the first missing global and carries the value
-    read, placeholders in place of the missing parts (the envelope's target is intact)."""
+    read, a stand-in object in place of each missing part (the envelope's target is intact)."""
     s = PickleSerializer()
     enc, dec = s.new_encoder(ref_to_wire), s.new_decoder(resolve_ref)
     for gone, name in ((GoneLater(3), "GoneLater"), (GoneColor.RED, "GoneColor"), ([GoneLater(1)], "GoneLater")):
