@@ -96,13 +96,12 @@ class Inspector:
             return
         conn = Connection(transport, inbound=False, assoc=assoc)
         try:
-            await asyncio.wait_for(
-                transport.loop.create_connection(
+            async with asyncio.timeout(self.timeout):
+                await transport.loop.create_connection(
                     lambda: conn, host, port, ssl=self.ssl_client, server_hostname=host if self.ssl_client else None
-                ),
-                self.timeout,
-            )
-            await asyncio.wait_for(conn.handshake_done, self.timeout)
+                )
+            async with asyncio.timeout(self.timeout):
+                await conn.handshake_done
         except TimeoutError:
             conn.close()
             raise InspectionFailed(f"{host}:{port} did not answer within {self.timeout:g}s") from None
@@ -132,7 +131,8 @@ class Inspector:
         self._waiting[token] = future
         system.require_transport().send_control(SystemAddress(system.name, host, port), Inspect(token))
         try:
-            return await asyncio.wait_for(future, self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await future
         except TimeoutError:
             raise InspectionFailed(f"{host}:{port} accepted the connection but did not answer") from None
         finally:

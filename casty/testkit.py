@@ -49,7 +49,8 @@ class TestProbe:
     async def receive(self, timeout: float = 5.0) -> Any:
         """The next message, or AssertionError after ``timeout`` seconds."""
         try:
-            return await asyncio.wait_for(self._target.queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self._target.queue.get()
         except TimeoutError:
             raise AssertionError(f"probe got no message within {timeout}s") from None
 
@@ -63,7 +64,8 @@ class TestProbe:
     async def expect_no_message(self, within: float = 0.1) -> None:
         """Assert that nothing arrives for ``within`` seconds."""
         try:
-            msg = await asyncio.wait_for(self._target.queue.get(), within)
+            async with asyncio.timeout(within):
+                msg = await self._target.queue.get()
         except TimeoutError:
             return
         raise AssertionError(f"expected no message, got {msg!r}")

@@ -337,7 +337,8 @@ class ActorSystem:
         target = ref._target
         if not isinstance(target, ActorCell) or target.system is not self:
             raise ValueError(f"{ref} is not an actor of this system")
-        await asyncio.wait_for(asyncio.shield(target.stopped), timeout)
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(target.stopped)
 
     def _on_cell_stopped(self, cell: ActorCell) -> None:
         if self._cells.get(cell.path) is cell:

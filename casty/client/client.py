@@ -171,7 +171,8 @@ class ClusterClient:
         self._state_events[False].set()
         self._task = loop.create_task(self._contact_loop())
         try:
-            await asyncio.wait_for(asyncio.shield(self._first_view), self.connect_timeout)
+            async with asyncio.timeout(self.connect_timeout):
+                await asyncio.shield(self._first_view)
         except TimeoutError:
             await self.close()
             raise ClusterUnavailable(
@@ -221,7 +222,8 @@ class ClusterClient:
         event = self._state_events.get(connected)
         if event is None:
             raise RuntimeError("the client is not started")
-        await asyncio.wait_for(event.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await event.wait()
 
     # -- contact management ----------------------------------------------------------------------
     def _candidates(self) -> list[NodeAddress]:
@@ -452,7 +454,8 @@ class ClusterClient:
                 await self._view_changed.wait()
 
         try:
-            return await asyncio.wait_for(wait(), timeout)
+            async with asyncio.timeout(timeout):
+                return await wait()
         except TimeoutError:
             raise TimeoutError(f"service {key.name!r} had fewer than {count} instances after {timeout}s") from None
 

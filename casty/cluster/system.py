@@ -530,7 +530,8 @@ class ClusteredActorSystem(RemoteActorSystem):
             future: asyncio.Future[None] = self.loop.create_future()
             self._waiters.append((n, future))
             try:
-                await asyncio.wait_for(future, timeout)
+                async with asyncio.timeout(timeout):
+                    await future
             except TimeoutError:
                 raise TimeoutError(f"only {self._up_count()} of {n} members up after {timeout}s") from None
         return self._cluster_state()

@@ -102,7 +102,8 @@ class Observer:
             for task in list(self._handlers):
                 task.cancel()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.server.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self.server.wait_closed()
             self.server = None
 
     # -- one connection ------------------------------------------------------------------------
@@ -116,7 +117,8 @@ class Observer:
         if task is not None:
             self._handlers.add(task)
         try:
-            await asyncio.wait_for(self._answer(reader, writer), self.config.request_timeout)
+            async with asyncio.timeout(self.config.request_timeout):
+                await self._answer(reader, writer)
         except (TimeoutError, ConnectionError, OSError, asyncio.IncompleteReadError):
             writer.transport.abort()
         except asyncio.CancelledError:

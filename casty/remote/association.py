@@ -242,16 +242,14 @@ class Association:
         dial_host, dial_port = (host, port) if transport.address_map is None else transport.address_map((host, port))
         try:
             conn = Connection(transport, inbound=False, assoc=self)
-            await asyncio.wait_for(
-                transport.loop.create_connection(
+            async with asyncio.timeout(cfg.connect_timeout):
+                await transport.loop.create_connection(
                     lambda: conn,
                     dial_host,
                     dial_port,
                     ssl=transport.ssl_client,
                     server_hostname=host if transport.ssl_client else None,
-                ),
-                cfg.connect_timeout,
-            )
+                )
             await conn.handshake_done
         except asyncio.CancelledError:
             self.dialing = None

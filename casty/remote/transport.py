@@ -254,7 +254,8 @@ class RemoteTransport:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self._server.wait_closed()
         # give the closing transports one turn to call connection_lost
         await asyncio.sleep(0)
 

@@ -65,7 +65,8 @@ class StreamRegistry:
                 return False
             changed = self._changed = asyncio.Event()
             try:
-                await asyncio.wait_for(changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
             except TimeoutError:
                 pass
         return True

@@ -19,6 +19,7 @@ from casty import (
     StreamFailed,
 )
 from casty.streams import stream_consumer, stream_producer
+from casty.streams._drain import StreamRegistry
 from tests.cluster_app import fast_cluster_config
 from tests.conftest import eventually
 
@@ -141,3 +142,21 @@ async def test_drain_stops_what_is_unfinished_at_the_deadline() -> None:
         await asyncio.wait_for(system.wait_for_termination(), 5)
     finally:
         await system.shutdown()
+
+
+async def test_a_drain_wait_cancelled_as_a_stream_ends_is_cancelled() -> None:
+    """The wait for a system's streams to end is cancelled in the very loop turn in which one of
+    them ends (the race in which Python 3.11's ``asyncio.wait_for`` returns and loses the
+    cancellation): the wait ends at once instead of waiting on for the other streams until its
+    deadline."""
+    registry = StreamRegistry()
+    first, second = object(), object()
+    registry.add_consumer(first)
+    registry.add_consumer(second)
+    loop = asyncio.get_running_loop()
+    waiting = asyncio.create_task(registry.wait_empty(registry.consumers, loop.time() + 60))
+    await asyncio.sleep(0)  # the wait has started
+    registry.remove(first)  # wakes the wait...
+    waiting.cancel()  # ...and cancels it in the same turn
+    done, _ = await asyncio.wait({waiting}, timeout=5)
+    assert done == {waiting} and waiting.cancelled()
