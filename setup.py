@@ -84,6 +84,10 @@ def extensions() -> list[Extension]:
     for pyx in sorted(FASTPATH.glob("*.pyx")):
         ext = Extension(f"casty._fastpath.{pyx.stem}", [pyx.relative_to(HERE).as_posix()])
         ext.cython_directives = DIRECTIVES  # type: ignore[attr-defined]
+        if sys.platform != "win32":
+            # no DWARF debug info (the interpreter's CFLAGS ask for -g): it is a third of the
+            # compile time and nothing at run time uses it; the symbols profilers read stay
+            ext.extra_compile_args = ["-g0"]
         exts.append(ext)
     return exts
 
