@@ -115,6 +115,7 @@ class Connection(asyncio.Protocol):
         #: bytes this connection received and wrote (handshake included)
         self.bytes_in = 0
         self.bytes_out = 0
+        self._first_bytes = b""  # the first frame header while it arrives in parts
 
     @property
     def in_paths(self) -> list[str]:
@@ -259,6 +260,8 @@ class Connection(asyncio.Protocol):
                 with contextlib.suppress(RuntimeError):
                     self.tcp.pause_reading()
             return
+        if self.bytes_in < 4 and self.state == "handshake" and not self._first_header_fits(data):
+            return
         owner.bytes_received += len(data)
         self.bytes_in += len(data)
         self.last_received = self.loop.time()
@@ -292,6 +295,25 @@ class Connection(asyncio.Protocol):
                 self.last_active = self.last_received
         if frames_in.failure is not None:
             self._check_failure()
+
+    def _first_header_fits(self, data: bytes) -> bool:
+        """The connection's first frame is a handshake message, at most ``HANDSHAKE_LIMIT``
+        bytes: a first header that announces more (bytes that are not casty's, an HTTP request)
+        closes the connection at once instead of holding a place in the unauthenticated pool
+        until ``handshake_timeout``. False when it closed."""
+        head = bytes(self._first_bytes) + bytes(data[: 4 - self.bytes_in])
+        if len(head) < 4:
+            self._first_bytes = head  # the header arrives in parts: wait for the rest
+            return True
+        announced = int.from_bytes(head, "big")
+        if announced <= HANDSHAKE_LIMIT:
+            return True
+        what = "a TLS handshake, and this node does not use TLS" if head[:2] == b"\x16\x03" else "not a casty peer"
+        self.abort(
+            f"{self.peer_label} opened with a frame of {announced} bytes, larger than a handshake "
+            f"({HANDSHAKE_LIMIT} bytes): {what}"
+        )
+        return False
 
     def _check_failure(self) -> None:
         failure = self.frames_in.failure

@@ -37,6 +37,7 @@ from casty._run import new_event_loop
 from casty.actors.ref import ActorRef, parse_uri
 from casty.errors import DeserializationError, FrameError, FrameTooLarge
 from casty.remote import PROTOCOL_VERSION, RemoteActorSystem
+from casty.remote.handshake import HANDSHAKE_LIMIT
 from casty.serde import MsgpackDecoder, MsgpackSerializer, TypeRegistry
 from casty.testkit import TestProbe
 from tests.certs import Pki, make_pki, openssl_available
@@ -789,6 +790,38 @@ async def test_oversized_handshake_frame_is_cut_off_early() -> None:
         await closed_by_node(reader, 10)
         assert loop.time() - started < 5  # long before the 30 s handshake timeout
         writer.close()
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "header in parts"])
+async def test_first_frame_announcing_more_than_a_handshake_is_refused_at_its_header(
+    split: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bytes that are not casty's (here a header announcing one byte more than a handshake
+    frame may have, and a few bytes of body) close the connection as soon as the header is
+    in, not after ``handshake_timeout``: they hold no place in the unauthenticated pool."""
+    async with (
+        RemoteActorSystem(SYSTEM, config=node_config(max_frame_size=1 << 22, handshake_timeout=30)) as node,
+        RemoteActorSystem(SYSTEM, config=node_config()) as friend,
+    ):
+        node.spawn(echo(), "echo")
+        reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        header = struct.pack(">I", HANDSHAKE_LIMIT + 1)
+        if split:
+            writer.write(header[:1])
+            await writer.drain()
+            await asyncio.sleep(0.05)  # a separate read for the first byte (nothing to await)
+            writer.write(header[1:] + b"\x00" * 16)
+        else:
+            writer.write(header + b"\x00" * 16)
+        await closed_by_node(reader, 10)
+        assert loop.time() - started < 5  # long before the 30 s handshake timeout
+        writer.close()
+        echo_ref = friend.ref(f"{node.address}/user/echo")
+        assert await friend.ask(echo_ref, lambda r: Echo("still here", r), timeout=10) == "still here"
+    refused = [r for r in caplog.records if "larger than a handshake" in r.getMessage()]
+    assert len(refused) == 1, [r.getMessage() for r in caplog.records]
 
 
 @pytest.fixture(scope="module")
