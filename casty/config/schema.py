@@ -209,14 +209,15 @@ class RemoteConfig(Section):
 class GossipConfig(Section):
     """``[cluster.gossip]``: membership gossip.
 
-    casty 0.21's ``fanout=`` is accepted and ignored with a warning, as in a file."""
+    casty 0.21's ``fanout`` (keyword or second positional argument, as there) is accepted and
+    ignored with a warning, as in a file."""
 
     _path: ClassVar[str] = "cluster.gossip"
 
     interval: float = field(default=0.5, metadata=limits(positive))
     """Seconds between gossip rounds."""
 
-    def __init__(self, interval: float = 0.5, *, fanout: int | None = None) -> None:
+    def __init__(self, interval: float = 0.5, fanout: int | None = None) -> None:
         if fanout is not None:
             from ._legacy import section_021
 
@@ -241,9 +242,11 @@ class HeartbeatConfig(Section):
 class FailureDetectorConfig(Section):
     """``[cluster.failure_detector]``: the phi accrual failure detector.
 
-    casty 0.21's ``min_std_deviation_ms=`` and ``acceptable_heartbeat_pause_ms=`` are read as
-    the same knobs in seconds, and ``first_heartbeat_estimate_ms=`` is accepted and ignored,
-    as in a file."""
+    casty 0.21's ``min_std_deviation_ms`` and ``acceptable_heartbeat_pause_ms`` are read as
+    the same knobs in seconds, and ``first_heartbeat_estimate_ms`` is accepted and ignored,
+    as in a file. Positional arguments are 0.21's, in its order (``threshold, max_sample_size,
+    min_std_deviation_ms, acceptable_heartbeat_pause_ms, first_heartbeat_estimate_ms``), so a
+    0.21 program means what it meant there; the knobs in seconds are keyword-only."""
 
     _path: ClassVar[str] = "cluster.failure_detector"
 
@@ -259,13 +262,13 @@ class FailureDetectorConfig(Section):
     def __init__(
         self,
         threshold: float = 8.0,
-        acceptable_heartbeat_pause: float | None = None,
-        min_std_deviation: float | None = None,
         max_sample_size: int = 200,
-        *,
         min_std_deviation_ms: float | None = None,
         acceptable_heartbeat_pause_ms: float | None = None,
         first_heartbeat_estimate_ms: float | None = None,
+        *,
+        acceptable_heartbeat_pause: float | None = None,
+        min_std_deviation: float | None = None,
     ) -> None:
         legacy = {
             "min_std_deviation_ms": min_std_deviation_ms,
@@ -294,7 +297,10 @@ class FailureDetectorConfig(Section):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClusterConfig(Section):
-    """``[cluster]``: cluster membership of this node."""
+    """``[cluster]``: cluster membership of this node.
+
+    The first five knobs come in casty 0.21's positional order: ``ClusterConfig(host, port,
+    node_id, seed_nodes, roles)``."""
 
     _path: ClassVar[str] = "cluster"
 
@@ -302,15 +308,15 @@ class ClusterConfig(Section):
     """Host name or address other members use to reach this node."""
     port: int = field(default=25520, metadata=limits(port_number))
     """TCP port of this node (0 picks a free port)."""
-    bind_host: str = ""
-    """Address to listen on; empty means the same as host."""
+    node_id: str = ""
+    """Label of this node in its logs and as ``system.node_id``; empty means "host:port".
+    Members are identified by address, so ``Member.id`` is always "host:port"."""
     seed_nodes: tuple[HostPort, ...] = ()
     """Members contacted to join the cluster, as "host:port" strings or [host, port] pairs."""
     roles: tuple[str, ...] = ()
     """Roles this node advertises to the cluster."""
-    node_id: str = ""
-    """Label of this node in its logs and as ``system.node_id``; empty means "host:port".
-    Members are identified by address, so ``Member.id`` is always "host:port"."""
+    bind_host: str = ""
+    """Address to listen on; empty means the same as host."""
     down_after: float = field(default=10.0, metadata=limits(positive))
     """Seconds a member stays unreachable before it is downed."""
     retry_join_interval: float = field(default=0.5, metadata=limits(positive))

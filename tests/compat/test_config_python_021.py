@@ -173,7 +173,7 @@ def test_our_own_construction_is_unchanged() -> None:
     assert config.streams.resend_interval == 0.05 and config.remote.max_frame_size == 4096
     replaced = dataclasses.replace(config, system=SystemConfig(name="other"))
     assert replaced.system.name == "other" and replaced.remote == config.remote
-    assert FailureDetectorConfig() == FailureDetectorConfig(8.0, 2.0, 0.1, 200)
+    assert FailureDetectorConfig() == FailureDetectorConfig(8.0, 200, acceptable_heartbeat_pause=2.0, min_std_deviation=0.1)
     assert MailboxConfig(5, "reject") == MailboxConfig(capacity=5, strategy="reject", throughput=64)
     with pytest.raises(TypeError):
         CastyConfig(no_such_argument=1)  # type: ignore[call-arg]
@@ -200,3 +200,26 @@ async def test_a_021_config_runs_a_cluster_node_over_real_sockets() -> None:
         assert node.config.cluster.failure_detector.acceptable_heartbeat_pause == 0.5
         state = await node.wait_for(1, timeout=10)
         assert [m.node for m in state.up_members] == [node.self_node]
+
+
+def test_the_021_positional_orders_mean_what_they_meant_there(caplog: pytest.LogCaptureFixture) -> None:
+    """0.21's positional arguments of its config sections, in 0.21's order: a program that
+    passed them positionally gets the values it meant, not other knobs."""
+    caplog.set_level(logging.INFO, logger="casty.config")
+    # threshold, max_sample_size, min_std_deviation_ms, acceptable_heartbeat_pause_ms, first_heartbeat_estimate_ms
+    detector = FailureDetectorConfig(12.0, 500, 50.0, 3000.0, 500.0)
+    assert detector == FailureDetectorConfig(
+        threshold=12.0, max_sample_size=500, min_std_deviation=0.05, acceptable_heartbeat_pause=3.0
+    )
+    assert FailureDetectorConfig(12.0, 500).max_sample_size == 500
+    assert GossipConfig(0.25, 5) == GossipConfig(interval=0.25)  # fanout: named in the warning
+    assert "cluster.gossip.fanout" in " ".join(messages(caplog, logging.WARNING))
+    # host, port, node_id, seed_nodes, roles
+    cluster = ClusterConfig("10.0.0.1", 2551, "node-1", (("10.0.0.2", 2552),), frozenset({"b", "a"}))
+    assert cluster == ClusterConfig(
+        host="10.0.0.1", port=2551, node_id="node-1", seed_nodes=(("10.0.0.2", 2552),), roles=("a", "b")
+    )
+    assert cluster.bind_host == ""
+    # what our own positional order used to mean (seconds after the threshold) fails loudly
+    with pytest.raises(ConfigError, match=r"^cluster\.failure_detector\.max_sample_size: expected int, got float"):
+        FailureDetectorConfig(8.0, 2.0)
