@@ -97,6 +97,7 @@ from casty.cluster.registry_sync import RegistryReplication
 from casty.cluster.state import MembershipState
 from casty.errors import ConfigError
 from casty.remote.system import RemoteActorSystem
+from casty.remote.tls import TlsContexts, contexts_of
 from casty.remote.transport import Connection
 from casty.streams import begin_drain, drain_streams
 
@@ -135,7 +136,8 @@ class ClusteredActorSystem(RemoteActorSystem):
     out come from ``config`` (``[system]``, ``[cluster]``, ``[tls]``). ``node_id`` labels this
     node in its logs (default ``cluster.node_id``, else ``"host:port"``); members know each
     other by address, so ``Member.id`` is ``"host:port"``, and a ``node_id`` given is made
-    known to the other members through the receptionist (``lookup(path, node=node_id)``). ``tls`` replaces ``config.tls``.
+    known to the other members through the receptionist (``lookup(path, node=node_id)``). ``tls`` replaces ``config.tls``; it may also be a
+    :class:`~casty.remote.tls.TlsContexts` (two ready ``ssl.SSLContext``s, as casty 0.21 took TLS).
     With ``required_quorum=n``, ``async with`` returns only once n members are up in this
     node's view; after ``QUORUM_TIMEOUT`` seconds the node shuts down and it raises
     ``TimeoutError``.
@@ -156,15 +158,23 @@ class ClusteredActorSystem(RemoteActorSystem):
         roles: Iterable[str] | None = None,
         bind_port: int | None = None,
         serializer: Serializer | None = None,
-        tls: TlsConfig | None = None,
+        tls: TlsConfig | TlsContexts | None = None,
         required_quorum: int | None = None,
         resolver: Resolver | None = None,
     ) -> None:
-        from casty.config import CastyConfig
+        from casty.config import CastyConfig, TlsConfig
 
         cfg = config if config is not None else CastyConfig()
-        if tls is not None:
+        contexts = None
+        if isinstance(tls, TlsConfig):
             cfg = dataclasses.replace(cfg, tls=tls)
+        elif tls is not None:
+            contexts = contexts_of(tls)
+            if contexts is None:
+                raise TypeError(
+                    "tls must be a [tls] TlsConfig or have server_context and client_context SSLContexts "
+                    f"(TlsContexts), not {type(tls).__name__}"
+                )
         if required_quorum is not None and (
             not isinstance(required_quorum, int) or isinstance(required_quorum, bool) or required_quorum < 1
         ):
@@ -178,6 +188,8 @@ class ClusteredActorSystem(RemoteActorSystem):
             bind_port=bind_port,
             config=cfg,
             serializer=serializer,
+            ssl_server=contexts[0] if contexts is not None else None,
+            ssl_client=contexts[1] if contexts is not None else None,
         )
         seeds = seed_nodes if seed_nodes is not None else cluster.seed_nodes
         self.seed_nodes: tuple[NodeAddress, ...] = tuple(NodeAddress(h, int(p)) for h, p in seeds)
@@ -222,7 +234,7 @@ class ClusteredActorSystem(RemoteActorSystem):
         seed_nodes: Sequence[tuple[str, int]] | None = None,
         bind_host: str | None = None,
         roles: Iterable[str] | None = None,
-        tls: TlsConfig | None = None,
+        tls: TlsConfig | TlsContexts | None = None,
         required_quorum: int | None = None,
         serializer: Serializer | None = None,
         resolver: Resolver | None = None,

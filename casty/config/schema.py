@@ -389,7 +389,10 @@ class StreamsConfig(Section):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TlsConfig(Section):
-    """``[tls]``: TLS for node-to-node and client connections."""
+    """``[tls]``: TLS for node-to-node and client connections.
+
+    casty 0.21's ``TlsConfig(server_context=..., client_context=...)`` gives a
+    :class:`~casty.remote.tls.TlsContexts` holding those two contexts."""
 
     _path: ClassVar[str] = "tls"
 
@@ -403,6 +406,17 @@ class TlsConfig(Section):
     """PEM CA bundle used to verify peers; empty uses the system store."""
     require_client_cert: bool = False
     """Require peers to present a certificate (mutual TLS)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # casty 0.21 built its TlsConfig from two ready SSLContexts: such a call gives a
+        # TlsContexts, which ClusteredActorSystem(tls=) and ClusterClient(tls=) take as well
+        if "server_context" in kwargs or "client_context" in kwargs:
+            from casty.remote.tls import TlsContexts
+
+            if args or set(kwargs) - {"server_context", "client_context"}:
+                raise TypeError("TlsConfig(server_context=..., client_context=...) takes those two arguments only")
+            return TlsContexts(**kwargs)
+        return object.__new__(cls)
 
     @classmethod
     def from_paths(cls, *, certfile: str, cafile: str, keyfile: str | None = None) -> TlsConfig:

@@ -8,13 +8,19 @@ from __future__ import annotations
 import asyncio
 import textwrap
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from casty import (
+    ActorRef,
+    Behavior,
+    Behaviors,
+    ClusterClient,
     ClusteredActorSystem,
     ClusterState,
+    ClusterUnavailable,
     ConfigError,
     EventStreamSubscribe,
     MemberLeft,
@@ -22,10 +28,12 @@ from casty import (
     MemberUp,
     NodeAddress,
     ReachableMember,
+    ServiceKey,
     UnreachableMember,
     load_config,
 )
 from casty.config import CastyConfig, TlsConfig
+from casty.remote.tls import Config, TlsContexts
 from casty.testkit import TestProbe
 from tests.certs import Pki, make_pki, openssl_available
 from tests.cluster_app import fast_cluster_config
@@ -244,6 +252,72 @@ async def test_tls_given_as_from_paths_forms_a_mutual_tls_cluster(pki: Pki) -> N
             assoc = other.transport.associations[seed.address]
             assert assoc.conn is not None and assoc.conn.tcp is not None
             assert assoc.conn.tcp.get_extra_info("ssl_object") is not None, "the connection is not encrypted"
+
+
+@dataclass(frozen=True)
+class _Echo:
+    text: str
+    reply_to: ActorRef[str]
+
+
+_ECHO: ServiceKey[_Echo] = ServiceKey("compat-echo")
+
+
+def _echo() -> Behavior[_Echo]:
+    async def receive(ctx: object, msg: _Echo) -> Behavior[_Echo]:
+        msg.reply_to.tell(msg.text)
+        return Behaviors.same()
+
+    return Behaviors.receive(receive)
+
+
+async def test_tls_given_as_two_ssl_contexts_forms_a_mutual_tls_cluster_a_client_can_reach(pki: Pki) -> None:
+    """0.21's other way to give TLS: ``TlsConfig(server_context=..., client_context=...)``
+    (and ``casty.remote.tls.Config`` with ``from_paths``); the contexts are used as they are."""
+    tls = TlsConfig(
+        server_context=pki.server_context(require_client_cert=True), client_context=pki.client_context(cert="node")
+    )
+    assert isinstance(tls, TlsContexts)
+    joiner_tls = Config.from_paths(certfile=str(pki.node_cert), keyfile=str(pki.node_key), cafile=str(pki.ca))
+    async with ClusteredActorSystem(
+        name="compat", host="127.0.0.1", port=0, node_id="ctx-1", config=fast(), tls=tls
+    ) as seed:
+        seed.spawn(Behaviors.discoverable(_echo(), key=_ECHO), "echo")
+        async with ClusteredActorSystem(
+            name="compat",
+            host="127.0.0.1",
+            port=0,
+            node_id="ctx-2",
+            seed_nodes=[("127.0.0.1", seed.port)],
+            config=fast(),
+            tls=joiner_tls,
+            required_quorum=2,
+        ) as other:
+            await seed.wait_for(2, timeout=20.0)
+            assert other.transport is not None
+            conn = other.transport.associations[seed.address].conn
+            assert conn is not None and conn.tcp is not None
+            assert conn.tcp.get_extra_info("ssl_object") is not None, "the connection is not encrypted"
+        # a client with the same kind of TLS finds and asks the service; one without a
+        # certificate is refused (the seed requires client certificates)
+        async with ClusterClient(
+            contact_points=[("127.0.0.1", seed.port)], system_name="compat", tls=tls
+        ) as client:
+            listing = await client.wait_for_service(_ECHO, timeout=20, count=1)
+            (instance,) = listing.instances
+            assert await client.ask(instance.ref, lambda r: _Echo("over tls", r), timeout=10) == "over tls"
+        with pytest.raises(ClusterUnavailable):
+            async with ClusterClient(
+                contact_points=[("127.0.0.1", seed.port)],
+                system_name="compat",
+                tls=pki.client_context(cert=None),
+                connect_timeout=2.0,
+            ):
+                pass
+    with pytest.raises(TypeError, match="takes those two arguments only"):
+        TlsConfig(enabled=True, server_context=pki.server_context(require_client_cert=False))
+    with pytest.raises(TypeError, match="tls must be a"):
+        ClusteredActorSystem(name="compat", host="127.0.0.1", port=0, tls="tls")  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
