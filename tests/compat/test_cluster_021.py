@@ -237,21 +237,26 @@ async def test_tls_given_as_from_paths_forms_a_mutual_tls_cluster(pki: Pki) -> N
         name="compat", host="127.0.0.1", port=0, node_id="tls-1", config=fast(), tls=tls
     ) as seed:
         assert seed.config.tls == tls and seed.config.tls.require_client_cert
-        async with ClusteredActorSystem(
-            name="compat",
-            host="127.0.0.1",
-            port=0,
-            node_id="tls-2",
-            seed_nodes=[("127.0.0.1", seed.port)],
-            config=fast(),
-            tls=tls,
-            required_quorum=2,
-        ) as other:
-            await seed.wait_for(2, timeout=20.0)
-            assert other.transport is not None
-            assoc = other.transport.associations[seed.address]
-            assert assoc.conn is not None and assoc.conn.tcp is not None
-            assert assoc.conn.tcp.get_extra_info("ssl_object") is not None, "the connection is not encrypted"
+        await _join_encrypted(seed, "tls-2", tls)
+
+
+async def _join_encrypted(seed: ClusteredActorSystem, node_id: str, tls: TlsConfig | TlsContexts) -> None:
+    """A second node joins ``seed`` with ``tls``: the connection between them is encrypted."""
+    async with ClusteredActorSystem(
+        name="compat",
+        host="127.0.0.1",
+        port=0,
+        node_id=node_id,
+        seed_nodes=[("127.0.0.1", seed.port)],
+        config=fast(),
+        tls=tls,
+        required_quorum=2,
+    ) as other:
+        await seed.wait_for(2, timeout=20.0)
+        assert other.transport is not None
+        conn = other.transport.associations[seed.address].conn
+        assert conn is not None and conn.tcp is not None
+        assert conn.tcp.get_extra_info("ssl_object") is not None, "the connection is not encrypted"
 
 
 @dataclass(frozen=True)
@@ -283,21 +288,7 @@ async def test_tls_given_as_two_ssl_contexts_forms_a_mutual_tls_cluster_a_client
         name="compat", host="127.0.0.1", port=0, node_id="ctx-1", config=fast(), tls=tls
     ) as seed:
         seed.spawn(Behaviors.discoverable(_echo(), key=_ECHO), "echo")
-        async with ClusteredActorSystem(
-            name="compat",
-            host="127.0.0.1",
-            port=0,
-            node_id="ctx-2",
-            seed_nodes=[("127.0.0.1", seed.port)],
-            config=fast(),
-            tls=joiner_tls,
-            required_quorum=2,
-        ) as other:
-            await seed.wait_for(2, timeout=20.0)
-            assert other.transport is not None
-            conn = other.transport.associations[seed.address].conn
-            assert conn is not None and conn.tcp is not None
-            assert conn.tcp.get_extra_info("ssl_object") is not None, "the connection is not encrypted"
+        await _join_encrypted(seed, "ctx-2", joiner_tls)
         # a client with the same kind of TLS finds and asks the service; one without a
         # certificate is refused (the seed requires client certificates)
         async with ClusterClient(
