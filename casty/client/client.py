@@ -141,6 +141,8 @@ class ClusterClient:
         self._update_parts = UpdateAssembler()
         #: the contact lost and not yet replaced: (node, why, loop time of the loss)
         self._lost: tuple[NodeAddress, str, float] | None = None
+        #: what each contact point answered in the last round in which none was reached
+        self._last_tried: list[str] = []
         self._lost_reason = ""
 
     # -- life cycle --------------------------------------------------------------------------
@@ -175,9 +177,10 @@ class ClusterClient:
                 await asyncio.shield(self._first_view)
         except TimeoutError:
             await self.close()
+            why = f" ({'; '.join(self._last_tried)})" if self._last_tried else ""
             raise ClusterUnavailable(
                 f"no contact point of {', '.join(map(str, self.contact_points))} answered within "
-                f"{self.connect_timeout}s"
+                f"{self.connect_timeout}s{why}"
             ) from None
 
     async def close(self) -> None:
@@ -293,6 +296,7 @@ class ClusterClient:
                 break  # start over: the candidates changed, the lost node goes last
             else:
                 failures += 1
+                self._last_tried = tried
             if self._switch_to is not None or lost_contact:
                 continue
             if failures == 1 or failures % 10 == 0:

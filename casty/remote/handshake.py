@@ -184,7 +184,7 @@ class Handshake:
         exc = None if done.cancelled() else done.exception()
         if not conn.close_reason and not self.transport.closing:
             reason = f"{exc}" if exc is not None else "connection closed"
-            log.warning("refused connection from %s: TLS handshake failed: %s", conn.peer_label, reason)
+            self.transport.log_refusal(conn.peer_label, f"TLS handshake failed: {reason}")
             conn.close_reason = f"TLS handshake failed: {reason}"
         self.tls_raw = None
         raw.abort()
@@ -329,9 +329,11 @@ class Handshake:
     def refuse(self, reason: str) -> None:
         """Tell the peer why (when the socket still takes it) and close."""
         conn = self.conn
-        # a simultaneous connect is resolved, not a fault: not worth a warning
-        level = logging.DEBUG if reason.startswith("simultaneous") else logging.WARNING
-        log.log(level, "refused connection from %s: %s", conn.peer_label, reason)
+        if reason.startswith("simultaneous"):
+            # a simultaneous connect is resolved, not a fault: not worth a warning
+            log.debug("refused connection from %s: %s", conn.peer_label, reason)
+        else:
+            self.transport.log_refusal(conn.peer_label, reason)
         if conn.tcp is not None and not conn.tcp.is_closing():
             self.send({"t": "refused", "reason": reason})
         conn.close_reason = reason

@@ -61,6 +61,10 @@ __all__ = [
 log = logging.getLogger("casty.remote")
 #: system addresses whose URI prefix ``ref_to_wire`` keeps (a cache: cleared when full)
 _WIRE_PREFIX_LIMIT = 4096
+#: seconds during which the same refusal (host and reason) is logged at debug level only
+REFUSAL_LOG_INTERVAL = 60.0
+#: (host, reason) pairs whose last warning time is kept (a cache: cleared when full)
+_REFUSALS_KEPT = 1024
 
 
 class RemoteTransport:
@@ -109,6 +113,8 @@ class RemoteTransport:
         self.address = SystemAddress(system.name, host, port)
         self.associations: dict[SystemAddress, Association] = {}
         self.quarantined: set[int] = set()
+        #: per (host, refusal reason): when it was last logged as a warning, and repeats since
+        self._refusal_warnings: dict[tuple[str, str], list[float]] = {}
         #: inbound connections not yet established (waiting for or running their handshake)
         self._inbound: set[Connection] = set()
         #: inbound connections whose handshake completed
@@ -423,6 +429,26 @@ class RemoteTransport:
                 msg.reason,
             )
         self.system.event_stream.tell(Publish(msg))
+
+    def log_refusal(self, peer_label: str, reason: str) -> None:
+        """Log a refused connection: as a warning the first time a host is refused for a
+        reason, then at debug level for ``REFUSAL_LOG_INTERVAL`` seconds, so a misconfigured
+        peer that keeps retrying (another system name, no secret, no certificate) or a flood of
+        them logs once, not on every attempt; the next warning counts the repeats."""
+        host = peer_label.rpartition(":")[0] or peer_label
+        key = (host, reason)
+        now = self.loop.time()
+        seen = self._refusal_warnings.get(key)
+        if seen is not None and now - seen[0] < REFUSAL_LOG_INTERVAL:
+            seen[1] += 1
+            log.debug("refused connection from %s: %s", peer_label, reason)
+            return
+        repeats = int(seen[1]) if seen is not None else 0
+        if seen is None and len(self._refusal_warnings) >= _REFUSALS_KEPT:
+            self._refusal_warnings.clear()
+        self._refusal_warnings[key] = [now, 0]
+        more = f" (refused {repeats} more times for this since the last warning)" if repeats else ""
+        log.warning("refused connection from %s: %s%s", peer_label, reason, more)
 
     def add_control_handler(self, cls: type, handler: Callable[[Connection, Any], None]) -> None:
         """Route control messages of type ``cls`` (sent with ``send_control``) to ``handler``."""

@@ -137,7 +137,8 @@ def logs() -> Iterator[LogWatch]:
     watch = LogWatch()
     logger = logging.getLogger("casty")
     old_level = logger.level
-    logger.setLevel(logging.INFO)
+    # debug level too: a refusal repeated within a minute is logged there (the first as a warning)
+    logger.setLevel(logging.DEBUG)
     logger.addHandler(watch)
     try:
         yield watch

@@ -21,6 +21,9 @@ from casty import (
     AskTimeoutError,
     Behavior,
     Behaviors,
+    ClusterClient,
+    ClusteredActorSystem,
+    ClusterUnavailable,
     DeadLetter,
     DeserializationFailed,
     EventStreamSubscribe,
@@ -29,6 +32,7 @@ from casty import (
 )
 from casty.config import CastyConfig, RemoteConfig
 from casty.remote import PROTOCOL_VERSION, RemoteActorSystem
+from casty.remote.transport import REFUSAL_LOG_INTERVAL
 from casty.serde import MsgpackSerializer, TypeRegistry
 from casty.testkit import TestProbe
 from tests.procs import NodeProcess
@@ -172,6 +176,33 @@ async def test_wrong_system_name_is_refused(caplog: pytest.LogCaptureFixture) ->
         assert dead.message == Echo("x", probe.ref)
         assert "gone" in dead.reason
         assert any("system name mismatch" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_client_of_another_system_is_told_why_and_the_node_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A ClusterClient with the wrong system name retries until its connect timeout: the
+    ClusterUnavailable it gets says why (the node's refusal), and the node logs the refusal as
+    a warning once, its repeats at debug level; a warning after the quiet interval counts them."""
+    caplog.set_level(logging.DEBUG, logger="casty.remote")
+    async with ClusteredActorSystem(name="right", host="127.0.0.1", port=0, seed_nodes=[]) as node:
+        with pytest.raises(ClusterUnavailable, match=r"system name mismatch: peer is 'wrong', this is 'right'"):
+            async with ClusterClient([("127.0.0.1", node.self_node.port)], "wrong", connect_timeout=2.0):
+                pass
+
+        def refusals() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if r.getMessage().startswith("refused connection from 127.0.0.1:")]
+
+        assert len(refusals()) >= 2, "the client did not retry"
+        assert [r.levelno for r in refusals()].count(logging.WARNING) == 1
+        # the next warning, once the interval is over, says how many were not logged as warnings
+        transport = node.transport
+        assert transport is not None
+        repeats = len(refusals()) - 1
+        for entry in transport._refusal_warnings.values():
+            entry[0] -= REFUSAL_LOG_INTERVAL
+        transport.log_refusal("127.0.0.1:9", "system name mismatch: peer is 'wrong', this is 'right'")
+        last = refusals()[-1]
+        assert last.levelno == logging.WARNING
+        assert last.getMessage().endswith(f"(refused {repeats} more times for this since the last warning)")
 
 
 async def test_tell_to_unreachable_address_never_raises_and_dead_letters() -> None:
