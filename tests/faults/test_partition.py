@@ -25,6 +25,10 @@ from tests.procs import NodeProcess
 from tests.remote_app import Echo, echo
 
 NODE = "tests.cluster_node"
+# A system name of this file's own: a node of another test that dials a port this file's
+# proxies or nodes now hold (its killed peer's, reused by the kernel) is refused at the
+# handshake instead of joining the conversation of this cluster.
+SYSTEM = "partition"
 
 
 # -- the proxy on its own ----------------------------------------------------------------------
@@ -277,7 +281,7 @@ class PartitionedCluster:
         await self._stack.aclose()
 
     async def _start(self) -> None:
-        observer = RemoteActorSystem("cluster", host="127.0.0.1", port=0)
+        observer = RemoteActorSystem(SYSTEM, host="127.0.0.1", port=0)
         await self._stack.enter_async_context(observer)
         self.observer = observer
         self.board = ViewBoard(observer)
@@ -296,7 +300,7 @@ class PartitionedCluster:
         node.proc = NodeProcess(
             NODE,
             "--name",
-            "cluster",
+            SYSTEM,
             "--port",
             str(node.port),
             "--bind-port",

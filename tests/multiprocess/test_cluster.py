@@ -91,14 +91,16 @@ async def test_formation_discovery_and_deregistration() -> None:
 
 
 async def test_kill_9_node_is_unreachable_then_removed_and_watchers_notified() -> None:
+    # a system name of its own: its seed keeps dialing the killed node's port, which the kernel
+    # may give to a node or proxy of another test running beside it
     async with AsyncExitStack() as stack:
         seed = await stack.enter_async_context(
-            ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config())
+            ClusteredActorSystem("kill9", "127.0.0.1", 0, config=fast_cluster_config("kill9"))
         )
         probe = TestProbe(seed)
         for event in (UnreachableMember, MemberRemoved):
             seed.event_stream.tell(EventStreamSubscribe(event, probe.ref))
-        nodes = await start_nodes(stack, seed_of(seed), 2)
+        nodes = await start_nodes(stack, seed_of(seed), 2, name="kill9")
         await seed.wait_for(3, timeout=30)
         await wait_listing(seed, 2)
         victim = nodes[0]
