@@ -301,7 +301,7 @@ class Connection(asyncio.Protocol):
         bytes: a first header that announces more (bytes that are not casty's, an HTTP request)
         closes the connection at once instead of holding a place in the unauthenticated pool
         until ``handshake_timeout``. False when it closed."""
-        head = bytes(self._first_bytes) + bytes(data[: 4 - self.bytes_in])
+        head = self._first_bytes + bytes(data[: 4 - self.bytes_in])
         if len(head) < 4:
             self._first_bytes = head  # the header arrives in parts: wait for the rest
             return True

@@ -8,14 +8,11 @@ from __future__ import annotations
 import asyncio
 import textwrap
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from casty import (
-    ActorRef,
-    Behavior,
     Behaviors,
     ClusterClient,
     ClusteredActorSystem,
@@ -28,7 +25,6 @@ from casty import (
     MemberUp,
     NodeAddress,
     ReachableMember,
-    ServiceKey,
     UnreachableMember,
     load_config,
 )
@@ -36,10 +32,11 @@ from casty.config import CastyConfig, TlsConfig
 from casty.remote.tls import Config, TlsContexts
 from casty.testkit import TestProbe
 from tests.certs import Pki, make_pki, openssl_available
-from tests.cluster_app import fast_cluster_config
+from tests.cluster_app import ECHO_KEY, fast_cluster_config
 from tests.conftest import eventually
 from tests.ports import free_port
 from tests.procs import NodeProcess
+from tests.remote_app import Echo, echo
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -259,23 +256,6 @@ async def _join_encrypted(seed: ClusteredActorSystem, node_id: str, tls: TlsConf
         assert conn.tcp.get_extra_info("ssl_object") is not None, "the connection is not encrypted"
 
 
-@dataclass(frozen=True)
-class _Echo:
-    text: str
-    reply_to: ActorRef[str]
-
-
-_ECHO: ServiceKey[_Echo] = ServiceKey("compat-echo")
-
-
-def _echo() -> Behavior[_Echo]:
-    async def receive(ctx: object, msg: _Echo) -> Behavior[_Echo]:
-        msg.reply_to.tell(msg.text)
-        return Behaviors.same()
-
-    return Behaviors.receive(receive)
-
-
 async def test_tls_given_as_two_ssl_contexts_forms_a_mutual_tls_cluster_a_client_can_reach(pki: Pki) -> None:
     """0.21's other way to give TLS: ``TlsConfig(server_context=..., client_context=...)``
     (and ``casty.remote.tls.Config`` with ``from_paths``); the contexts are used as they are."""
@@ -287,16 +267,16 @@ async def test_tls_given_as_two_ssl_contexts_forms_a_mutual_tls_cluster_a_client
     async with ClusteredActorSystem(
         name="compat", host="127.0.0.1", port=0, node_id="ctx-1", config=fast(), tls=tls
     ) as seed:
-        seed.spawn(Behaviors.discoverable(_echo(), key=_ECHO), "echo")
+        seed.spawn(Behaviors.discoverable(echo(), key=ECHO_KEY), "echo")
         await _join_encrypted(seed, "ctx-2", joiner_tls)
         # a client with the same kind of TLS finds and asks the service; one without a
         # certificate is refused (the seed requires client certificates)
         async with ClusterClient(
             contact_points=[("127.0.0.1", seed.port)], system_name="compat", tls=tls
         ) as client:
-            listing = await client.wait_for_service(_ECHO, timeout=20, count=1)
+            listing = await client.wait_for_service(ECHO_KEY, timeout=20, count=1)
             (instance,) = listing.instances
-            assert await client.ask(instance.ref, lambda r: _Echo("over tls", r), timeout=10) == "over tls"
+            assert await client.ask(instance.ref, lambda r: Echo("over tls", r), timeout=10) == "over tls"
         with pytest.raises(ClusterUnavailable):
             async with ClusterClient(
                 contact_points=[("127.0.0.1", seed.port)],
