@@ -109,7 +109,7 @@ async def test_a_member_held_back_by_its_own_backpressure_is_not_taken_for_unrea
     messages = 1500  # about 3 s of work for the slow actor, 5 x the detector's pause
 
     def config() -> CastyConfig:
-        fast = fast_cluster_config(down_after=60.0, heartbeat={"interval": 0.1, "availability_check_interval": 0.1})
+        fast = fast_cluster_config("backpressure", down_after=60.0, heartbeat={"interval": 0.1, "availability_check_interval": 0.1})
         return dataclasses.replace(
             fast, remote=dataclasses.replace(fast.remote, inbound_high_watermark=50, inbound_low_watermark=10)
         )
@@ -125,9 +125,9 @@ async def test_a_member_held_back_by_its_own_backpressure_is_not_taken_for_unrea
 
     handled = 0
     async with AsyncExitStack() as stack:
-        busy = await stack.enter_async_context(ClusteredActorSystem("cluster", "127.0.0.1", 0, config=config()))
+        busy = await stack.enter_async_context(ClusteredActorSystem("backpressure", "127.0.0.1", 0, config=config()))
         sender = await stack.enter_async_context(
-            ClusteredActorSystem("cluster", "127.0.0.1", 0, [("127.0.0.1", busy.port)], config=config())
+            ClusteredActorSystem("backpressure", "127.0.0.1", 0, [("127.0.0.1", busy.port)], config=config())
         )
         await busy.wait_for(2, timeout=30)
         await sender.wait_for(2, timeout=30)

@@ -29,14 +29,17 @@ from tests.remote_app import AskIt, Echo, Forward, WatchIt, echo
 pytestmark = pytest.mark.timeout(120)
 
 NODE = "tests.cluster_node"
+#: this file's clusters have a system name of their own: a node of a test running beside it in
+#: another worker, given a port one of these nodes held before, is not taken for a member
+SYSTEM = "client-tests"
 
 
 async def cluster(stack: AsyncExitStack, extra_nodes: int) -> tuple[ClusteredActorSystem, list[NodeProcess]]:
     seed = await stack.enter_async_context(
-        ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config())
+        ClusteredActorSystem(SYSTEM, "127.0.0.1", 0, config=fast_cluster_config(SYSTEM))
     )
     seed.spawn(Behaviors.discoverable(_seed_service(), key=ECHO_KEY), "svc")
-    procs = [NodeProcess(NODE, "--name", "cluster", "--seed", f"127.0.0.1:{seed.port}") for _ in range(extra_nodes)]
+    procs = [NodeProcess(NODE, "--name", SYSTEM, "--seed", f"127.0.0.1:{seed.port}") for _ in range(extra_nodes)]
     nodes = list(await asyncio.gather(*(stack.enter_async_context(p) for p in procs)))
     await seed.wait_for(1 + extra_nodes, timeout=30)
     return seed, nodes
@@ -62,7 +65,7 @@ async def test_lookup_spawn_tell_back_and_ask_both_ways() -> None:
     async with AsyncExitStack() as stack:
         seed, nodes = await cluster(stack, 2)
         client = await stack.enter_async_context(
-            ClusterClient([("127.0.0.1", nodes[0].port)], "cluster", config=client_config())
+            ClusterClient([("127.0.0.1", nodes[0].port)], SYSTEM, config=client_config())
         )
         listing = await client.wait_for_service(ECHO_KEY, timeout=20, count=3)
         assert len(client.lookup(ECHO_KEY).instances) == 3
@@ -71,13 +74,13 @@ async def test_lookup_spawn_tell_back_and_ask_both_ways() -> None:
         assert "seed" in answers and len(answers) == 3
         # an actor inside the client, reached by cluster nodes over the client's connections
         mine = client.spawn(echo(), "echo")
-        assert mine.uri.startswith("casty://cluster@client-")
+        assert mine.uri.startswith(f"casty://{SYSTEM}@client-")
         probe = TestProbe(client.system)
-        forwarder = client.ref(f"casty://cluster@127.0.0.1:{nodes[1].port}/user/forwarder")
+        forwarder = client.ref(f"casty://{SYSTEM}@127.0.0.1:{nodes[1].port}/user/forwarder")
         forwarder.tell(Forward(mine, Echo("from-the-cluster", probe.ref)))
         assert await probe.receive(10) == "from-the-cluster"
         # a cluster actor asks the client's actor
-        asker = client.ref(f"casty://cluster@127.0.0.1:{nodes[1].port}/user/asker")
+        asker = client.ref(f"casty://{SYSTEM}@127.0.0.1:{nodes[1].port}/user/asker")
         assert await client.ask(asker, lambda r: AskIt(mine, "ping-back", r), timeout=15) == "ping-back"
         # subscription to listing changes
         updates = client.listings(ServiceKey[Any]("echo"))
@@ -91,7 +94,7 @@ async def test_contact_node_killed_client_moves_on(caplog: pytest.LogCaptureFixt
         seed, nodes = await cluster(stack, 2)
         contact = nodes[0]
         client = await stack.enter_async_context(
-            ClusterClient([("127.0.0.1", contact.port)], "cluster", config=client_config())
+            ClusterClient([("127.0.0.1", contact.port)], SYSTEM, config=client_config())
         )
         await client.wait_for_service(ECHO_KEY, timeout=20, count=3)
         caplog.clear()
@@ -103,7 +106,7 @@ async def test_contact_node_killed_client_moves_on(caplog: pytest.LogCaptureFixt
                 break
         await client.wait_connected(True, timeout=30)
         assert client.contact != ("127.0.0.1", contact.port)
-        svc = client.ref(f"casty://cluster@127.0.0.1:{nodes[1].port}/user/svc")
+        svc = client.ref(f"casty://{SYSTEM}@127.0.0.1:{nodes[1].port}/user/svc")
         assert await client.ask(svc, lambda r: Ping(r), timeout=10) == f"127.0.0.1:{nodes[1].port}"
         # the failover is logged once, accurately: which contact was lost, which member took over
         warnings = [r for r in caplog.records if r.name == "casty.client" and r.levelno >= logging.WARNING]
@@ -119,11 +122,11 @@ async def test_contact_node_killed_client_moves_on(caplog: pytest.LogCaptureFixt
 async def test_no_member_reachable_fails_fast_and_recovers() -> None:
     async with AsyncExitStack() as stack:
         seed = await stack.enter_async_context(
-            ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config())
+            ClusteredActorSystem(SYSTEM, "127.0.0.1", 0, config=fast_cluster_config(SYSTEM))
         )
         port = seed.port
         seed.spawn(Behaviors.discoverable(_seed_service(), key=ECHO_KEY), "svc")
-        client = await stack.enter_async_context(ClusterClient([("127.0.0.1", port)], "cluster", config=client_config()))
+        client = await stack.enter_async_context(ClusterClient([("127.0.0.1", port)], SYSTEM, config=client_config()))
         listing = await client.wait_for_service(ECHO_KEY, timeout=10)
         svc = sorted(listing.instances)[0].ref
         await seed.shutdown()
@@ -132,7 +135,7 @@ async def test_no_member_reachable_fails_fast_and_recovers() -> None:
             await client.ask(svc, lambda r: Ping(r), timeout=5)
         # the cluster comes back on the same port: the client reconnects by itself
         seed2 = await stack.enter_async_context(
-            ClusteredActorSystem("cluster", "127.0.0.1", port, config=fast_cluster_config())
+            ClusteredActorSystem(SYSTEM, "127.0.0.1", port, config=fast_cluster_config(SYSTEM))
         )
         seed2.spawn(Behaviors.discoverable(_seed_service(), key=ECHO_KEY), "svc")
         # the restarted node is a new incarnation: its service comes with a new ref (the old
@@ -160,11 +163,11 @@ async def test_client_shutdown_seen_by_cluster_side_watcher() -> None:
     async with AsyncExitStack() as stack:
         seed, nodes = await cluster(stack, 1)
         probe = TestProbe(seed)
-        client = ClusterClient([("127.0.0.1", seed.port)], "cluster", config=client_config())
+        client = ClusterClient([("127.0.0.1", seed.port)], SYSTEM, config=client_config())
         await client.start()
         try:
             mine = client.spawn(Behaviors.ignore(), "watched")
-            watcher = client.ref(f"casty://cluster@127.0.0.1:{nodes[0].port}/user/watcher")
+            watcher = client.ref(f"casty://{SYSTEM}@127.0.0.1:{nodes[0].port}/user/watcher")
             watcher.tell(WatchIt(mine, probe.ref))
             assert (await probe.receive(10))[0] == "watching"
         finally:
@@ -180,7 +183,9 @@ async def test_client_in_its_own_process() -> None:
     async with AsyncExitStack() as stack:
         seed, nodes = await cluster(stack, 1)
         proc = await stack.enter_async_context(
-            NodeProcess("tests.client_node", "--contact", f"127.0.0.1:{seed.port}", "--expect", "2")
+            NodeProcess(
+                "tests.client_node", "--name", SYSTEM, "--contact", f"127.0.0.1:{seed.port}", "--expect", "2"
+            )
         )
         assert sorted(proc.info["answers"]) == sorted(["seed", f"127.0.0.1:{nodes[0].port}"])
         client_echo = seed.ref(proc.info["echo"])
@@ -190,8 +195,8 @@ async def test_client_in_its_own_process() -> None:
 
 async def test_client_leaving_is_info_on_the_node(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    async with ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config()) as seed:
-        async with ClusterClient([("127.0.0.1", seed.port)], "cluster", config=client_config()) as client:
+    async with ClusteredActorSystem(SYSTEM, "127.0.0.1", 0, config=fast_cluster_config(SYSTEM)) as seed:
+        async with ClusterClient([("127.0.0.1", seed.port)], SYSTEM, config=client_config()) as client:
             address = client.address
             await eventually(lambda: bool(seed._clients.clients), what="the node serving the client")
         await eventually(lambda: not seed._clients.clients, what="the node forgetting the client")
@@ -203,13 +208,13 @@ async def test_client_leaving_is_info_on_the_node(caplog: pytest.LogCaptureFixtu
 async def test_untouched_client_closes_promptly() -> None:
     """``async with ClusterClient(...) as c: pass`` returns at once (Python 3.11's wait_for used to
     swallow the close's cancel, leaving the contact loop waiting forever)."""
-    async with ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config()) as seed:
+    async with ClusteredActorSystem(SYSTEM, "127.0.0.1", 0, config=fast_cluster_config(SYSTEM)) as seed:
         loop = asyncio.get_running_loop()
         for _ in range(5):
             closing_at: list[float] = []
 
             async def open_and_close(closing_at: list[float] = closing_at) -> None:
-                async with ClusterClient([("127.0.0.1", seed.port)], "cluster", config=client_config()):
+                async with ClusterClient([("127.0.0.1", seed.port)], SYSTEM, config=client_config()):
                     closing_at.append(loop.time())
 
             await asyncio.wait_for(open_and_close(), 10)
@@ -229,10 +234,10 @@ async def test_registry_larger_than_a_frame_reaches_members_and_clients() -> Non
     async with AsyncExitStack() as stack:
         # a node busy with a registry this large may miss a heartbeat or two: no downing here
         seed = await stack.enter_async_context(
-            ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config(down_after=60.0))
+            ClusteredActorSystem(SYSTEM, "127.0.0.1", 0, config=fast_cluster_config(SYSTEM, down_after=60.0))
         )
         node = await stack.enter_async_context(
-            NodeProcess(NODE, "--name", "cluster", "--seed", f"127.0.0.1:{seed.port}", "--down-after", "60")
+            NodeProcess(NODE, "--name", SYSTEM, "--seed", f"127.0.0.1:{seed.port}", "--down-after", "60")
         )
         await seed.wait_for(2, timeout=30)
         assert seed.config.remote.max_frame_size == 4 * 1024 * 1024
@@ -244,7 +249,7 @@ async def test_registry_larger_than_a_frame_reaches_members_and_clients() -> Non
             seed.receptionist.tell(Register(ServiceKey[Any](name(i)), target))
         await eventually(lambda: len(seed.registry.local) >= keys, timeout=30, what="local registrations")
         client = await stack.enter_async_context(
-            ClusterClient([("127.0.0.1", node.port)], "cluster", config=client_config(), connect_timeout=60)
+            ClusterClient([("127.0.0.1", node.port)], SYSTEM, config=client_config(), connect_timeout=60)
         )
         # the client's view is the other member's: every key arrived there, and then here (a
         # member busy with such a registry may be seen unreachable for a moment, hiding its keys)

@@ -31,13 +31,16 @@ from tests.procs import NodeProcess
 pytestmark = pytest.mark.timeout(120)
 
 NODE = "tests.cluster_node"
+#: this file's clusters have a system name of their own: a node of a test running beside it in
+#: another worker, given a port one of these nodes held before, is not taken for a member
+SYSTEM = "cluster-tests"
 
 
 def seed_of(system: ClusteredActorSystem) -> str:
     return f"127.0.0.1:{system.port}"
 
 
-async def start_nodes(stack: AsyncExitStack, seed: str, n: int, name: str = "cluster") -> list[NodeProcess]:
+async def start_nodes(stack: AsyncExitStack, seed: str, n: int, name: str = SYSTEM) -> list[NodeProcess]:
     procs = [NodeProcess(NODE, "--name", name, "--seed", seed) for _ in range(n)]
     return list(await asyncio.gather(*(stack.enter_async_context(p) for p in procs)))
 
@@ -59,7 +62,7 @@ async def wait_listing(system: ClusteredActorSystem, count: int, timeout: float 
 async def test_formation_discovery_and_deregistration() -> None:
     async with AsyncExitStack() as stack:
         seed = await stack.enter_async_context(
-            ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config())
+            ClusteredActorSystem(SYSTEM, "127.0.0.1", 0, config=fast_cluster_config(SYSTEM))
         )
         seed.spawn(Behaviors.discoverable(Behaviors.ignore(), key=ECHO_KEY), "local-svc")
         nodes = await start_nodes(stack, seed_of(seed), 3)
@@ -138,7 +141,7 @@ async def test_kill_9_node_is_unreachable_then_removed_and_watchers_notified() -
 async def test_graceful_leave_is_seen_at_once() -> None:
     async with AsyncExitStack() as stack:
         seed = await stack.enter_async_context(
-            ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config(down_after=30.0))
+            ClusteredActorSystem(SYSTEM, "127.0.0.1", 0, config=fast_cluster_config(SYSTEM, down_after=30.0))
         )
         probe = TestProbe(seed)
         for event in (MemberLeft, MemberRemoved, UnreachableMember):
@@ -161,18 +164,18 @@ async def test_graceful_leave_is_seen_at_once() -> None:
 async def test_restart_on_same_port_is_a_new_incarnation() -> None:
     async with AsyncExitStack() as stack:
         seed = await stack.enter_async_context(
-            ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config())
+            ClusteredActorSystem(SYSTEM, "127.0.0.1", 0, config=fast_cluster_config(SYSTEM))
         )
         probe = TestProbe(seed)
         seed.event_stream.tell(EventStreamSubscribe(MemberUp, probe.ref))
-        node = await NodeProcess(NODE, "--name", "cluster", "--seed", seed_of(seed)).start()
+        node = await NodeProcess(NODE, "--name", SYSTEM, "--seed", seed_of(seed)).start()
         try:
             await seed.wait_for(2, timeout=30)
             port, old_uid = node.port, node.info["uid"]
             svc = seed.remote_ref("127.0.0.1", port, "/user/svc")
             assert await seed.ask(svc, lambda r: Ping(r), timeout=10)
             await node.kill()
-            node = await NodeProcess(NODE, "--name", "cluster", "--seed", seed_of(seed), "--port", str(port)).start()
+            node = await NodeProcess(NODE, "--name", SYSTEM, "--seed", seed_of(seed), "--port", str(port)).start()
             new_uid = node.info["uid"]
             assert new_uid != old_uid
             while True:
@@ -191,7 +194,7 @@ async def test_restart_on_same_port_is_a_new_incarnation() -> None:
 async def test_node_with_wrong_system_name_is_refused() -> None:
     async with AsyncExitStack() as stack:
         seed = await stack.enter_async_context(
-            ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config())
+            ClusteredActorSystem(SYSTEM, "127.0.0.1", 0, config=fast_cluster_config(SYSTEM))
         )
         intruder = ClusteredActorSystem(
             "other", "127.0.0.1", 0, seed_nodes=[("127.0.0.1", seed.port)], config=fast_cluster_config("other")
@@ -208,7 +211,7 @@ async def test_node_with_wrong_system_name_is_refused() -> None:
 async def test_five_node_cluster_in_process_and_processes() -> None:
     async with AsyncExitStack() as stack:
         seed = await stack.enter_async_context(
-            ClusteredActorSystem("cluster", "127.0.0.1", 0, config=fast_cluster_config())
+            ClusteredActorSystem(SYSTEM, "127.0.0.1", 0, config=fast_cluster_config(SYSTEM))
         )
         await start_nodes(stack, seed_of(seed), 4)
         await seed.wait_for(5, timeout=40)
