@@ -326,14 +326,16 @@ class Connection(asyncio.Protocol):
         ``_DISPATCH_QUANTUM`` seconds. Then the actors the batch woke handle their messages,
         and what they sent to other processes is written."""
         owner = self.owner
-        owner.hold_flushes()
+        system = owner.system
+        owner.holding += 1  # hold_flushes(), inline
         try:
             if pos == 0 and len(bodies) <= _DISPATCH_SLICE:
                 # the usual read, one slice: dispatched here, without the slicing and the clock
-                system = owner.system
                 system.inbound_source = self
                 try:
-                    self._dispatch(bodies)
+                    self.envelopes.dispatch(bodies)  # type: ignore[union-attr]  # _dispatch(), inline
+                except (DeserializationError, IndexError, TypeError, ValueError) as exc:
+                    self._dispatch_refused(bodies, exc)
                 finally:
                     system.inbound_source = None
             else:
@@ -341,9 +343,13 @@ class Connection(asyncio.Protocol):
         finally:
             # the actors the batch woke run now, and what they send is written right after
             try:
-                owner.system.run_delivered()
+                if system.woken:
+                    system.run_delivered()
             finally:
-                owner.release_flushes()
+                if owner.holding > 1 or not owner.held:
+                    owner.holding -= 1  # release_flushes() with nothing to flush, inline
+                else:
+                    owner.release_flushes()
 
     def _run_slices(self, bodies: list[bytes], pos: int) -> None:
         system = self.owner.system
@@ -435,8 +441,14 @@ class Connection(asyncio.Protocol):
     def incarnation_target(self, key: str) -> str:
         """The path a target with an incarnation mark names, kept marked (and remembered in
         ``gone_targets``) when that incarnation is not this process's."""
+        owner = self.owner
+        mark = owner.own_mark
+        if key.endswith(mark):  # the usual case, without a call (see inbound_target)
+            path = key[: -len(mark)]
+            if "\x00" not in path:
+                return path
         try:
-            path = self.owner.inbound_target(key)
+            path = owner.inbound_target(key)
         except ValueError:
             raise DeserializationError(f"malformed envelope target {key!r}") from None
         if path is key and len(self.gone_targets) < _GONE_TARGETS_LIMIT:

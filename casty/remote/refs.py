@@ -100,7 +100,8 @@ class RemoteTarget:
         #: the incarnation of the peer process the ref was obtained from (0: whichever is there)
         self.incarnation = incarnation
         #: what messages are sent to: the path, and the incarnation when it is known
-        self.key = target_key(path, incarnation)
+        #: (``target_key``, inline: a RemoteTarget is made for every ask's reply)
+        self.key = f"{path}{_INCARNATION_MARK}{incarnation:x}" if incarnation else path
 
     def bound(self) -> Association:
         assoc = self.assoc
@@ -137,12 +138,14 @@ class RemoteTarget:
 class RefCache:
     """URI -> ref for the decoders of every connection of one transport."""
 
-    __slots__ = ("_addresses", "_refs", "transport")
+    __slots__ = ("_addresses", "_peers", "_refs", "transport")
 
     def __init__(self, transport: RemoteTransport) -> None:
         self.transport = transport
         self._refs: dict[str | tuple[str, int], ActorRef[Any]] = {}
         self._addresses: dict[str, SystemAddress] = {}
+        #: the entries of ``_addresses`` that are another process's (a host, not this one)
+        self._peers: dict[str, SystemAddress] = {}
 
     def __len__(self) -> int:
         return len(self._refs)
@@ -154,10 +157,10 @@ class RefCache:
         slash = uri.find("/", 8)
         if slash > 8 and uri.startswith("/temp/", slash):
             # an ask's reply slot in a connected peer (never cached): straight to its association
-            address = self._addresses.get(uri[:slash])
-            if address is not None and address.host is not None:
+            address = self._peers.get(uri[:slash])
+            if address is not None:
                 assoc = transport.associations.get(address)
-                if assoc is not None and not transport.is_self(address):
+                if assoc is not None:
                     return assoc.temp_ref(uri[slash:], incarnation)
         key = (uri, incarnation) if incarnation else uri
         ref = self._refs.get(key)
@@ -173,6 +176,8 @@ class RefCache:
                 raise DeserializationError(str(exc), "ActorRef") from None
             if len(self._addresses) < _ADDRESS_CACHE_LIMIT:
                 self._addresses[uri[:slash]] = address
+                if address.host is not None and not transport.is_self(address):
+                    self._peers[uri[:slash]] = address
         if address.host is None or transport.is_self(address):
             if incarnation and incarnation != transport.uid:
                 return GoneIncarnation(transport, path, incarnation).ref()

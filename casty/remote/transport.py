@@ -111,6 +111,8 @@ class RemoteTransport:
             serializer = PickleSerializer() if config.allow_pickle else MsgpackSerializer(strict=config.strict_serialization)
         self.serializer: Serializer = serializer
         self.address = SystemAddress(system.name, host, port)
+        #: ``str(self.address)``, the URI prefix of this process's actors (set with the address)
+        self.own_prefix = str(self.address)
         self.associations: dict[SystemAddress, Association] = {}
         self.quarantined: set[int] = set()
         #: per (host, refusal reason): when it was last logged as a warning, and repeats since
@@ -163,6 +165,7 @@ class RemoteTransport:
             if self.port == 0:
                 self.port = self.bind_port
         self.address = SystemAddress(self.system_name, self.host, self.port)
+        self.own_prefix = str(self.address)
         self._keepalive = self.loop.call_later(self._keepalive_interval(), self._check_liveness)
         return self.address
 
@@ -319,7 +322,8 @@ class RemoteTransport:
         """The incarnation sent beside ``ref``'s URI: ours for a local actor, else the one the
         ref was obtained from (0: unknown)."""
         address = ref.system_address
-        if address.host is None or self.is_self(address):
+        # ``is_self`` as a tuple comparison (system, host, port): no call on every ask
+        if address.host is None or address == self.address:
             return self.uid
         return ref.uid
 
@@ -343,7 +347,7 @@ class RemoteTransport:
     def ref_to_wire(self, ref: ActorRef[Any]) -> str:
         address = ref.system_address
         if address.host is None:
-            return f"{self.address}{ref.path}"
+            return self.own_prefix + ref.path
         prefix = self._wire_prefixes.get(address)
         if prefix is None:
             prefix = str(address)
