@@ -551,12 +551,15 @@ def pinned_cpus() -> tuple[int, int] | None:
     could be measured in different placements. Throughput and stream-latency scenarios are not
     pinned: a pinned process cannot move away from a kernel thread that takes its CPU, which
     shows in their tails. ``CASTY_BENCH_PIN=0`` turns pinning off."""
-    if os.environ.get("CASTY_BENCH_PIN", "1") == "0" or not hasattr(os, "sched_getaffinity"):
+    if os.environ.get("CASTY_BENCH_PIN", "1") == "0" or _CPUS is None or len(_CPUS) < 2:
         return None
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None
-    return cpus[0], cpus[-1]
+    return _CPUS[0], _CPUS[-1]
+
+
+#: the CPUs this process may use, read once, at import: after ``pin_self`` the process itself
+#: may use one CPU only, and a node started then must still go to the other one (reading the
+#: affinity again there found one CPU, so nodes were left on the pinned process's CPU)
+_CPUS: list[int] | None = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
 
 
 class Node:
