@@ -158,7 +158,9 @@ class RefCache:
         if slash > 8 and uri.startswith("/temp/", slash):
             # an ask's reply slot in a connected peer (never cached): straight to its association
             address = self._peers.get(uri[:slash])
-            if address is not None:
+            # ``address != transport.address``: ``is_self`` as a tuple comparison, for a peer
+            # remembered before this transport knew its own port
+            if address is not None and address != transport.address:
                 assoc = transport.associations.get(address)
                 if assoc is not None:
                     return assoc.temp_ref(uri[slash:], incarnation)
