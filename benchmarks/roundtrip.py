@@ -6,8 +6,14 @@ Both ends run in this one process and event loop, over a real loopback TCP conne
 ``RemoteActorSystem`` asking a counting actor in a second ``RemoteActorSystem``, then a raw
 uvloop + msgpack ping-pong (the ``raw_pingpong`` design). A round trip here is the CPU both
 sides spend (encode, write, read, decode, dispatch, the reply and the wake-up), with no
-cross-process wake-up in it, so the difference is casty's own cost per ask. Prints the best of
-five blocks for each, in microseconds, and one JSON line.
+cross-process wake-up in it, so the difference is casty's own cost per ask.
+
+Then the same two without sockets ("in memory"): each side's transport is replaced by a pipe
+that hands the written bytes straight to the other side's ``data_received``, so a round trip
+is only the Python and compiled code of both ends (the reply is complete before the ask awaits
+it). This is the steadiest figure of casty's own CPU per ask on a noisy machine.
+
+Prints the best of five blocks for each, in microseconds, and one JSON line.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ import argparse
 import asyncio
 import json
 import time
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped, unused-ignore]
 
 import casty
 from benchmarks import remote_app
@@ -66,15 +75,78 @@ async def raw_round_trip(n: int) -> float:
     return best
 
 
+class _Pipe:
+    """Stands in for a connection's transport: what is written goes straight to ``peer``."""
+
+    def __init__(self, peer: Any) -> None:
+        self.peer = peer
+
+    def write(self, data: bytes) -> None:
+        self.peer.data_received(data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+async def casty_in_memory(n: int) -> float:
+    """Seconds per ask with both connections' transports replaced by pipes, best block."""
+    async with (
+        RemoteActorSystem(remote_app.SYSTEM_NAME, host="127.0.0.1", port=0) as a,
+        RemoteActorSystem(remote_app.SYSTEM_NAME, host="127.0.0.1", port=0) as b,
+    ):
+        counter = a.spawn(remote_app.counting_actor(), "counter")
+        ref = b.ref(counter.uri)
+        ask = b.ask
+        for _ in range(1000):  # warm-up, also opens the connection
+            await ask(ref, remote_app.Count, timeout=30)
+        assert a.transport is not None and b.transport is not None
+        asking = next(iter(b.transport.associations.values())).conn
+        answering = next(iter(a.transport.associations.values())).conn
+        assert asking is not None and answering is not None
+        sockets = asking.tcp, answering.tcp
+        asking.tcp, answering.tcp = _Pipe(answering), _Pipe(asking)  # type: ignore[assignment]
+        try:
+            best = float("inf")
+            for _ in range(BLOCKS):
+                start = time.perf_counter()
+                for _ in range(n // BLOCKS):
+                    await ask(ref, remote_app.Count, timeout=30)
+                best = min(best, (time.perf_counter() - start) / (n // BLOCKS))
+        finally:
+            asking.tcp, answering.tcp = sockets
+    return best
+
+
+async def raw_in_memory(n: int) -> float:
+    """Seconds per ping-pong with the two protocol objects wired by pipes, best block."""
+    sender, pinger = RawSender(), RawPinger()
+    sender.connection_made(_Pipe(pinger))  # type: ignore[arg-type]
+    sender.data_received(msgpack.packb(["pingpong", 0, 0]))
+    pinger.tcp = _Pipe(sender)  # type: ignore[assignment]
+    best = float("inf")
+    for _ in range(BLOCKS):
+        start = time.perf_counter()
+        for i in range(n // BLOCKS):
+            await pinger.ping(i)
+        best = min(best, (time.perf_counter() - start) / (n // BLOCKS))
+    return best
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.roundtrip")
     parser.add_argument("--n", type=int, default=20_000, help="round trips of each kind")
     args = parser.parse_args(argv)
     ask = casty.run(casty_round_trip(args.n))
     ping = casty.run(raw_round_trip(args.n))
+    ask_mem = casty.run(casty_in_memory(args.n))
+    ping_mem = casty.run(raw_in_memory(args.n))
     print(
         f"{casty.IMPLEMENTATION}: one process, loopback: ask {ask * 1e6:.1f} us, raw ping-pong {ping * 1e6:.1f} us,"
         f" casty's own cost {(ask - ping) * 1e6:.1f} us per round trip"
+    )
+    print(
+        f"{casty.IMPLEMENTATION}: in memory, no sockets: ask {ask_mem * 1e6:.1f} us, raw ping-pong"
+        f" {ping_mem * 1e6:.1f} us"
     )
     print(
         json.dumps(
@@ -83,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
                 "ask_us": ask * 1e6,
                 "pingpong_us": ping * 1e6,
                 "extra_us": (ask - ping) * 1e6,
+                "ask_in_memory_us": ask_mem * 1e6,
+                "pingpong_in_memory_us": ping_mem * 1e6,
             }
         )
     )
