@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped, unused-ignore]
@@ -34,44 +35,14 @@ from casty.remote import RemoteActorSystem
 BLOCKS = 5
 
 
-async def casty_round_trip(n: int) -> float:
-    """Seconds per ask, best block."""
-    async with (
-        RemoteActorSystem(remote_app.SYSTEM_NAME, host="127.0.0.1", port=0) as a,
-        RemoteActorSystem(remote_app.SYSTEM_NAME, host="127.0.0.1", port=0) as b,
-    ):
-        counter = a.spawn(remote_app.counting_actor(), "counter")
-        ref = b.ref(counter.uri)
-        ask = b.ask
-        for _ in range(1000):  # warm-up, also opens the connection
-            await ask(ref, remote_app.Count, timeout=30)
-        best = float("inf")
-        for _ in range(BLOCKS):
-            start = time.perf_counter()
-            for _ in range(n // BLOCKS):
-                await ask(ref, remote_app.Count, timeout=30)
-            best = min(best, (time.perf_counter() - start) / (n // BLOCKS))
-    return best
-
-
-async def raw_round_trip(n: int) -> float:
-    """Seconds per ping-pong, best block."""
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(RawSender, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    tcp, pinger = await loop.create_connection(RawPinger, "127.0.0.1", port)
-    try:
-        for i in range(1000):
-            await pinger.ping(i)
-        best = float("inf")
-        for _ in range(BLOCKS):
-            start = time.perf_counter()
-            for i in range(n // BLOCKS):
-                await pinger.ping(i)
-            best = min(best, (time.perf_counter() - start) / (n // BLOCKS))
-    finally:
-        tcp.close()
-        server.close()
+async def _best_block(n: int, one: Callable[[int], Awaitable[Any]]) -> float:
+    """Seconds per ``await one(i)``, the best of ``BLOCKS`` blocks of ``n // BLOCKS``."""
+    best = float("inf")
+    for _ in range(BLOCKS):
+        start = time.perf_counter()
+        for i in range(n // BLOCKS):
+            await one(i)
+        best = min(best, (time.perf_counter() - start) / (n // BLOCKS))
     return best
 
 
@@ -88,8 +59,9 @@ class _Pipe:
         return default
 
 
-async def casty_in_memory(n: int) -> float:
-    """Seconds per ask with both connections' transports replaced by pipes, best block."""
+async def casty_round_trip(n: int, in_memory: bool = False) -> float:
+    """Seconds per ask, best block; ``in_memory``: both connections' transports replaced by
+    pipes after the warm-up."""
     async with (
         RemoteActorSystem(remote_app.SYSTEM_NAME, host="127.0.0.1", port=0) as a,
         RemoteActorSystem(remote_app.SYSTEM_NAME, host="127.0.0.1", port=0) as b,
@@ -97,8 +69,14 @@ async def casty_in_memory(n: int) -> float:
         counter = a.spawn(remote_app.counting_actor(), "counter")
         ref = b.ref(counter.uri)
         ask = b.ask
-        for _ in range(1000):  # warm-up, also opens the connection
-            await ask(ref, remote_app.Count, timeout=30)
+
+        def one(_: int) -> Awaitable[Any]:
+            return ask(ref, remote_app.Count, timeout=30)
+
+        for i in range(1000):  # warm-up, also opens the connection
+            await one(i)
+        if not in_memory:
+            return await _best_block(n, one)
         assert a.transport is not None and b.transport is not None
         asking = next(iter(b.transport.associations.values())).conn
         answering = next(iter(a.transport.associations.values())).conn
@@ -106,15 +84,24 @@ async def casty_in_memory(n: int) -> float:
         sockets = asking.tcp, answering.tcp
         asking.tcp, answering.tcp = _Pipe(answering), _Pipe(asking)  # type: ignore[assignment]
         try:
-            best = float("inf")
-            for _ in range(BLOCKS):
-                start = time.perf_counter()
-                for _ in range(n // BLOCKS):
-                    await ask(ref, remote_app.Count, timeout=30)
-                best = min(best, (time.perf_counter() - start) / (n // BLOCKS))
+            return await _best_block(n, one)
         finally:
             asking.tcp, answering.tcp = sockets
-    return best
+
+
+async def raw_round_trip(n: int) -> float:
+    """Seconds per ping-pong, best block."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(RawSender, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    tcp, pinger = await loop.create_connection(RawPinger, "127.0.0.1", port)
+    try:
+        for i in range(1000):
+            await pinger.ping(i)
+        return await _best_block(n, pinger.ping)
+    finally:
+        tcp.close()
+        server.close()
 
 
 async def raw_in_memory(n: int) -> float:
@@ -123,13 +110,7 @@ async def raw_in_memory(n: int) -> float:
     sender.connection_made(_Pipe(pinger))  # type: ignore[arg-type]
     sender.data_received(msgpack.packb(["pingpong", 0, 0]))
     pinger.tcp = _Pipe(sender)  # type: ignore[assignment]
-    best = float("inf")
-    for _ in range(BLOCKS):
-        start = time.perf_counter()
-        for i in range(n // BLOCKS):
-            await pinger.ping(i)
-        best = min(best, (time.perf_counter() - start) / (n // BLOCKS))
-    return best
+    return await _best_block(n, pinger.ping)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -138,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     ask = casty.run(casty_round_trip(args.n))
     ping = casty.run(raw_round_trip(args.n))
-    ask_mem = casty.run(casty_in_memory(args.n))
+    ask_mem = casty.run(casty_round_trip(args.n, in_memory=True))
     ping_mem = casty.run(raw_in_memory(args.n))
     print(
         f"{casty.IMPLEMENTATION}: one process, loopback: ask {ask * 1e6:.1f} us, raw ping-pong {ping * 1e6:.1f} us,"
