@@ -14,7 +14,9 @@ Here the hooks, the message checks and the table rollback are C; only building a
 type whose constructor is Python code, and resolving an actor ref, call into Python.
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 
@@ -121,6 +123,9 @@ cdef class MessageReader:
 
     def ext_hook(self, int code, data):
         cdef PyObject* found
+        cdef const char* buf
+        cdef Py_ssize_t size, i
+        cdef unsigned long long incarnation
         if code == _EXT_TYPE_REF:
             found = PyDict_GetItem(self._tags, data)
             if found == NULL:
@@ -158,13 +163,20 @@ cdef class MessageReader:
                 raise DeserializationError("actor ref URI is not UTF-8") from None
             return self.resolve(uri, 0)
         if code == _EXT_REF_INLINE_INC:
-            if len(data) < 8:
+            if type(data) is not bytes:
+                data = bytes(data)
+            buf = PyBytes_AS_STRING(data)
+            size = PyBytes_GET_SIZE(data)
+            if size < 8:
                 raise DeserializationError("malformed actor ref")
+            incarnation = 0
+            for i in range(8):
+                incarnation = (incarnation << 8) | <unsigned char>buf[i]
             try:
-                uri = data[8:].decode("utf-8")
+                uri = PyUnicode_DecodeUTF8(buf + 8, size - 8, NULL)
             except UnicodeDecodeError:
                 raise DeserializationError("actor ref URI is not UTF-8") from None
-            return self.resolve(uri, int.from_bytes(data[:8], "big"))
+            return self.resolve(uri, incarnation)
         if code == _EXT_BIGINT:
             if not data:
                 raise DeserializationError("empty big integer")

@@ -10,8 +10,9 @@ full path (a str) for a short-lived target that is never given an id.
 target and calls ``deliver(path, message)``; a message for ``special_path`` or of
 ``special_type`` goes to ``on_special(path, message)`` instead, which returns False to stop
 reading (it has closed the connection). A target path holding ``"\x00"`` (one that names the
-incarnation of its process) is passed through ``marked(path)``, which gives the path to use;
-a message for a path in the set ``gone`` goes to ``on_special`` too. A body that is not a
+incarnation of its process) is passed through ``marked(path)``, which gives the path to use,
+except that a path ending in ``own_mark`` (this process's own incarnation mark) with no other
+``"\x00"`` is taken without the call, the mark dropped; a message for a path in the set ``gone`` goes to ``on_special`` too. A body that is not a
 well-formed envelope raises :class:`~casty.errors.DeserializationError` and nothing after it
 is delivered; ``taken`` then tells how many bodies were taken, the failing one included.
 
@@ -42,13 +43,17 @@ cdef class EnvelopeReader:
     cdef object _special_type
     cdef object _marked
     cdef object _gone
+    cdef object _own_mark
     cdef public list paths
     cdef public bint closed
     cdef public Py_ssize_t taken
 
-    def __init__(self, decode, deliver, on_special, special_path, special_type, marked=None, gone=None):
+    def __init__(self, decode, deliver, on_special, special_path, special_type, marked=None, gone=None,
+                 own_mark=None):
         if not isinstance(special_path, str) or not isinstance(special_type, type):
             raise TypeError("special_path must be a str and special_type a class")
+        if own_mark is not None and (type(own_mark) is not str or not own_mark.startswith("\x00")):
+            raise TypeError("own_mark must be None or a str starting with NUL")
         self._decode = decode
         self._deliver = deliver
         self._on_special = on_special
@@ -56,6 +61,7 @@ cdef class EnvelopeReader:
         self._special_type = special_type
         self._marked = marked
         self._gone = gone
+        self._own_mark = own_mark
         self.paths = []
         self.closed = False
         self.taken = 0
@@ -71,7 +77,7 @@ cdef class EnvelopeReader:
             return <str>PyList_GET_ITEM(paths, index)
         if type(target) is str:
             if self._marked is not None and "\x00" in <str>target:
-                return self._marked(target)
+                return self._unmark(<str>target)
             return <str>target
         if type(target) is not list or PyList_GET_SIZE(target) != 2:
             raise DeserializationError("an envelope target must be an id, a path or [id, path]")
@@ -80,9 +86,18 @@ cdef class EnvelopeReader:
         if type(ident) is not int or ident != PyList_GET_SIZE(paths) or type(path) is not str:
             raise DeserializationError("out-of-order path definition")
         if self._marked is not None and "\x00" in <str>path:
-            path = self._marked(path)
+            path = self._unmark(<str>path)
         paths.append(path)
         return <str>path
+
+    cdef str _unmark(self, str key):
+        cdef object mark = self._own_mark
+        cdef str path
+        if mark is not None and key.endswith(<str>mark):
+            path = key[:len(key) - len(<str>mark)]
+            if "\x00" not in path:
+                return path
+        return self._marked(key)
 
     def dispatch(self, list bodies not None):
         """Decode and hand on every body in order; returns how many were handed on (fewer than

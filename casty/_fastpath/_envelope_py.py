@@ -9,8 +9,9 @@ full path (a str) for a short-lived target that is never given an id.
 target and calls ``deliver(path, message)``; a message for ``special_path`` or of
 ``special_type`` goes to ``on_special(path, message)`` instead, which returns False to stop
 reading (it has closed the connection). A target path holding ``"\x00"`` (one that names the
-incarnation of its process) is passed through ``marked(path)``, which gives the path to use;
-a message for a path in the set ``gone`` goes to ``on_special`` too. A body that is not a
+incarnation of its process) is passed through ``marked(path)``, which gives the path to use,
+except that a path ending in ``own_mark`` (this process's own incarnation mark) with no other
+``"\x00"`` is taken without the call, the mark dropped; a message for a path in the set ``gone`` goes to ``on_special`` too. A body that is not a
 well-formed envelope raises :class:`~casty.errors.DeserializationError` and nothing after it
 is delivered; ``taken`` then tells how many bodies were taken, the failing one included.
 
@@ -40,6 +41,7 @@ class EnvelopeReader:
         "_gone",
         "_marked",
         "_on_special",
+        "_own_mark",
         "_special_path",
         "_special_type",
         "closed",
@@ -56,9 +58,12 @@ class EnvelopeReader:
         special_type: type,
         marked: Callable[[str], str] | None = None,
         gone: set[str] | None = None,
+        own_mark: str | None = None,
     ) -> None:
         if not isinstance(special_path, str) or not isinstance(special_type, type):
             raise TypeError("special_path must be a str and special_type a class")
+        if own_mark is not None and (type(own_mark) is not str or not own_mark.startswith("\x00")):
+            raise TypeError("own_mark must be None or a str starting with NUL")
         self._decode = decode
         self._deliver = deliver
         self._on_special = on_special
@@ -66,6 +71,7 @@ class EnvelopeReader:
         self._special_type = special_type
         self._marked = marked
         self._gone = gone
+        self._own_mark = own_mark
         #: the paths the peer defined on this connection, by id
         self.paths: list[str] = []
         #: set once the connection is closing: nothing more is read
@@ -82,7 +88,7 @@ class EnvelopeReader:
             return paths[target]
         if type(target) is str:
             if self._marked is not None and "\x00" in target:
-                return self._marked(target)
+                return self._unmark(target)
             return target
         if type(target) is not list or len(target) != 2:
             raise DeserializationError("an envelope target must be an id, a path or [id, path]")
@@ -90,9 +96,18 @@ class EnvelopeReader:
         if type(ident) is not int or ident != len(self.paths) or type(path) is not str:
             raise DeserializationError("out-of-order path definition")
         if self._marked is not None and "\x00" in path:
-            path = self._marked(path)
+            path = self._unmark(path)
         self.paths.append(path)
         return path
+
+    def _unmark(self, key: str) -> str:
+        mark = self._own_mark
+        if mark is not None and key.endswith(mark):
+            path = key[: -len(mark)]
+            if "\x00" not in path:
+                return path
+        assert self._marked is not None
+        return self._marked(key)
 
     def dispatch(self, bodies: list[bytes]) -> int:
         """Decode and hand on every body in order; returns how many were handed on (fewer than

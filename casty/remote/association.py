@@ -67,6 +67,8 @@ class Association:
         self.dialable = dialable
         self.conn: Connection | None = None
         self.queue: deque[tuple[str, object]] = deque()
+        #: ``remote.outbound_queue_size``, read once (``send`` checks it on every message)
+        self.queue_limit = transport.config.outbound_queue_size
         self.flush_scheduled = False
         self.targets: dict[str, RemoteTarget] = {}
         #: refs by target key (the path, with the incarnation when known)
@@ -137,12 +139,9 @@ class Association:
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, path: str, msg: object) -> None:
-        if self.gone:
-            self.transport.system.dead_letter(msg, self.ref(path), f"{self.address} is gone")
-            return
         queue = self.queue
-        if len(queue) >= self.transport.config.outbound_queue_size:
-            self.transport.system.dead_letter(msg, self.ref(path), f"outbound queue to {self.address} is full")
+        if self.gone or len(queue) >= self.queue_limit:
+            self._refuse(path, msg)
             return
         queue.append((path, msg))
         if path != CONTROL_PATH:
@@ -150,38 +149,39 @@ class Association:
         if type(msg) is Terminated:
             # a local actor this peer watched has stopped: the watch is over
             self.transport.watch.on_terminated_sent(self, msg.ref.path, path)
-        if not self.flush_scheduled:
-            conn = self.conn
-            if conn is not None:
-                transport = self.transport
-                if transport.holding:
-                    # sent while a read batch is handled: written when the batch is done
-                    self.flush_scheduled = True
-                    transport.held.append(self)
-                    return
-                if (
-                    len(queue) == 1
-                    and not conn.paused
-                    and not self.writing
-                    and self.through_mark != transport.bytes_received
-                ):
-                    # Nothing waits before it and nothing was written through since this process
-                    # last read: written now, not one loop turn later (the request/response case,
-                    # which then costs no extra loop turn). What is sent after it before the next
-                    # read joins a flush scheduled for the end of the turn, so a burst is still
-                    # one write.
-                    self.through_mark = transport.bytes_received
-                    self.writing = True
-                    try:
-                        conn.write_queue(queue)
-                    finally:
-                        self.writing = False
-                    if not queue:
-                        return
-                self.flush_scheduled = True
-                transport.loop.call_soon(self._flush_cb)
-            elif self.dialing is None and self.retry_handle is None:
+        if self.flush_scheduled:
+            return
+        conn = self.conn
+        if conn is None:
+            if self.dialing is None and self.retry_handle is None:
                 self.connect()
+            return
+        transport = self.transport
+        if transport.holding:
+            # sent while a read batch is handled: written when the batch is done
+            self.flush_scheduled = True
+            transport.held.append(self)
+            return
+        if len(queue) == 1 and not conn.paused and not self.writing and self.through_mark != transport.bytes_received:
+            # Nothing waits before it and nothing was written through since this process last
+            # read: written now, not one loop turn later (the request/response case, which then
+            # costs no extra loop turn). What is sent after it before the next read joins a
+            # flush scheduled for the end of the turn, so a burst is still one write.
+            self.through_mark = transport.bytes_received
+            self.writing = True
+            try:
+                conn.write_queue(queue)
+            finally:
+                self.writing = False
+            if not queue:
+                return
+        self.flush_scheduled = True
+        transport.loop.call_soon(self._flush_cb)
+
+    def _refuse(self, path: str, msg: object) -> None:
+        """``msg`` cannot be queued: the peer is gone or the queue is full (a dead letter)."""
+        why = f"{self.address} is gone" if self.gone else f"outbound queue to {self.address} is full"
+        self.transport.system.dead_letter(msg, self.ref(path), why)
 
     def schedule_flush(self) -> None:
         if not self.flush_scheduled and self.queue and self.conn is not None:

@@ -247,6 +247,39 @@ class Connection(asyncio.Protocol):
             self.assoc.schedule_flush()
 
     def data_received(self, data: bytes) -> None:
+        if self.state != "open" or self.read_blocks & self.WAITING:
+            self._data_received_any(data)  # the handshake, a closed connection
+            return
+        # an open connection (``_data_received_any``'s last part, without its state checks)
+        owner = self.owner
+        size = len(data)
+        owner.bytes_received += size
+        self.bytes_in += size
+        self.last_received = received = self.loop.time()
+        frames_in = self.frames_in
+        try:
+            bodies = frames_in.feed(data)
+        except FrameTooLarge as exc:
+            self.abort(f"peer {self.peer_label} sent a frame of {exc.size} bytes (limit {exc.limit})")
+            return
+        except FrameError as exc:
+            self.abort(f"malformed frame from {self.peer_label}: {exc}")
+            return
+        held = frames_in.buffered
+        if held != self.partial_held:
+            owner.guard.partial_changed(self, held - self.partial_held)
+        if bodies:
+            delivered = self.delivered
+            if self._backlog:
+                self._backlog.extend(bodies)  # read before the pause took effect
+            else:
+                self._run_bodies(bodies, 0)
+            if self.delivered != delivered:
+                self.last_active = received
+        if frames_in.failure is not None:
+            self._check_failure()
+
+    def _data_received_any(self, data: bytes) -> None:
         if self.state == "closed":
             return
         owner = self.owner
@@ -587,6 +620,7 @@ class Connection(asyncio.Protocol):
             Terminated,
             self.incarnation_target,
             self.gone_targets,
+            owner.own_mark,  # a target of this incarnation is unmarked without a call
         )
         owner.guard.on_established(self)
         if not self.handshake_done.done():

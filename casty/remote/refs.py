@@ -163,7 +163,10 @@ class RefCache:
             if address is not None and address != transport.address:
                 assoc = transport.associations.get(address)
                 if assoc is not None:
-                    return assoc.temp_ref(uri[slash:], incarnation)
+                    # ``assoc.temp_ref``, inline: this runs for every ask a peer makes
+                    path = uri[slash:]
+                    target = RemoteTarget(transport, address, path, assoc, incarnation)
+                    return ActorRef(address, path, target.tell, target, incarnation)
         key = (uri, incarnation) if incarnation else uri
         ref = self._refs.get(key)
         if ref is not None:

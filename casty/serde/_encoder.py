@@ -56,6 +56,10 @@ def _describe(obj: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+#: one past the largest incarnation a ref can carry (u64)
+_U64_END = 1 << 64
+
+
 def _ref_uid(ref: ActorRef[Any]) -> int:
     return ref.uid
 
@@ -191,25 +195,23 @@ class MsgpackEncoder:
     def _encode_ref(self, ref: ActorRef[Any]) -> Any:
         uri = self._ref_to_wire(ref)
         incarnation = self.incarnation_of(ref)
-        # a short-lived ref (an ask's reply, a probe) is never given an id, so it is never in
-        # the table: not looked up
-        temp = type(uri) is str and "/temp/" in uri
-        key = (uri, incarnation)
-        if not temp:
-            mark = self._refs.get(key)
-            if mark is not None:
-                return mark
-            if not isinstance(uri, str):
-                raise SerializationError(f"ref_to_wire returned {_describe(uri)}, not str")
-        if type(incarnation) is not int or not 0 <= incarnation < 1 << 64:
-            raise SerializationError(f"the incarnation of {uri} is not a 64-bit unsigned int: {incarnation!r}")
-        if temp or "/temp/" in uri:
-            # sent in full, never given an id, so the tables of a long-lived connection do not
-            # grow with every ask (one per ask: built without ExtType's argument checks, which
-            # hold here)
-            if incarnation:
+        if type(uri) is str and "/temp/" in uri:
+            # a short-lived ref (an ask's reply, a probe): sent in full, never given an id, so
+            # the tables of a long-lived connection do not grow with every ask (one per ask:
+            # built without ExtType's argument checks, which hold here)
+            if type(incarnation) is int and 0 < incarnation < _U64_END:
                 return _new_ext((EXT_REF_INLINE_INC, pack_u64(incarnation) + uri.encode("utf-8")))
-            return _new_ext((EXT_REF_INLINE, uri.encode("utf-8")))
+            if incarnation == 0 and type(incarnation) is int:
+                return _new_ext((EXT_REF_INLINE, uri.encode("utf-8")))
+            raise SerializationError(f"the incarnation of {uri} is not a 64-bit unsigned int: {incarnation!r}")
+        key = (uri, incarnation)
+        mark = self._refs.get(key)
+        if mark is not None:
+            return mark
+        if not isinstance(uri, str):
+            raise SerializationError(f"ref_to_wire returned {_describe(uri)}, not str")
+        if type(incarnation) is not int or not 0 <= incarnation < _U64_END:
+            raise SerializationError(f"the incarnation of {uri} is not a 64-bit unsigned int: {incarnation!r}")
         ident = len(self._ref_order)
         if ident > MAX_ID:
             raise SerializationError("too many distinct actor refs on one connection")

@@ -198,6 +198,42 @@ def test_marked_and_gone_targets(module: ModuleType) -> None:
 
 
 @pytest.mark.parametrize("module", IMPLS)
+def test_own_mark_is_dropped_without_calling_marked(module: ModuleType) -> None:
+    """A target ending in this process's own incarnation mark (and holding no other NUL) is
+    taken without a call; every other marked target still goes through ``marked``."""
+    asked: list[str] = []
+    events: list[tuple[str, Any]] = []
+
+    def marked(key: str) -> str:
+        asked.append(key)
+        return key.partition("\x00")[0]
+
+    reader = module.EnvelopeReader(
+        lambda body: body,
+        lambda path, msg: events.append((path, msg)),
+        lambda path, msg: True,
+        CONTROL,
+        Special,
+        marked,
+        set(),
+        "\x00a1",
+    )
+    bodies: list[Any] = [
+        ["/user/a\x00a1", 1],
+        [[0, "/user/b\x00a1"], 2],
+        [0, 3],
+        ["/user/c\x00b2", 4],
+        ["/user/d\x00x\x00a1", 5],
+        ["\x00a1", 6],
+    ]
+    assert reader.dispatch(bodies) == 6
+    assert events == [("/user/a", 1), ("/user/b", 2), ("/user/b", 3), ("/user/c", 4), ("/user/d", 5), ("", 6)]
+    assert asked == ["/user/c\x00b2", "/user/d\x00x\x00a1"]
+    with pytest.raises(TypeError):
+        module.EnvelopeReader(lambda b: b, print, print, CONTROL, Special, marked, None, "a1")
+
+
+@pytest.mark.parametrize("module", IMPLS)
 def test_taken_counts_the_failing_body(module: ModuleType) -> None:
     def decode(body: Any) -> Any:
         if body == "bad":
