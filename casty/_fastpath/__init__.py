@@ -45,8 +45,10 @@ __all__ = [
     "MailboxRunner",
     "MappedRecordBuilder",
     "MessageReader",
+    "MessageWriter",
     "ProducerLedger",
     "RecordBuilder",
+    "RecordHandler",
     "RunStore",
     "RunWriter",
     "SinkBuffer",
@@ -56,7 +58,7 @@ __all__ = [
     "twins",
 ]
 
-FAST_PATHS = ("mailbox", "frame", "demand", "runcodec", "decoder", "envelope")
+FAST_PATHS = ("mailbox", "frame", "demand", "runcodec", "decoder", "encoder", "envelope")
 """Every fast path; each has a compiled ``_<name>_c`` and a pure ``_<name>_py`` module."""
 
 try:
@@ -103,6 +105,7 @@ def _warn_fallback(missing: dict[str, str]) -> None:
 if TYPE_CHECKING:
     from casty._fastpath._decoder_py import MessageReader
     from casty._fastpath._demand_py import DONE, MAX_DEMAND, ConsumerWindow, Done, ProducerLedger, RunStore, SinkBuffer
+    from casty._fastpath._encoder_py import MessageWriter, RecordHandler
     from casty._fastpath._envelope_py import EnvelopeReader, EnvelopeWriter
     from casty._fastpath._frame_py import FrameDecoder, FrameEncoder, encode_frame
     from casty._fastpath._mailbox_py import DROP_NEW, DROP_OLDEST, REJECT, MailboxRunner
@@ -156,5 +159,7 @@ else:
     KIND_TUPLE = modules["runcodec"].KIND_TUPLE
     KIND_CALL = modules["runcodec"].KIND_CALL
     MessageReader = modules["decoder"].MessageReader
+    MessageWriter = modules["encoder"].MessageWriter
+    RecordHandler = modules["encoder"].RecordHandler
     EnvelopeReader = modules["envelope"].EnvelopeReader
     EnvelopeWriter = modules["envelope"].EnvelopeWriter

@@ -595,6 +595,9 @@ class Connection(asyncio.Protocol):
         if hasattr(self.encoder, "incarnation_of"):
             # refs travel with the incarnation of the process their actor lives in
             self.encoder.incarnation_of = owner.ref_incarnation
+        if hasattr(self.encoder, "wire_prefix"):
+            # the same, asked once per address (the URI prefix and incarnation of its refs)
+            self.encoder.wire_prefix = owner.wire_prefix
         if hasattr(self.encoder, "protocol_version"):
             # the version both sides agreed on decides how types are defined on the wire
             self.encoder.protocol_version = self.handshake.version

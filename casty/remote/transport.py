@@ -344,6 +344,15 @@ class RemoteTransport:
         path, incarnation = split_target(key)
         GoneIncarnation(self, path, incarnation).tell(msg)
 
+    def wire_prefix(self, address: SystemAddress) -> tuple[str, int | None]:
+        """What :meth:`ref_to_wire` and :meth:`ref_incarnation` give for every ref of
+        ``address``: the URI prefix (the URI is it and the path) and the incarnation (None: the
+        ref's own). The encoders ask once per address instead of twice per ref."""
+        if address.host is None:
+            return self.own_prefix, self.uid
+        prefix = str(address)
+        return prefix, (self.uid if address == self.address else None)
+
     def ref_to_wire(self, ref: ActorRef[Any]) -> str:
         address = ref.system_address
         if address.host is None:

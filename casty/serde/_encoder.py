@@ -8,14 +8,11 @@ how record runs are flattened.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from enum import Enum
-from operator import attrgetter
-from typing import Any
+from typing import Any, NoReturn
 
-import msgpack  # type: ignore[import-untyped, unused-ignore]
-
+from casty._fastpath import MessageWriter, RecordHandler
 from casty.actors.ref import ActorRef
 from casty.errors import FrameTooLarge, SerializationError
 
@@ -26,8 +23,6 @@ from ._wire import (
     EXT_RECORD_DEF,
     EXT_REF_DEF,
     EXT_REF_DEF_INC,
-    EXT_REF_INLINE,
-    EXT_REF_INLINE_INC,
     EXT_REF_REF,
     EXT_TYPE_DEF,
     EXT_TYPE_REF,
@@ -44,11 +39,6 @@ from ._wire import (
 )
 
 __all__ = ["MsgpackEncoder"]
-
-
-#: an ExtType from a (code, data) tuple, without the checks of ExtType.__new__ (for codes and
-#: data known to be valid)
-_new_ext: Callable[[tuple[int, bytes]], Any] = functools.partial(tuple.__new__, ExtType)
 
 
 def _describe(obj: object) -> str:
@@ -81,17 +71,6 @@ def _encode_bigint(obj: int) -> Any:
     return ExtType(EXT_BIGINT, obj.to_bytes(obj.bit_length() // 8 + 1, "big", signed=True))
 
 
-def _value_handler(mark: Any, names: tuple[str, ...]) -> Callable[[Any], list[Any]]:
-    """A function turning a dataclass instance into ``[mark, *init field values]``."""
-    if not names:
-        return lambda obj: [mark]
-    if len(names) == 1:
-        get_one = attrgetter(names[0])
-        return lambda obj: [mark, get_one(obj)]
-    get_all = attrgetter(*names)
-    return lambda obj: [mark, *get_all(obj)]
-
-
 def _enum_handler(mark: Any) -> Callable[[Any], list[Any]]:
     return lambda obj: [mark, obj._value_]
 
@@ -109,30 +88,23 @@ class MsgpackEncoder:
     __slots__ = (
         "_handlers",
         "_learned",
-        "_packer",
         "_ref_order",
-        "_ref_to_wire",
         "_refs",
         "_registry",
         "_run_specs",
         "_strict",
-        "incarnation_of",
-        "max_size",
+        "_writer",
+        "encode",
         "protocol_version",
     )
 
     def __init__(self, registry: TypeRegistry, strict: bool, ref_to_wire: Callable[[ActorRef[Any]], str]) -> None:
-        #: an encoded message longer than this raises FrameTooLarge (tables rolled back)
-        self.max_size: int = 0xFFFFFFFF
-        #: the incarnation of the process a ref's actor lives in (0: unknown), sent beside its URI
-        self.incarnation_of: Callable[[ActorRef[Any]], int] = _ref_uid
         #: the protocol version of the connection (set by the transport from the handshake,
         #: before the first message): from RECORD_FIELDS_VERSION on, record definitions name
         #: their fields; below it they are positional (both sides need the same class shape)
         self.protocol_version: int = RECORD_FIELDS_VERSION
         self._registry = registry
         self._strict = strict
-        self._ref_to_wire = ref_to_wire
         self._refs: dict[tuple[str, int], Any] = {}
         self._ref_order: list[tuple[str, int]] = []
         self._learned: list[type] = []
@@ -144,18 +116,56 @@ class MsgpackEncoder:
             set: _encode_set,
             frozenset: _encode_frozenset,
             int: _encode_bigint,
-            ActorRef: self._encode_ref,
         }
         self._handlers = handlers
-        learn = self._learn
+        # the packer, its hook and the ref encoding live in the fast path's writer
+        self._writer = writer = MessageWriter(
+            handlers,
+            self._learn,
+            ActorRef,
+            self._refs,
+            self._define_ref,
+            ref_to_wire,
+            _ref_uid,
+            self._learned,
+            self._ref_order,
+            self._failed,
+        )
+        handlers[ActorRef] = writer.encode_ref
+        #: ``encode(obj) -> bytes``: one message; raises :class:`SerializationError` naming an
+        #: unsupported type, FrameTooLarge past ``max_size`` (the tables rolled back either way)
+        self.encode: Callable[[object], bytes] = writer.encode
 
-        def default(obj: Any) -> Any:
-            handler = handlers.get(type(obj))
-            if handler is None:
-                return learn(obj)
-            return handler(obj)
+    @property
+    def max_size(self) -> int:
+        """An encoded message longer than this raises FrameTooLarge (tables rolled back)."""
+        return self._writer.max_size
 
-        self._packer = msgpack.Packer(default=default, strict_types=True, use_bin_type=True, autoreset=True)
+    @max_size.setter
+    def max_size(self, value: int) -> None:
+        self._writer.max_size = value
+
+    @property
+    def incarnation_of(self) -> Callable[[ActorRef[Any]], int]:
+        """The incarnation of the process a ref's actor lives in (0: unknown), sent beside its
+        URI (unused while ``wire_prefix`` is set)."""
+        return self._writer.incarnation_of
+
+    @incarnation_of.setter
+    def incarnation_of(self, value: Callable[[ActorRef[Any]], int]) -> None:
+        self._writer.incarnation_of = value
+
+    @property
+    def wire_prefix(self) -> Callable[[Any], tuple[str, int | None]] | None:
+        """Optional: ``wire_prefix(system_address) -> (prefix, incarnation or None)``, what
+        ``ref_to_wire`` and ``incarnation_of`` give for every ref of that address (the URI is
+        the prefix and the path; None: the ref's own ``uid``), asked once per address instead
+        of twice per ref."""
+        return self._writer.wire_prefix
+
+    @wire_prefix.setter
+    def wire_prefix(self, value: Callable[[Any], tuple[str, int | None]] | None) -> None:
+        self._writer.wire_prefix = value
 
     @property
     def known_types(self) -> int:
@@ -167,20 +177,14 @@ class MsgpackEncoder:
         """Actor URIs defined on this connection so far."""
         return len(self._ref_order)
 
-    def encode(self, obj: object) -> bytes:
-        """Encode one message; raises :class:`SerializationError` naming an unsupported type."""
-        types_before = len(self._learned)
-        refs_before = len(self._ref_order)
-        try:
-            data: bytes = self._packer.pack(obj)
-            if len(data) > self.max_size:
-                raise FrameTooLarge(len(data), self.max_size)
-            return data
-        except BaseException as exc:
-            self._rollback(types_before, refs_before)
-            if isinstance(exc, (SerializationError, FrameTooLarge)) or not isinstance(exc, Exception):
-                raise
-            raise SerializationError(f"cannot serialize {_describe(obj)} message: {exc}") from exc
+    def _failed(self, obj: object, exc: BaseException, types_before: int, refs_before: int) -> NoReturn:
+        """The writer could not encode ``obj``: the tables go back to where they were, and
+        the error is raised (as a SerializationError unless it is one already, a
+        FrameTooLarge or not an Exception)."""
+        self._rollback(types_before, refs_before)
+        if isinstance(exc, (SerializationError, FrameTooLarge)) or not isinstance(exc, Exception):
+            raise exc
+        raise SerializationError(f"cannot serialize {_describe(obj)} message: {exc}") from exc
 
     def _rollback(self, types_before: int, refs_before: int) -> None:
         learned = self._learned
@@ -192,22 +196,8 @@ class MsgpackEncoder:
         while len(order) > refs_before:
             del self._refs[order.pop()]
 
-    def _encode_ref(self, ref: ActorRef[Any]) -> Any:
-        uri = self._ref_to_wire(ref)
-        incarnation = self.incarnation_of(ref)
-        if type(uri) is str and "/temp/" in uri:
-            # a short-lived ref (an ask's reply, a probe): sent in full, never given an id, so
-            # the tables of a long-lived connection do not grow with every ask (one per ask:
-            # built without ExtType's argument checks, which hold here)
-            if type(incarnation) is int and 0 < incarnation < _U64_END:
-                return _new_ext((EXT_REF_INLINE_INC, pack_u64(incarnation) + uri.encode("utf-8")))
-            if incarnation == 0 and type(incarnation) is int:
-                return _new_ext((EXT_REF_INLINE, uri.encode("utf-8")))
-            raise SerializationError(f"the incarnation of {uri} is not a 64-bit unsigned int: {incarnation!r}")
-        key = (uri, incarnation)
-        mark = self._refs.get(key)
-        if mark is not None:
-            return mark
+    def _define_ref(self, uri: Any, incarnation: Any) -> Any:
+        """A ref not sent on this connection before (the writer found no mark): defined now."""
         if not isinstance(uri, str):
             raise SerializationError(f"ref_to_wire returned {_describe(uri)}, not str")
         if type(incarnation) is not int or not 0 <= incarnation < _U64_END:
@@ -215,6 +205,7 @@ class MsgpackEncoder:
         ident = len(self._ref_order)
         if ident > MAX_ID:
             raise SerializationError("too many distinct actor refs on one connection")
+        key = (uri, incarnation)
         self._refs[key] = ExtType(EXT_REF_REF, id_bytes(ident))
         self._ref_order.append(key)
         if incarnation:
@@ -248,8 +239,8 @@ class MsgpackEncoder:
         """First use of a class on this encoder: define it inline, remember the short form."""
         cls = type(obj)
         if isinstance(obj, ActorRef):
-            self._handlers[cls] = self._encode_ref
-            return self._encode_ref(obj)
+            self._handlers[cls] = self._writer.encode_ref
+            return self._writer.encode_ref(obj)
         entry: TypeEntry | None = self._registry.entry_for_class(cls)
         if entry is not None:
             name = entry.name
@@ -279,8 +270,8 @@ class MsgpackEncoder:
                     def_mark = ExtType(EXT_RECORD_DEF, pack_record_def(ident, name, names))
                 except ValueError as exc:
                     raise SerializationError(f"cannot define {name}: {exc}") from None
-            handler = _value_handler(ref_mark, names)
-            first = _value_handler(def_mark, names)
+            handler = RecordHandler(ref_mark, names)
+            first = RecordHandler(def_mark, names)
             writer = run_writer(cls, ref_mark)
             if writer is not None:
                 self._run_specs[cls] = writer
