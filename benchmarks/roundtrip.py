@@ -8,8 +8,8 @@ uvloop + msgpack ping-pong (the ``raw_pingpong`` design). A round trip here is t
 sides spend (encode, write, read, decode, dispatch, the reply and the wake-up), with no
 cross-process wake-up in it, so the difference is casty's own cost per ask.
 
-Then the same two without sockets ("in memory"): each side's transport is replaced by a pipe
-that hands the written bytes straight to the other side's ``data_received``, so a round trip
+Then the same two without sockets ("in memory"): each side's socket writes are replaced by a
+pipe that hands the written bytes straight to the other side's ``data_received``, so a round trip
 is only the Python and compiled code of both ends (the reply is complete before the ask awaits
 it). This is the steadiest figure of casty's own CPU per ask on a noisy machine.
 
@@ -81,12 +81,15 @@ async def casty_round_trip(n: int, in_memory: bool = False) -> float:
         asking = next(iter(b.transport.associations.values())).conn
         answering = next(iter(a.transport.associations.values())).conn
         assert asking is not None and answering is not None
-        sockets = asking.tcp, answering.tcp
-        asking.tcp, answering.tcp = _Pipe(answering), _Pipe(asking)  # type: ignore[assignment]
+        assert asking.envelopes_out is not None and answering.envelopes_out is not None
+        sockets = asking.envelopes_out.write, answering.envelopes_out.write
+        # each connection's envelope writer writes to the socket: pointed at the other side
+        asking.envelopes_out.write = _Pipe(answering).write
+        answering.envelopes_out.write = _Pipe(asking).write
         try:
             return await _best_block(n, one)
         finally:
-            asking.tcp, answering.tcp = sockets
+            asking.envelopes_out.write, answering.envelopes_out.write = sockets
 
 
 async def raw_round_trip(n: int) -> float:

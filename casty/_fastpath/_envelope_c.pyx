@@ -19,8 +19,8 @@ is delivered; ``taken`` then tells how many bodies were taken, the failing one i
 :meth:`EnvelopeWriter.write_queue` is the other direction: it takes (path, message) pairs from
 a queue, encodes each envelope, adds it to the connection's frame encoder and hands the
 framed bytes to ``write`` (at most ``chunk`` bytes and more at once), until the queue is empty
-or the writer is paused. A message that cannot be encoded goes to ``on_error(path, message,
-error)`` and is not sent.
+or the writer is paused; ``bytes_written`` and ``writes`` count what it handed over. A message
+that cannot be encoded goes to ``on_error(path, message, error)`` and is not sent.
 """
 
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
@@ -135,20 +135,24 @@ cdef class EnvelopeWriter:
 
     cdef object _encode
     cdef object _frames
-    cdef object _write
+    cdef public object write
     cdef object _on_error
     cdef Py_ssize_t _chunk
     cdef public dict paths
     cdef public bint paused
+    cdef public Py_ssize_t bytes_written
+    cdef public Py_ssize_t writes
 
     def __init__(self, encode, frames, write, on_error, chunk):
         if type(chunk) is not int or chunk < 1:
             raise ValueError("chunk must be a positive int")
         self._encode = encode
         self._frames = frames
-        self._write = write
+        self.write = write
         self._on_error = on_error
         self._chunk = chunk
+        self.bytes_written = 0
+        self.writes = 0
         self.paths = {}
         self.paused = False
 
@@ -184,7 +188,12 @@ cdef class EnvelopeWriter:
             if defines:
                 paths[path] = len(paths)
             if frames.pending_bytes >= self._chunk:
-                self._write(frames.take())
+                self._put(frames.take())
         if frames.pending_bytes:
-            self._write(frames.take())
+            self._put(frames.take())
         return taken
+
+    cdef _put(self, object data):
+        self.bytes_written += len(data)
+        self.writes += 1
+        self.write(data)

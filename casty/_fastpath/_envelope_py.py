@@ -18,8 +18,8 @@ is delivered; ``taken`` then tells how many bodies were taken, the failing one i
 :meth:`EnvelopeWriter.write_queue` is the other direction: it takes (path, message) pairs from
 a queue, encodes each envelope, adds it to the connection's frame encoder and hands the
 framed bytes to ``write`` (at most ``chunk`` bytes and more at once), until the queue is empty
-or the writer is paused. A message that cannot be encoded goes to ``on_error(path, message,
-error)`` and is not sent.
+or the writer is paused; ``bytes_written`` and ``writes`` count what it handed over. A message
+that cannot be encoded goes to ``on_error(path, message, error)`` and is not sent.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ class EnvelopeReader:
 class EnvelopeWriter:
     """Writes the envelopes of one connection direction: ``[target, message]`` per message."""
 
-    __slots__ = ("_chunk", "_encode", "_frames", "_on_error", "_write", "paths", "paused")
+    __slots__ = ("_chunk", "_encode", "_frames", "_on_error", "bytes_written", "paths", "paused", "write", "writes")
 
     def __init__(
         self,
@@ -156,9 +156,13 @@ class EnvelopeWriter:
             raise ValueError("chunk must be a positive int")
         self._encode = encode
         self._frames = frames
-        self._write = write
+        #: where framed bytes go (the socket's ``write``)
+        self.write = write
         self._on_error = on_error
         self._chunk = chunk
+        #: bytes handed to ``write`` so far, and the calls that handed them
+        self.bytes_written = 0
+        self.writes = 0
         #: the paths defined on this connection so far, with their ids
         self.paths: dict[str, int] = {}
         #: while True (the socket's buffer is full), queued messages wait
@@ -192,7 +196,12 @@ class EnvelopeWriter:
             if ident is None and type(target) is list:
                 paths[path] = len(paths)
             if frames.pending_bytes >= chunk:
-                self._write(frames.take())
+                self._put(frames.take())
         if frames.pending_bytes:
-            self._write(frames.take())
+            self._put(frames.take())
         return taken
+
+    def _put(self, data: bytes) -> None:
+        self.bytes_written += len(data)
+        self.writes += 1
+        self.write(data)

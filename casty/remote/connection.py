@@ -112,10 +112,21 @@ class Connection(asyncio.Protocol):
         self.refused_types: set[str] = set()
         #: envelope targets naming an actor of an earlier incarnation of this process
         self.gone_targets: set[str] = set()
-        #: bytes this connection received and wrote (handshake included)
+        #: bytes this connection received (handshake included); see also ``bytes_out``
         self.bytes_in = 0
-        self.bytes_out = 0
         self._first_bytes = b""  # the first frame header while it arrives in parts
+
+    @property
+    def bytes_out(self) -> int:
+        """Bytes of envelopes this connection wrote (the handshake not included)."""
+        writer = self.envelopes_out
+        return writer.bytes_written if writer is not None else 0
+
+    @property
+    def writes_out(self) -> int:
+        """``write()`` calls that carried them."""
+        writer = self.envelopes_out
+        return writer.writes if writer is not None else 0
 
     @property
     def in_paths(self) -> list[str]:
@@ -223,6 +234,7 @@ class Connection(asyncio.Protocol):
             self.wait_timer = None
         self._backlog = []
         self.owner.guard.on_closed(self)
+        self.owner.writer_closed(self)
         if self.assoc is not None:
             self.assoc.closed_bytes_in += self.bytes_in
             self.assoc.closed_bytes_out += self.bytes_out
@@ -272,8 +284,29 @@ class Connection(asyncio.Protocol):
             delivered = self.delivered
             if self._backlog:
                 self._backlog.extend(bodies)  # read before the pause took effect
-            else:
+            elif len(bodies) > _DISPATCH_SLICE:
                 self._run_bodies(bodies, 0)
+            else:
+                # the usual read, one slice: ``_run_bodies`` inline, without the slicing and
+                # the clock (this runs for every read of a request/response exchange)
+                system = owner.system
+                owner.holding += 1  # hold_flushes(), inline
+                system.inbound_source = self
+                try:
+                    self.envelopes.dispatch(bodies)  # type: ignore[union-attr]
+                except (DeserializationError, IndexError, TypeError, ValueError) as exc:
+                    self._dispatch_refused(bodies, exc)
+                finally:
+                    system.inbound_source = None
+                    # the actors the batch woke run now, and what they send is written
+                    try:
+                        if system.woken:
+                            system.run_delivered()
+                    finally:
+                        if owner.holding > 1 or not owner.held:
+                            owner.holding -= 1  # release_flushes() with nothing to flush
+                        else:
+                            owner.release_flushes()
             if self.delivered != delivered:
                 self.last_active = received
         if frames_in.failure is not None:
@@ -362,17 +395,7 @@ class Connection(asyncio.Protocol):
         system = owner.system
         owner.holding += 1  # hold_flushes(), inline
         try:
-            if pos == 0 and len(bodies) <= _DISPATCH_SLICE:
-                # the usual read, one slice: dispatched here, without the slicing and the clock
-                system.inbound_source = self
-                try:
-                    self.envelopes.dispatch(bodies)  # type: ignore[union-attr]  # _dispatch(), inline
-                except (DeserializationError, IndexError, TypeError, ValueError) as exc:
-                    self._dispatch_refused(bodies, exc)
-                finally:
-                    system.inbound_source = None
-            else:
-                self._run_slices(bodies, pos)
+            self._run_slices(bodies, pos)
         finally:
             # the actors the batch woke run now, and what they send is written right after
             try:
@@ -545,16 +568,6 @@ class Connection(asyncio.Protocol):
         self._out_queue = queue
         writer.write_queue(queue)
 
-    def _write_out(self, data: bytes) -> None:
-        tcp = self.tcp
-        if tcp is not None:
-            n = len(data)
-            owner = self.owner
-            owner.bytes_sent += n
-            owner.writes += 1
-            self.bytes_out += n
-            tcp.write(data)
-
     def _not_sent(self, path: str, msg: object, exc: Exception) -> None:
         if type(exc) is FrameTooLarge and self._split_oversized(self._out_queue, path, msg, exc):
             return
@@ -601,10 +614,14 @@ class Connection(asyncio.Protocol):
         if hasattr(self.encoder, "protocol_version"):
             # the version both sides agreed on decides how types are defined on the wire
             self.encoder.protocol_version = self.handshake.version
+        assert self.tcp is not None  # open() follows a handshake over it
+        # the writer writes to the socket itself and counts what it wrote (no Python call
+        # between the encoder and the socket)
         self.envelopes_out = EnvelopeWriter(
-            self.encoder.encode, self.frames_out, self._write_out, self._not_sent, _FLUSH_CHUNK
+            self.encoder.encode, self.frames_out, self.tcp.write, self._not_sent, _FLUSH_CHUNK
         )
         self.envelopes_out.paused = self.paused
+        owner.writer_opened(self)
         self.decoder = serializer.new_decoder(owner.ref_resolver)
         decoder: Any = self.decoder
         if hasattr(decoder, "max_types"):

@@ -137,10 +137,12 @@ class RemoteTransport:
         self.control_handlers[DeserializationFailed] = self._on_refused
         #: types whose refusal by a peer was logged (once per type)
         self._refusals_logged: set[str] = set()
-        #: traffic counters (bytes on the wire after the handshake, and write() calls)
-        self.bytes_sent = 0
+        #: bytes received (handshake included); ``bytes_sent`` and ``writes`` (envelopes
+        #: written, and the write() calls) are counted by each open connection's writer
         self.bytes_received = 0
-        self.writes = 0
+        self._writing: set[Connection] = set()
+        self._closed_bytes_sent = 0
+        self._closed_writes = 0
         #: while above 0 a read batch is being handled: associations that get messages to
         #: send wait in ``held`` and are flushed when it is done (see ``hold_flushes``)
         self.holding = 0
@@ -267,6 +269,28 @@ class RemoteTransport:
                     await self._server.wait_closed()
         # give the closing transports one turn to call connection_lost
         await asyncio.sleep(0)
+
+    # -- traffic counters ------------------------------------------------------------------
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes of envelopes written to every peer since start."""
+        return self._closed_bytes_sent + sum(conn.bytes_out for conn in self._writing)
+
+    @property
+    def writes(self) -> int:
+        """``write()`` calls that carried them."""
+        return self._closed_writes + sum(conn.writes_out for conn in self._writing)
+
+    def writer_opened(self, conn: Connection) -> None:
+        """``conn`` is open and writes envelopes: its counts join the totals."""
+        self._writing.add(conn)
+
+    def writer_closed(self, conn: Connection) -> None:
+        """``conn`` is closed: what it wrote stays in the totals (moved in one step)."""
+        if conn in self._writing:
+            self._writing.discard(conn)
+            self._closed_bytes_sent += conn.bytes_out
+            self._closed_writes += conn.writes_out
 
     # -- flushing after a read batch -------------------------------------------------------
     def hold_flushes(self) -> None:
