@@ -71,6 +71,9 @@ cdef class MessageReader:
     cdef object _ext_hook
     cdef object _list_hook
     cdef object _unpacker
+    cdef object _feed
+    cdef object _unpack
+    cdef object _tell
     cdef Py_ssize_t _unpacker_offset
     cdef public Py_ssize_t open_tags
     cdef public object error
@@ -90,7 +93,14 @@ cdef class MessageReader:
         self.error = None
         self._ext_hook = self.ext_hook
         self._list_hook = self.list_hook
-        self._unpacker = self._new_unpacker()
+        self._set_unpacker()
+
+    cdef _set_unpacker(self):
+        # its three methods are looked up once, not for every message
+        unpacker = self._unpacker = self._new_unpacker()
+        self._feed = unpacker.feed
+        self._unpack = unpacker.unpack
+        self._tell = unpacker.tell
         self._unpacker_offset = 0
 
     cdef object _new_unpacker(self):
@@ -245,17 +255,15 @@ cdef class MessageReader:
         try:
             size = len(data)
             if size <= _SMALL:
-                unpacker = self._unpacker
                 try:
-                    unpacker.feed(data)
-                    obj = unpacker.unpack()
-                    offset = unpacker.tell()
+                    self._feed(data)
+                    obj = self._unpack()
+                    offset = self._tell()
                     if offset - self._unpacker_offset != size:
                         raise DeserializationError("malformed message: trailing bytes after the message")
                     self._unpacker_offset = offset
                 except BaseException:
-                    self._unpacker = self._new_unpacker()
-                    self._unpacker_offset = 0
+                    self._set_unpacker()
                     raise
             else:
                 obj = msgpack.unpackb(

@@ -135,6 +135,10 @@ cdef class EnvelopeWriter:
 
     cdef object _encode
     cdef object _frames
+    cdef object _add
+    cdef object _take
+    cdef object _queue
+    cdef object _popleft
     cdef public object write
     cdef object _on_error
     cdef Py_ssize_t _chunk
@@ -148,6 +152,10 @@ cdef class EnvelopeWriter:
             raise ValueError("chunk must be a positive int")
         self._encode = encode
         self._frames = frames
+        self._add = frames.add
+        self._take = frames.take
+        self._queue = None
+        self._popleft = None
         self.write = write
         self._on_error = on_error
         self._chunk = chunk
@@ -160,14 +168,19 @@ cdef class EnvelopeWriter:
         """Encode and write queued (path, message) pairs until the queue is empty or the writer
         is paused; returns how many were taken from the queue."""
         cdef object encode = self._encode
-        cdef object frames = self._frames
-        cdef object add = frames.add
-        cdef object popleft = queue.popleft
+        cdef object add = self._add
+        cdef object popleft
         cdef dict paths = self.paths
         cdef Py_ssize_t taken = 0
+        cdef Py_ssize_t pending = self._frames.pending_bytes
         cdef PyObject* found
         cdef object target, path, msg
         cdef bint defines
+        if queue is not self._queue:
+            # a connection writes one queue (its peer's): its popleft is looked up once
+            self._queue = queue
+            self._popleft = queue.popleft
+        popleft = self._popleft
         while queue and not self.paused:
             path, msg = popleft()
             taken += 1
@@ -175,22 +188,23 @@ cdef class EnvelopeWriter:
             defines = False
             if found != NULL:
                 target = <object>found
-            elif path.startswith("/temp/"):
+            elif (<str>path).startswith("/temp/") if type(path) is str else path.startswith("/temp/"):
                 target = path  # short-lived (an ask's reply): sent in full, not given an id
             else:
                 target = [len(paths), path]
                 defines = True
             try:
-                add(encode([target, msg]))
+                pending = add(encode([target, msg]))
             except (SerializationError, FrameTooLarge) as exc:
                 self._on_error(path, msg, exc)
                 continue
             if defines:
                 paths[path] = len(paths)
-            if frames.pending_bytes >= self._chunk:
-                self._put(frames.take())
-        if frames.pending_bytes:
-            self._put(frames.take())
+            if pending >= self._chunk:
+                self._put(self._take())
+                pending = 0
+        if pending:
+            self._put(self._take())
         return taken
 
     cdef _put(self, object data):

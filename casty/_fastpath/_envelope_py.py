@@ -177,6 +177,7 @@ class EnvelopeWriter:
         paths = self.paths
         chunk = self._chunk
         taken = 0
+        pending = frames.pending_bytes
         while queue and not self.paused:
             path, msg = queue.popleft()
             taken += 1
@@ -189,15 +190,16 @@ class EnvelopeWriter:
             else:
                 target = [len(paths), path]
             try:
-                add(encode([target, msg]))
+                pending = add(encode([target, msg]))
             except (SerializationError, FrameTooLarge) as exc:
                 self._on_error(path, msg, exc)
                 continue
             if ident is None and type(target) is list:
                 paths[path] = len(paths)
-            if frames.pending_bytes >= chunk:
+            if pending >= chunk:
                 self._put(frames.take())
-        if frames.pending_bytes:
+                pending = 0
+        if pending:
             self._put(frames.take())
         return taken
 

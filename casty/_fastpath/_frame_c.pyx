@@ -73,7 +73,8 @@ def encode_frame(body):
 cdef class FrameEncoder:
     """Collects frames into one buffer so a batch goes out in a single write.
 
-    ``add`` appends a length prefix and the body; ``take`` returns everything pending and
+    ``add`` appends a length prefix and the body (and says how many bytes are pending);
+    ``take`` returns everything pending and
     empties the encoder.
     """
 
@@ -87,7 +88,8 @@ cdef class FrameEncoder:
         self._frames = 0
 
     def add(self, body):
-        """Append one frame; raises :class:`FrameTooLarge` (appending nothing) when too big."""
+        """Append one frame and return the bytes now pending; raises :class:`FrameTooLarge`
+        (appending nothing) when too big."""
         cdef Py_buffer view
         cdef Py_ssize_t old
         cdef unsigned char* dst
@@ -104,6 +106,7 @@ cdef class FrameEncoder:
             self._frames += 1
         finally:
             PyBuffer_Release(&view)
+        return PyByteArray_GET_SIZE(self._buf)
 
     def take(self):
         """Return all pending bytes (``b""`` when none) and reset the encoder."""

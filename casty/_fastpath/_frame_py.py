@@ -46,7 +46,8 @@ def encode_frame(body: bytes | bytearray | memoryview) -> bytes:
 class FrameEncoder:
     """Collects frames into one buffer so a batch goes out in a single write.
 
-    ``add`` appends a length prefix and the body; ``take`` returns everything pending and
+    ``add`` appends a length prefix and the body (and says how many bytes are pending);
+    ``take`` returns everything pending and
     empties the encoder.
     """
 
@@ -57,8 +58,9 @@ class FrameEncoder:
         self._buf = bytearray()
         self._frames = 0
 
-    def add(self, body: bytes | bytearray | memoryview) -> None:
-        """Append one frame; raises :class:`FrameTooLarge` (appending nothing) when too big."""
+    def add(self, body: bytes | bytearray | memoryview) -> int:
+        """Append one frame and return the bytes now pending; raises :class:`FrameTooLarge`
+        (appending nothing) when too big."""
         size = _byte_length(body)
         if size > self._max:
             raise FrameTooLarge(size, self._max)
@@ -66,6 +68,7 @@ class FrameEncoder:
         buf += _pack_header(size)
         buf += body
         self._frames += 1
+        return len(buf)
 
     def take(self) -> bytes:
         """Return all pending bytes (``b""`` when none) and reset the encoder."""
