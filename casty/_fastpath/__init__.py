@@ -49,6 +49,7 @@ __all__ = [
     "ProducerLedger",
     "RecordBuilder",
     "RecordHandler",
+    "ReplySlot",
     "RunStore",
     "RunWriter",
     "SinkBuffer",
@@ -58,7 +59,7 @@ __all__ = [
     "twins",
 ]
 
-FAST_PATHS = ("mailbox", "frame", "demand", "runcodec", "decoder", "encoder", "envelope")
+FAST_PATHS = ("mailbox", "frame", "demand", "runcodec", "decoder", "encoder", "envelope", "ask")
 """Every fast path; each has a compiled ``_<name>_c`` and a pure ``_<name>_py`` module."""
 
 try:
@@ -103,6 +104,7 @@ def _warn_fallback(missing: dict[str, str]) -> None:
 
 
 if TYPE_CHECKING:
+    from casty._fastpath._ask_py import ReplySlot
     from casty._fastpath._decoder_py import MessageReader
     from casty._fastpath._demand_py import DONE, MAX_DEMAND, ConsumerWindow, Done, ProducerLedger, RunStore, SinkBuffer
     from casty._fastpath._encoder_py import MessageWriter, RecordHandler
@@ -163,3 +165,4 @@ else:
     RecordHandler = modules["encoder"].RecordHandler
     EnvelopeReader = modules["envelope"].EnvelopeReader
     EnvelopeWriter = modules["envelope"].EnvelopeWriter
+    ReplySlot = modules["ask"].ReplySlot

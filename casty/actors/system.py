@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, overload
 
+from casty._fastpath import ReplySlot
 from casty.actors.behaviors import Behavior
 from casty.actors.cell import ActorCell, CellState
 from casty.actors.events import (
@@ -67,29 +68,6 @@ class InboundSource(Protocol):
 
 class InvalidActorName(CastyError, ValueError):
     """An actor name is empty, contains '/', or is taken by a sibling."""
-
-
-class _PromiseTarget:
-    """The reply side of an ``ask``: a ref whose ``tell`` completes a future."""
-
-    __slots__ = ("future", "system")
-    is_local = True
-
-    def __init__(self, system: ActorSystem, future: asyncio.Future[Any]) -> None:
-        self.system = system
-        self.future = future
-
-    def tell(self, msg: object) -> None:
-        if self.future.done():
-            self.system.dead_letter(msg, None, "ask already completed or timed out")
-        else:
-            self.future.set_result(msg)
-
-    def add_watcher(self, watcher: ActorRef[Any]) -> bool:
-        return False  # a reply slot has no life of its own to watch
-
-    def remove_watcher(self, watcher: ActorRef[Any]) -> None:
-        return None
 
 
 class _DeadTarget:
@@ -225,6 +203,8 @@ class ActorSystem:
         self._top: dict[str, ActorCell] = {}
         self._temp: dict[str, Any] = {}
         self._ask_ids = itertools.count(1)
+        #: what a reply slot does with a message that came after its ask ended
+        self._late_reply = self._dead_reply
         self._ask_deadlines = _AskDeadlines()
         #: id(message) -> (message, reply future) of asks sent to actors in other processes
         self._remote_asks: dict[int, tuple[object, asyncio.Future[Any]]] = {}
@@ -483,7 +463,6 @@ class ActorSystem:
         Raises :class:`~casty.AskTimeoutError` (a ``TimeoutError``) when no reply arrives in time
         (``timeout`` None: ``[actors] ask_timeout``).
         """
-        factory = msg_factory
         loop = self._loop
         if loop is None:
             loop = self.loop
@@ -492,7 +471,7 @@ class ActorSystem:
         future: asyncio.Future[Any] = loop.create_future()
         ask_id = next(self._ask_ids)
         path = f"/temp/ask-{ask_id}"
-        promise = _PromiseTarget(self, future)
+        promise = ReplySlot(future, self._late_reply)
         self._temp[path] = promise
         reply_to: ActorRef[R] = ActorRef(self.address, path, promise.tell, promise)
         started = loop.time()
@@ -505,7 +484,7 @@ class ActorSystem:
             pending = deadlines.add(loop, ask_id, deadline, timeout, future, ref)
         message = None
         try:
-            message = factory(reply_to)
+            message = msg_factory(reply_to)
             # ref.is_local, without the property's call for a plain ActorRef
             if not (ref._target.is_local if type(ref) is ActorRef else ref.is_local):
                 # a transport that cannot encode the message fails the ask at once (not_sent)
@@ -543,6 +522,9 @@ class ActorSystem:
             return await self.ask(ref, msg_factory, timeout=timeout)
         except AskTimeoutError:
             return None
+
+    def _dead_reply(self, msg: object) -> None:
+        self.dead_letter(msg, None, "ask already completed or timed out")
 
     def not_sent(self, msg: object, error: Exception) -> None:
         """A transport could not send ``msg`` (it cannot be encoded, or is too large for a
@@ -609,7 +591,7 @@ class ActorSystem:
             await self._shutdown_services()
         finally:
             for path, promise in list(self._temp.items()):
-                if isinstance(promise, _PromiseTarget) and not promise.future.done():
+                if type(promise) is ReplySlot and not promise.future.done():
                     promise.future.set_exception(AskTimeoutError(f"actor system stopped before {path} got a reply"))
             self._ask_deadlines.close()
             self._terminated.set_result(None)

@@ -1,0 +1,37 @@
+"""The reply slot of an ask (pure twin of ``_ask_c``; same behaviour).
+
+A :class:`ReplySlot` is the target behind an ask's reply ref: the first message told to it
+completes ``future`` with that message; a message that arrives once the future is done (a
+second reply, or one after the ask timed out) goes to ``late(message)``. It cannot be watched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ReplySlot"]
+
+
+class ReplySlot:
+    """Where an ask's reply goes: its future, or ``late`` once that is done."""
+
+    __slots__ = ("future", "late")
+    is_local = True
+
+    def __init__(self, future: Any, late: Callable[[object], object]) -> None:
+        self.future = future
+        self.late = late
+
+    def tell(self, msg: object) -> None:
+        future = self.future
+        if future.done():
+            self.late(msg)
+        else:
+            future.set_result(msg)
+
+    def add_watcher(self, watcher: object) -> bool:
+        return False  # a reply slot has no life of its own to watch
+
+    def remove_watcher(self, watcher: object) -> None:
+        return None
