@@ -70,11 +70,17 @@ class MessageRefused(DeserializationError):
 
     The connection's tables stayed in step with the sender's, so the stream can go on; only
     this message is lost. ``value`` is what was decoded, with None in place of each part that
-    was refused."""
+    was refused; ``replies`` the URIs of the short-lived refs (an ask's reply slot) it carried,
+    whose asks would otherwise wait for a reply that cannot come.
 
-    def __init__(self, message: str, type_name: str | None = None, value: object = None) -> None:
+    An ``ask`` whose request the peer refused this way raises it too, naming the peer."""
+
+    def __init__(
+        self, message: str, type_name: str | None = None, value: object = None, replies: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message, type_name)
         self.value = value
+        self.replies = replies
 
 
 class FrameError(CastyError):

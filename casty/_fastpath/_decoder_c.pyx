@@ -70,6 +70,7 @@ cdef class MessageReader:
     cdef object _has_timestamp
     cdef object _ext_hook
     cdef object _list_hook
+    cdef list _replies
     cdef object _unpacker
     cdef object _feed
     cdef object _unpack
@@ -91,6 +92,7 @@ cdef class MessageReader:
         self._has_timestamp = has_timestamp
         self.open_tags = 0
         self.error = None
+        self._replies = []
         self._ext_hook = self.ext_hook
         self._list_hook = self.list_hook
         self._set_unpacker()
@@ -122,7 +124,10 @@ cdef class MessageReader:
 
     cpdef object resolve(self, object uri, object incarnation):
         """The actor ref for ``uri`` (of the process ``incarnation``, 0 when not known); a
-        failure is recorded and gives None."""
+        failure is recorded and gives None. A short-lived ref's URI is remembered until the
+        next message (a refused message names them: their asks fail at once)."""
+        if "/temp/" in uri:
+            self._replies.append(uri)
         try:
             if incarnation:
                 return self._resolve_ref(uri, incarnation)
@@ -250,6 +255,8 @@ cdef class MessageReader:
         cdef Py_ssize_t tags_before, refs_before, size, offset
         self.open_tags = 0
         self.error = None
+        if PyList_GET_SIZE(self._replies):
+            del self._replies[:]
         tags_before = len(self._tags)
         refs_before = len(self._ref_uris)
         try:
@@ -287,7 +294,7 @@ cdef class MessageReader:
         error = self.error
         if error is not None:
             # parsed in full: the tables are in step, only this message is lost
-            raise MessageRefused(str(error), error.type_name, obj) from error
+            raise MessageRefused(str(error), error.type_name, obj, tuple(self._replies)) from error
         return obj
 
     cdef _forget(self, Py_ssize_t tags_before, Py_ssize_t refs_before):

@@ -59,6 +59,7 @@ class MessageReader:
         "_has_timestamp",
         "_list_hook",
         "_ref_uris",
+        "_replies",
         "_resolve_ref",
         "_run_tag",
         "_set_tag",
@@ -96,6 +97,8 @@ class MessageReader:
         self.open_tags = 0
         #: the first refusal recorded while decoding the current message
         self.error: DeserializationError | None = None
+        #: URIs of the short-lived refs in the current message
+        self._replies: list[str] = []
         self._ext_hook = self.ext_hook
         self._list_hook = self.list_hook
         self._unpacker = self._new_unpacker()
@@ -120,7 +123,10 @@ class MessageReader:
 
     def resolve(self, uri: str, incarnation: int) -> Any:
         """The actor ref for ``uri`` (of the process ``incarnation``, 0 when not known); a
-        failure is recorded and gives None."""
+        failure is recorded and gives None. A short-lived ref's URI is remembered until the
+        next message (a refused message names them: their asks fail at once)."""
+        if "/temp/" in uri:
+            self._replies.append(uri)
         try:
             if incarnation:
                 return self._resolve_ref(uri, incarnation)
@@ -228,6 +234,8 @@ class MessageReader:
         """
         self.open_tags = 0
         self.error = None
+        if self._replies:
+            self._replies.clear()
         tags_before = len(self._tags)
         refs_before = len(self._ref_uris)
         try:
@@ -267,7 +275,7 @@ class MessageReader:
         error = self.error
         if error is not None:
             # parsed in full: the tables are in step, only this message is lost
-            raise MessageRefused(str(error), error.type_name, obj) from error
+            raise MessageRefused(str(error), error.type_name, obj, tuple(self._replies)) from error
         return obj
 
     def _forget(self, tags_before: int, refs_before: int) -> None:

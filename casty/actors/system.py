@@ -523,6 +523,15 @@ class ActorSystem:
         except AskTimeoutError:
             return None
 
+    def fail_reply(self, path: str, error: BaseException) -> bool:
+        """The request an ask's reply slot at ``path`` waits on cannot be answered (a peer
+        refused it): that ask raises ``error`` now. False when no ask waits there."""
+        slot = self._temp.get(path)
+        if type(slot) is not ReplySlot or slot.future.done():
+            return False
+        slot.future.set_exception(error)
+        return True
+
     def _dead_reply(self, msg: object) -> None:
         self.dead_letter(msg, None, "ask already completed or timed out")
 

@@ -24,7 +24,7 @@ from casty._fastpath import EnvelopeReader, EnvelopeWriter, FrameDecoder, FrameE
 from casty.actors.events import Terminated
 from casty.actors.ref import ActorRef
 from casty.errors import DeserializationError, FrameError, FrameTooLarge, HandshakeError, MessageRefused
-from casty.remote.control import CONTROL_PATH, DeserializationFailed
+from casty.remote.control import CONTROL_PATH, DeserializationFailed, RepliesRefused
 from casty.remote.handshake import HANDSHAKE_LIMIT, Handshake
 from casty.serde import MessageDecoder, MessageEncoder
 
@@ -38,6 +38,8 @@ log = logging.getLogger("casty.remote")
 
 #: the wire name of the refusal notice: a refused notice is not answered with another one
 _NOTICE_TYPE = f"{DeserializationFailed.__module__}:{DeserializationFailed.__qualname__}"
+#: the first protocol version whose peers know RepliesRefused
+_REPLIES_REFUSED_VERSION = 3
 
 #: targets of earlier incarnations (and refused types) remembered per connection; beyond it,
 #: such targets are dead letters all the same (an unknown path has no actor) and refusals of
@@ -533,8 +535,16 @@ class Connection(asyncio.Protocol):
         if type_name not in self.refused_types and len(self.refused_types) < _GONE_TARGETS_LIMIT:
             self.refused_types.add(type_name)
             log.warning("%s (a dead letter for %s; the connection stays up)", reason, path)
-        if self.assoc is not None and type_name != _NOTICE_TYPE:
-            self.assoc.send(CONTROL_PATH, DeserializationFailed(path, type_name, str(exc)))
+        assoc = self.assoc
+        if assoc is not None and type_name != _NOTICE_TYPE:
+            assoc.send(CONTROL_PATH, DeserializationFailed(path, type_name, str(exc)))
+            if exc.replies and self.handshake.version >= _REPLIES_REFUSED_VERSION:
+                # the reply slots of the sender's asks that this message carried: they fail
+                # now instead of waiting out their timeout (peers before protocol 3 lack this)
+                prefix = f"{assoc.address}/temp/"
+                slots = tuple(uri[len(prefix) - 6 :] for uri in exc.replies if uri.startswith(prefix))
+                if slots:
+                    assoc.send(CONTROL_PATH, RepliesRefused(slots, type_name, str(exc)))
         return True
 
     def _refused_target(self, target: object) -> str | None:

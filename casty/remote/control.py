@@ -13,7 +13,7 @@ from typing import Any
 
 from casty.actors.ref import ActorRef
 
-__all__ = ["CONTROL_PATH", "DeserializationFailed", "Ping", "Pong", "Unwatch", "Watch"]
+__all__ = ["CONTROL_PATH", "DeserializationFailed", "Ping", "Pong", "RepliesRefused", "Unwatch", "Watch"]
 
 CONTROL_PATH = "/system/remote"
 _WIRE_MODULE = "casty.remote.transport"
@@ -57,5 +57,17 @@ class DeserializationFailed:
     reason: str
 
 
-for _cls in (Watch, Unwatch, Ping, Pong, DeserializationFailed):
+@dataclass(frozen=True)
+class RepliesRefused:
+    """Control message: the peer refused a message (as in :class:`DeserializationFailed`) that
+    carried the reply slots of asks in this process (``paths``, under ``/temp/``): those asks
+    raise :class:`~casty.MessageRefused` now instead of waiting out their timeout. Sent from
+    protocol version 3 on, beside the DeserializationFailed notice."""
+
+    paths: tuple[str, ...]
+    type_name: str
+    reason: str
+
+
+for _cls in (Watch, Unwatch, Ping, Pong, DeserializationFailed, RepliesRefused):
     _cls.__module__ = _WIRE_MODULE  # the wire name, see the module docstring

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from casty.actors.events import Publish
 from casty.actors.ref import ActorRef, SystemAddress
-from casty.errors import DeserializationError
+from casty.errors import DeserializationError, MessageRefused
 from casty.remote.association import Association
 from casty.remote.connection import Connection
-from casty.remote.control import CONTROL_PATH, DeserializationFailed, Ping, Pong, Unwatch, Watch
+from casty.remote.control import CONTROL_PATH, DeserializationFailed, Ping, Pong, RepliesRefused, Unwatch, Watch
 from casty.remote.guard import ConnectionGuard
 from casty.remote.handshake import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 from casty.remote.refs import GoneIncarnation, RefCache, RemoteTarget, split_target
@@ -54,6 +54,7 @@ __all__ = [
     "Pong",
     "RemoteTarget",
     "RemoteTransport",
+    "RepliesRefused",
     "Unwatch",
     "Watch",
 ]
@@ -135,6 +136,7 @@ class RemoteTransport:
         self._keepalive: asyncio.TimerHandle | None = None
         self.control_handlers: dict[type, Callable[[Connection, Any], None]] = {}
         self.control_handlers[DeserializationFailed] = self._on_refused
+        self.control_handlers[RepliesRefused] = self._on_replies_refused
         #: types whose refusal by a peer was logged (once per type)
         self._refusals_logged: set[str] = set()
         #: bytes received (handshake included); ``bytes_sent`` and ``writes`` (envelopes
@@ -450,6 +452,20 @@ class RemoteTransport:
                 log.warning("unknown control message %s from %s", type(msg).__name__, conn.peer_label)
             else:
                 handler(conn, msg)
+
+    def _on_replies_refused(self, conn: Connection, msg: RepliesRefused) -> None:
+        """A peer refused a message carrying reply slots of our asks: they fail now."""
+        paths, type_name, reason = msg.paths, msg.type_name, msg.reason
+        if not (
+            type(paths) is tuple
+            and all(type(p) is str and p.startswith("/temp/") for p in paths)
+            and isinstance(type_name, str)
+            and isinstance(reason, str)
+        ):
+            raise DeserializationError("malformed RepliesRefused: needs /temp/ paths, type_name and reason strings")
+        for path in paths:
+            error = MessageRefused(f"{conn.peer_label} could not decode the request: {reason}", type_name or None)
+            self.system.fail_reply(path, error)
 
     def _on_refused(self, conn: Connection, msg: DeserializationFailed) -> None:
         """A peer could not decode a message we sent: log it once per type, publish the notice."""

@@ -28,6 +28,7 @@ from casty import (
     DeserializationFailed,
     EventStreamSubscribe,
     FrameTooLarge,
+    MessageRefused,
     SerializationError,
 )
 from casty.config import CastyConfig, RemoteConfig
@@ -473,6 +474,36 @@ async def test_message_the_receiver_cannot_decode_is_reported_back(caplog: pytes
         assert assoc.conn is conn
         logged = [r for r in caplog.records if "could not decode" in r.getMessage()]
         assert len(logged) == 1 and "OnlyHere" in logged[0].getMessage()  # once per class
+
+
+@dataclass(frozen=True)
+class AskOnlyHere:
+    """A request whose own class node processes never load."""
+
+    reply_to: ActorRef[Any]
+
+
+async def test_an_ask_whose_request_the_peer_cannot_decode_fails_at_once() -> None:
+    """The node refuses the request (a class it has not loaded, outside or inside a known
+    record); the reply slot it carried is named back, so the ask raises MessageRefused in well
+    under its timeout instead of waiting it out. The connection stays up."""
+    async with NodeProcess(NODE, "--name", "test") as node, RemoteActorSystem("test") as system:
+        echo = system.ref(f"casty://test@127.0.0.1:{node.port}/user/echo")
+        await assert_still_serving(system, node.port)
+        conn = system.require_transport().associations[echo.system_address].conn
+        loop = asyncio.get_running_loop()
+        for request, type_name in (
+            (lambda r: Echo(OnlyHere(1), r), "tests.integration.test_remote:OnlyHere"),
+            (AskOnlyHere, "tests.integration.test_remote:AskOnlyHere"),
+        ):
+            started = loop.time()
+            with pytest.raises(MessageRefused, match="could not decode the request") as raised:
+                await system.ask(echo, request, timeout=60)
+            assert loop.time() - started < 10  # told, not timed out (60 s)
+            assert raised.value.type_name == type_name
+        assert system.ask_latency.timeouts == 0
+        assert await system.ask(echo, lambda r: Echo("after", r), timeout=10) == "after"
+        assert system.require_transport().associations[echo.system_address].conn is conn
 
 
 def _class_only_here() -> type:

@@ -216,3 +216,20 @@ def test_reader_keeps_definitions_of_refused_messages(reader: ModuleType) -> Non
     with pytest.raises(DeserializationError):
         dec.decode(msgpack.packb([type_def(1, READING), "a", 1.0])[:-2])  # cut: learns nothing
     assert dec.known_types == 1
+
+
+def test_a_refused_message_names_the_reply_slots_it_carried(reader: ModuleType) -> None:
+    """The URIs of the short-lived refs in a refused message travel on its MessageRefused
+    (their asks can then be failed at once); a message that decodes leaves none behind."""
+    from casty.errors import MessageRefused
+
+    dec = MsgpackSerializer().new_decoder(resolve_ref)
+    temp = "casty://sys@127.0.0.1:1/temp/ask-7"
+    inline = ext(12, struct.pack(">Q", 7) + temp.encode())
+    with pytest.raises(MessageRefused) as refused:
+        dec.decode(msgpack.packb([type_def(0, "os:system"), inline, ext(10, URI.encode())]))
+    assert refused.value.replies == (temp,)
+    assert dec.decode(msgpack.packb([ext(5, b""), inline])) is not None
+    with pytest.raises(MessageRefused) as refused:
+        dec.decode(msgpack.packb([type_def(1, CHECKED), -1]))
+    assert refused.value.replies == ()
