@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import contextlib
 import json
+import sys
 import time
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped, unused-ignore]
@@ -59,9 +63,11 @@ class _Pipe:
         return default
 
 
-async def casty_round_trip(n: int, in_memory: bool = False) -> float:
-    """Seconds per ask, best block; ``in_memory``: both connections' transports replaced by
-    pipes after the warm-up."""
+@contextlib.asynccontextmanager
+async def _ask_pair(in_memory: bool) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+    """Two systems, the second asking a counter in the first, warmed up; yields one ask.
+    ``in_memory``: each connection's envelope writer then writes to the other side's
+    ``data_received`` instead of its socket."""
     async with (
         RemoteActorSystem(remote_app.SYSTEM_NAME, host="127.0.0.1", port=0) as a,
         RemoteActorSystem(remote_app.SYSTEM_NAME, host="127.0.0.1", port=0) as b,
@@ -76,20 +82,54 @@ async def casty_round_trip(n: int, in_memory: bool = False) -> float:
         for i in range(1000):  # warm-up, also opens the connection
             await one(i)
         if not in_memory:
-            return await _best_block(n, one)
+            yield one
+            return
         assert a.transport is not None and b.transport is not None
         asking = next(iter(b.transport.associations.values())).conn
         answering = next(iter(a.transport.associations.values())).conn
         assert asking is not None and answering is not None
         assert asking.envelopes_out is not None and answering.envelopes_out is not None
         sockets = asking.envelopes_out.write, answering.envelopes_out.write
-        # each connection's envelope writer writes to the socket: pointed at the other side
         asking.envelopes_out.write = _Pipe(answering).write
         answering.envelopes_out.write = _Pipe(asking).write
         try:
-            return await _best_block(n, one)
+            yield one
         finally:
             asking.envelopes_out.write, answering.envelopes_out.write = sockets
+
+
+async def casty_round_trip(n: int, in_memory: bool = False) -> float:
+    """Seconds per ask, best block; ``in_memory``: both connections' writes replaced by pipes
+    after the warm-up."""
+    async with _ask_pair(in_memory) as one:
+        return await _best_block(n, one)
+
+
+async def ask_opcodes(n: int) -> tuple[float, float, list[tuple[str, float, float]]]:
+    """Python bytecodes and calls per in-memory ask (``sys.settrace`` with opcode events over
+    ``n`` asks): the total per ask, and per function (opcodes, calls) the largest first."""
+    opcodes: collections.Counter[str] = collections.Counter()
+    calls: collections.Counter[str] = collections.Counter()
+
+    def tracer(frame: types.FrameType, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        code = frame.f_code
+        key = f"{'/'.join(code.co_filename.rsplit('/', 2)[-2:])}:{code.co_firstlineno}:{code.co_qualname}"
+        if event == "call":
+            calls[key] += 1
+        elif event == "opcode":
+            opcodes[key] += 1
+        return tracer
+
+    async with _ask_pair(True) as one:
+        sys.settrace(tracer)
+        try:
+            for i in range(n):
+                await one(i)
+        finally:
+            sys.settrace(None)
+    rows = [(key, count / n, calls[key] / n) for key, count in opcodes.most_common()]
+    return sum(opcodes.values()) / n, sum(calls.values()) / n, rows
 
 
 async def raw_round_trip(n: int) -> float:
@@ -119,7 +159,22 @@ async def raw_in_memory(n: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.roundtrip")
     parser.add_argument("--n", type=int, default=20_000, help="round trips of each kind")
+    parser.add_argument(
+        "--only",
+        choices=("ask-in-memory",),
+        help="just the in-memory ask (for instruction counts: run it under callgrind with two values of --n)",
+    )
+    parser.add_argument("--opcodes", action="store_true", help="Python bytecodes and calls per in-memory ask")
     args = parser.parse_args(argv)
+    if args.opcodes:
+        total, calls, rows = casty.run(ask_opcodes(args.n))
+        print(f"{casty.IMPLEMENTATION}: {total:.0f} Python bytecodes and {calls:.0f} Python calls per in-memory ask")
+        for key, count, per_ask in rows[:25]:
+            print(f"{count:8.1f} {per_ask:5.1f}  {key}")
+        return
+    if args.only == "ask-in-memory":
+        print(f"{casty.IMPLEMENTATION}: in memory, no sockets: ask {casty.run(casty_round_trip(args.n, True)) * 1e6:.1f} us")
+        return
     ask = casty.run(casty_round_trip(args.n))
     ping = casty.run(raw_round_trip(args.n))
     ask_mem = casty.run(casty_round_trip(args.n, in_memory=True))
