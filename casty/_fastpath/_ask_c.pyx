@@ -3,7 +3,8 @@
 
 A :class:`ReplySlot` is the target behind an ask's reply ref: the first message told to it
 completes ``future`` with that message; a message that arrives once the future is done (a
-second reply, or one after the ask timed out) goes to ``late(message)``. It cannot be watched.
+second reply, or one after the ask timed out) goes to ``late(message)``. ``target`` is what the
+ask was sent to (kept for whoever may fail the ask on its behalf). It cannot be watched.
 """
 
 __all__ = ["ReplySlot"]
@@ -14,12 +15,14 @@ cdef class ReplySlot:
 
     cdef public object future
     cdef public object late
+    cdef public object target
 
     is_local = True
 
-    def __init__(self, future, late):
+    def __init__(self, future, late, target=None):
         self.future = future
         self.late = late
+        self.target = target
 
     def tell(self, msg):
         future = self.future

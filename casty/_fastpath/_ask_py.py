@@ -2,7 +2,8 @@
 
 A :class:`ReplySlot` is the target behind an ask's reply ref: the first message told to it
 completes ``future`` with that message; a message that arrives once the future is done (a
-second reply, or one after the ask timed out) goes to ``late(message)``. It cannot be watched.
+second reply, or one after the ask timed out) goes to ``late(message)``. ``target`` is what the
+ask was sent to (kept for whoever may fail the ask on its behalf). It cannot be watched.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ __all__ = ["ReplySlot"]
 class ReplySlot:
     """Where an ask's reply goes: its future, or ``late`` once that is done."""
 
-    __slots__ = ("future", "late")
+    __slots__ = ("future", "late", "target")
     is_local = True
 
-    def __init__(self, future: Any, late: Callable[[object], object]) -> None:
+    def __init__(self, future: Any, late: Callable[[object], object], target: object = None) -> None:
         self.future = future
         self.late = late
+        self.target = target
 
     def tell(self, msg: object) -> None:
         future = self.future

@@ -471,7 +471,7 @@ class ActorSystem:
         future: asyncio.Future[Any] = loop.create_future()
         ask_id = next(self._ask_ids)
         path = f"/temp/ask-{ask_id}"
-        promise = ReplySlot(future, self._late_reply)
+        promise = ReplySlot(future, self._late_reply, ref)
         self._temp[path] = promise
         reply_to: ActorRef[R] = ActorRef(self.address, path, promise.tell, promise)
         started = loop.time()
@@ -523,12 +523,18 @@ class ActorSystem:
         except AskTimeoutError:
             return None
 
-    def fail_reply(self, path: str, error: BaseException) -> bool:
+    def fail_reply(self, path: str, error: BaseException, sent_to: SystemAddress | None = None) -> bool:
         """The request an ask's reply slot at ``path`` waits on cannot be answered (a peer
-        refused it): that ask raises ``error`` now. False when no ask waits there."""
+        refused it): that ask raises ``error`` now. With ``sent_to``, only an ask whose request
+        went to an actor of that system (a peer can fail only the asks it was sent). False when
+        no such ask waits there."""
         slot = self._temp.get(path)
         if type(slot) is not ReplySlot or slot.future.done():
             return False
+        if sent_to is not None:
+            target = slot.target
+            if not isinstance(target, ActorRef) or target.system_address != sent_to:
+                return False
         slot.future.set_exception(error)
         return True
 

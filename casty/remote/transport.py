@@ -463,9 +463,13 @@ class RemoteTransport:
             and isinstance(reason, str)
         ):
             raise DeserializationError("malformed RepliesRefused: needs /temp/ paths, type_name and reason strings")
+        # only asks sent to this peer: another peer's replies are not this one's to fail
+        sent_to = conn.assoc.address if conn.assoc is not None else None
+        if sent_to is None:
+            return
         for path in paths:
             error = MessageRefused(f"{conn.peer_label} could not decode the request: {reason}", type_name or None)
-            self.system.fail_reply(path, error)
+            self.system.fail_reply(path, error, sent_to)
 
     def _on_refused(self, conn: Connection, msg: DeserializationFailed) -> None:
         """A peer could not decode a message we sent: log it once per type, publish the notice."""

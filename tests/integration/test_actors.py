@@ -155,6 +155,32 @@ async def test_asks_pending_at_shutdown_fail_at_once() -> None:
     assert loop.time() - started < 5
 
 
+async def test_fail_reply_fails_only_an_ask_sent_to_the_named_system() -> None:
+    """``fail_reply`` (a transport's way to say a peer refused an ask's request) fails the ask
+    waiting at that reply path, and with ``sent_to`` only when the ask went to that system."""
+    from casty.actors.ref import SystemAddress
+
+    async with ActorSystem("t") as system:
+        silent = system.spawn(Behaviors.ignore(), "silent")
+        slots: list[ActorRef[Any]] = []
+
+        def request(reply_to: ActorRef[Any]) -> Get:
+            slots.append(reply_to)
+            return Get(reply_to)
+
+        pending = asyncio.ensure_future(system.ask(silent, request, timeout=30))
+        await asyncio.sleep(0)
+        path = slots[0].path
+        other = SystemAddress("t", "10.0.0.9", 2552)
+        assert not system.fail_reply(path, ValueError("not yours"), other)
+        assert not system.fail_reply("/temp/no-such-ask", ValueError("none"))
+        assert not pending.done()
+        assert system.fail_reply(path, ValueError("refused"), silent.system_address)
+        with pytest.raises(ValueError, match="refused"):
+            await pending
+        assert not system.fail_reply(path, ValueError("again"))
+
+
 async def test_ref_identity_and_printing() -> None:
     async with ActorSystem("app") as system:
         ref = system.spawn(counter(), "a")
