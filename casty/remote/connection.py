@@ -541,8 +541,8 @@ class Connection(asyncio.Protocol):
             if exc.replies and self.handshake.version >= _REPLIES_REFUSED_VERSION:
                 # the reply slots of the sender's asks that this message carried: they fail
                 # now instead of waiting out their timeout (peers before protocol 3 lack this)
-                prefix = f"{assoc.address}/temp/"
-                slots = tuple(uri[len(prefix) - 6 :] for uri in exc.replies if uri.startswith(prefix))
+                prefix = str(assoc.address)
+                slots = tuple(uri[len(prefix) :] for uri in exc.replies if uri.startswith(prefix + "/temp/"))
                 if slots:
                     assoc.send(CONTROL_PATH, RepliesRefused(slots, type_name, str(exc)))
         return True

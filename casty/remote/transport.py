@@ -346,12 +346,9 @@ class RemoteTransport:
 
     def ref_incarnation(self, ref: ActorRef[Any]) -> int:
         """The incarnation sent beside ``ref``'s URI: ours for a local actor, else the one the
-        ref was obtained from (0: unknown)."""
-        address = ref.system_address
-        # ``is_self`` as a tuple comparison (system, host, port): no call on every ask
-        if address.host is None or address == self.address:
-            return self.uid
-        return ref.uid
+        ref was obtained from (0: unknown). See :meth:`wire_prefix`."""
+        incarnation = self.wire_prefix(ref.system_address)[1]
+        return ref.uid if incarnation is None else incarnation
 
     def inbound_target(self, key: str) -> str:
         """The local path an envelope target names: a path, or a path with the incarnation its
@@ -371,25 +368,23 @@ class RemoteTransport:
         GoneIncarnation(self, path, incarnation).tell(msg)
 
     def wire_prefix(self, address: SystemAddress) -> tuple[str, int | None]:
-        """What :meth:`ref_to_wire` and :meth:`ref_incarnation` give for every ref of
-        ``address``: the URI prefix (the URI is it and the path) and the incarnation (None: the
-        ref's own). The encoders ask once per address instead of twice per ref."""
+        """How refs of ``address`` travel: the URI prefix (a ref's URI is it and the path) and
+        the incarnation sent beside it (ours for this process's actors; None: the ref's own).
+        The msgpack encoders ask once per address; :meth:`ref_to_wire` and
+        :meth:`ref_incarnation` (for other serializers) answer from it per ref."""
         if address.host is None:
             return self.own_prefix, self.uid
-        prefix = str(address)
-        return prefix, (self.uid if address == self.address else None)
-
-    def ref_to_wire(self, ref: ActorRef[Any]) -> str:
-        address = ref.system_address
-        if address.host is None:
-            return self.own_prefix + ref.path
         prefix = self._wire_prefixes.get(address)
         if prefix is None:
             prefix = str(address)
             if len(self._wire_prefixes) >= _WIRE_PREFIX_LIMIT:
                 self._wire_prefixes.clear()
             self._wire_prefixes[address] = prefix
-        return prefix + ref.path
+        # ``is_self`` as a tuple comparison (system, host, port)
+        return prefix, (self.uid if address == self.address else None)
+
+    def ref_to_wire(self, ref: ActorRef[Any]) -> str:
+        return self.wire_prefix(ref.system_address)[0] + ref.path
 
     # -- events for the cluster ------------------------------------------------------------
     def notify(self, event: str, assoc: Association) -> None:
