@@ -7,8 +7,10 @@ Everything outside this package imports the fast paths from here, never a twin d
 The choice is made once, at import. ``CASTY_NO_EXTENSIONS=1`` forces the pure twins (the switch
 is parsed by ``_env``, which ``setup.py`` shares). ``COMPILED`` is True exactly when every
 compiled module is the one in use; ``IMPLEMENTATION`` is ``"compiled"``, ``"pure"`` or
-``"mixed"`` (a partial build). When compiled modules are missing and the pure build was not
-asked for, one warning is logged on the ``casty`` logger.
+``"mixed"`` (a partial build). A compiled module whose public API differs from its twin's (built
+from other sources: a stale build left beside newer Python) is not used. When compiled modules
+are missing or stale and the pure build was not asked for, one warning is logged on the
+``casty`` logger, naming each and why.
 """
 
 from __future__ import annotations
@@ -80,17 +82,43 @@ def twins(name: str) -> tuple[ModuleType, ModuleType | None]:
     return pure, compiled
 
 
+def _public(obj: object) -> set[str]:
+    return {n for n in dir(obj) if not n.startswith("_")}
+
+
+def _differs(pure: ModuleType, compiled: ModuleType) -> str | None:
+    """How ``compiled`` differs from its twin's public API (None: it does not): a compiled
+    module built from other sources than the Python beside it (a stale build) would otherwise
+    fail later, at the first use of what it lacks."""
+    names = getattr(pure, "__all__", ())
+    if getattr(compiled, "__all__", None) != names:
+        return "its names differ from its twin's"
+    for name in names:
+        mine, theirs = getattr(pure, name), getattr(compiled, name, None)
+        if isinstance(mine, type):
+            if not isinstance(theirs, type):
+                return f"{name} is not a class"
+            odd = _public(mine) ^ _public(theirs)
+            if odd:
+                return f"{name} differs in {', '.join(sorted(odd))}"
+    return None
+
+
 def _select(name: str) -> tuple[ModuleType, str | None]:
-    """The module to use for ``name`` and, when the compiled one is missing, why."""
+    """The module to use for ``name`` and, when the compiled one is missing or stale, why."""
+    pure = importlib.import_module(f"casty._fastpath._{name}_py")
     if NO_EXTENSIONS:
-        return importlib.import_module(f"casty._fastpath._{name}_py"), None
+        return pure, None
     try:
-        return importlib.import_module(f"casty._fastpath._{name}_c"), None
+        compiled = importlib.import_module(f"casty._fastpath._{name}_c")
     except ImportError as exc:
         # "not found" is the usual case (no compiler at install); anything else (built for
         # another Python, a missing symbol) is worth its own words in the warning.
-        why = "not built" if isinstance(exc, ModuleNotFoundError) else str(exc)
-        return importlib.import_module(f"casty._fastpath._{name}_py"), why
+        return pure, "not built" if isinstance(exc, ModuleNotFoundError) else str(exc)
+    differs = _differs(pure, compiled)
+    if differs is not None:
+        return pure, f"built from other sources, {differs}; rebuild it"
+    return compiled, None
 
 
 def _warn_fallback(missing: dict[str, str]) -> None:

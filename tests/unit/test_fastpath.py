@@ -174,6 +174,32 @@ def test_missing_compiled_modules_log_one_warning() -> None:
     assert "2x slower" in lines[0] and "CASTY_REQUIRE_EXTENSIONS=1" in lines[0]
 
 
+def test_a_stale_compiled_module_is_not_used() -> None:
+    """A compiled module built from other sources than the Python beside it (here: a reply
+    slot class without ``target``) is set aside for its twin, with one warning naming it,
+    instead of failing at its first use."""
+    stale = (
+        "import sys, types; m = types.ModuleType('casty._fastpath._ask_c'); m.__all__ = ['ReplySlot']; "
+        "m.ReplySlot = type('ReplySlot', (), {'future': None, 'late': None, 'is_local': True, "
+        "'tell': None, 'add_watcher': None, 'remove_watcher': None}); "
+        "sys.modules['casty._fastpath._ask_c'] = m; "
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASTY_")}
+    code = (
+        stale + "import casty; from casty import _fastpath; print(casty.IMPLEMENTATION, _fastpath.ReplySlot.__module__)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    implementation, module = proc.stdout.split()
+    assert module == "casty._fastpath._ask_py"
+    assert implementation in ("mixed", "pure")  # pure when nothing else is compiled here
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "ask (built from other sources, ReplySlot differs in target; rebuild it)" in lines[0]
+
+
 def test_pure_build_by_choice_is_silent() -> None:
     proc = _import_casty({"CASTY_NO_EXTENSIONS": "1"}, block_compiled=True)
     assert proc.returncode == 0, proc.stderr
