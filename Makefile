@@ -21,7 +21,7 @@ XDIST := $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile)
 # 176 s). Stale files are never used: Python checks each one against its source.
 BYTECODE = -m compileall -q -j 0 casty tests benchmarks examples >/dev/null
 
-.PHONY: demo test test-fast test-matrix test-matrix-one lint typecheck test-compiled test-pure bench bench-gate clean soak
+.PHONY: demo test test-fast test-matrix matrix-venvs test-matrix-one lint typecheck test-compiled test-pure bench bench-gate clean soak
 
 # The Pythons `make test-matrix` adds to the default interpreter's full run (both builds).
 MATRIX_PYTHONS ?= 3.12 3.13
@@ -72,19 +72,21 @@ test-fast: $(STAMP)
 
 # The interpreters' venvs are set up side by side (mostly pip and the C compiler, which leave
 # a core idle), then each one's tests run in turn.
-test-matrix:
-	@pids=""; for v in $(MATRIX_PYTHONS); do \
-	  py=$$($(FIND_PYTHON)); \
-	  if [ -z "$$py" ]; then echo "test-matrix: skipped: python$$v not found"; continue; fi; \
-	  $(MAKE) --no-print-directory .venv-$$v/.casty-installed MATRIX_PYTHON="$$py" & pids="$$pids $$!"; \
-	done; \
-	for p in $$pids; do wait $$p || exit 1; done
+test-matrix: matrix-venvs
 	@for v in $(MATRIX_PYTHONS); do \
 	  py=$$($(FIND_PYTHON)); \
 	  if [ -z "$$py" ]; then continue; fi; \
 	  echo "test-matrix: python$$v ($$py)"; \
 	  $(MAKE) --no-print-directory test-matrix-one PYV=$$v MATRIX_PYTHON="$$py" || exit 1; \
 	done
+
+matrix-venvs:
+	@pids=""; for v in $(MATRIX_PYTHONS); do \
+	  py=$$($(FIND_PYTHON)); \
+	  if [ -z "$$py" ]; then echo "test-matrix: skipped: python$$v not found"; continue; fi; \
+	  $(MAKE) --no-print-directory .venv-$$v/.casty-installed MATRIX_PYTHON="$$py" & pids="$$pids $$!"; \
+	done; \
+	for p in $$pids; do wait $$p || exit 1; done
 
 # one interpreter of the matrix (run through test-matrix, which finds it): compiled build only
 test-matrix-one: .venv-$(PYV)/.casty-installed
@@ -103,13 +105,25 @@ test-matrix-one: .venv-$(PYV)/.casty-installed
 bench-gate: $(STAMP)
 	$(BIN)/python -m benchmarks --gate
 
-test: lint typecheck test-compiled test-pure test-matrix bench-gate
+# `make test`: while the pure suite runs, the matrix venvs are set up in the background at the
+# lowest priority (about a minute of pip and C compiler that would otherwise run alone; the
+# suite leaves a fifth of two cores idle and `nice` keeps the build out of its way). Not beside
+# the compiled suite: its packaging test builds an sdist in this tree while an editable install
+# would be writing casty.egg-info. The set-up's output goes to .matrix-venvs.log, shown if it
+# fails. The gate runs last, on a quiet machine.
+test: $(STAMP)
+	$(MAKE) --no-print-directory lint typecheck test-compiled
+	@nice -n 19 $(MAKE) --no-print-directory matrix-venvs >.matrix-venvs.log 2>&1 & bg=$$!; \
+	$(MAKE) --no-print-directory test-pure; rc=$$?; \
+	if [ $$rc -ne 0 ]; then kill $$bg 2>/dev/null; wait $$bg; exit $$rc; fi; \
+	wait $$bg || { echo "matrix venvs: set-up failed:"; cat .matrix-venvs.log; exit 1; }
+	$(MAKE) --no-print-directory test-matrix bench-gate
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .venv-3.* build dist *.egg-info casty/_fastpath/*.so casty/_fastpath/*.c
+	rm -rf $(VENV) .venv-3.* .matrix-venvs.log build dist *.egg-info casty/_fastpath/*.so casty/_fastpath/*.c
 
 # a bounded soak run (minutes, not part of `make test`): 3 nodes + a client under random cuts
 soak: $(STAMP)
