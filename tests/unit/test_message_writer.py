@@ -14,6 +14,7 @@ from enum import Enum
 from types import ModuleType
 from typing import Any, NamedTuple
 
+import msgpack  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -269,3 +270,109 @@ def test_record_handler_reads_fields_in_order(writer: ModuleType) -> None:
         handler(Empty())
     with pytest.raises(TypeError):
         writer.RecordHandler("m", ["value"])
+
+
+# -- the compiled writer packs msgpack itself: the same bytes as msgpack, value for value ----
+
+_EDGE_INTS = sorted(
+    {
+        s * (base + d)
+        for base in (0, 1 << 5, 1 << 7, 1 << 8, 1 << 15, 1 << 16, 1 << 31, 1 << 32, 1 << 63, 1 << 64)
+        for d in (-1, 0, 1)
+        for s in (1, -1)
+    }
+)
+_EDGE_LENGTHS = (0, 1, 15, 16, 31, 32, 255, 256, 65535, 65536)
+_EXT_LENGTHS = (0, 1, 2, 3, 4, 5, 8, 16, 17, 255, 256, 65535, 65536)
+
+
+def _plain_values() -> list[Any]:
+    values: list[Any] = [None, True, False, 0.0, -0.0, 1.5, float("inf"), float("-inf"), float("nan"), 1e308]
+    values += _EDGE_INTS
+    for n in _EDGE_LENGTHS:
+        values += ["a" * n, "é" * n, b"\x00" * n, bytearray(b"\x01" * n)]
+        values += [list(range(n)) if n <= 65536 else [], {str(i): i for i in range(min(n, 70000))}]
+    for n in _EXT_LENGTHS:
+        values += [msgpack.ExtType(n % 128, b"x" * n), msgpack.ExtType(127 - n % 100, b"y" * n)]
+    values += [msgpack.Timestamp(1, 2), memoryview(b"mv"), {1: [None, {"k": (1 << 64) - 1}]}]
+    return values
+
+
+def test_plain_values_pack_to_msgpacks_bytes() -> None:
+    values = _plain_values()
+    outcomes = [encode_all(m, False, values)[0] for m in BOTH]
+    assert all(o == outcomes[0] for o in outcomes)
+    options = {"strict_types": True, "use_bin_type": True}
+    for value, outcome in zip(values, outcomes[-1], strict=True):
+        if type(value) is int and not -(1 << 63) <= value < (1 << 64):
+            assert outcome[0] == "ok"  # casty's own encoding of a big int (through the hook)
+            continue
+        assert outcome == ("ok", msgpack.packb(value, **options)), value
+
+
+scalars_wide = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(1 << 70), max_value=1 << 70),
+    st.sampled_from(_EDGE_INTS),
+    st.floats(),
+    st.text(max_size=300),
+    st.binary(max_size=300),
+    st.binary(max_size=40).map(bytearray),
+    st.builds(msgpack.ExtType, st.integers(0, 127), st.binary(max_size=20)),
+)
+plain = st.recursive(
+    scalars_wide,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=20),
+        st.dictionaries(st.one_of(st.text(max_size=6), st.integers()), inner, max_size=20),
+    ),
+    max_leaves=60,
+)
+
+
+@HYP
+@given(st.lists(plain, min_size=1, max_size=4))
+def test_random_plain_values_pack_alike(messages: list[Any]) -> None:
+    outcomes = [encode_all(m, False, messages)[0] for m in BOTH]
+    assert all(o == outcomes[0] for o in outcomes)
+
+
+def _nested(depth: int, wrap: Any = lambda x: [x]) -> Any:
+    value: Any = None
+    for _ in range(depth):
+        value = wrap(value)
+    return value
+
+
+def test_nesting_limit_and_unencodable_str_fail_alike() -> None:
+    limit = 1
+    while limit < 4096:  # msgpack's nesting limit (it differs between msgpack versions)
+        try:
+            msgpack.packb(_nested(limit + 1))
+        except ValueError:
+            break
+        limit += 1
+    messages = [
+        _nested(limit),
+        _nested(limit + 1),
+        {"k": _nested(limit)},
+        _nested(limit // 2, lambda x: (x,)),  # through the hook: a tuple is a record here
+        _nested(limit - 1, lambda x: {"a": x}),
+        "\ud800",
+        ["ok", "\udfff"],
+        "after",
+    ]
+    outcomes = [encode_all(m, False, messages)[0] for m in BOTH]
+    assert all(o == outcomes[0] for o in outcomes)
+    kinds = [r[0] if r[0] == "ok" else r[1] for r in outcomes[0]]
+    assert kinds[0] == "ok" and kinds[1] == "SerializationError" and kinds[2] == "SerializationError"
+    assert kinds[5:] == ["SerializationError", "SerializationError", "ok"]
+
+
+def test_a_large_message_then_small_ones(writer: ModuleType) -> None:
+    enc = new_encoder(writer, False)
+    big = b"z" * (3 << 20)
+    assert enc.encode([big, "tail"]) == msgpack.packb([big, "tail"], use_bin_type=True)
+    for i in range(3):
+        assert enc.encode([i, "x" * i]) == msgpack.packb([i, "x" * i], use_bin_type=True)
