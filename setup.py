@@ -10,6 +10,7 @@ Wheels carry the compiled modules and the sources of the pure twins, never the g
 
 from __future__ import annotations
 
+import binascii
 import importlib.util
 import sys
 from pathlib import Path
@@ -82,7 +83,15 @@ def extensions() -> list[Extension]:
         return []
     exts = []
     for pyx in sorted(FASTPATH.glob("*.pyx")):
-        ext = Extension(f"casty._fastpath.{pyx.stem}", [pyx.relative_to(HERE).as_posix()])
+        # the source's CRC-32, compiled in (``_SOURCE_DIGEST``): the selector sets a module aside
+        # when the .pyx beside it is no longer what it was built from
+        digest = f"{binascii.crc32(pyx.read_bytes()):08x}"
+        ext = Extension(
+            f"casty._fastpath.{pyx.stem}",
+            [pyx.relative_to(HERE).as_posix()],
+            define_macros=[("CASTY_SOURCE_DIGEST", f'"{digest}"')],
+            depends=[(FASTPATH / "_source.pxi").relative_to(HERE).as_posix()],
+        )
         ext.cython_directives = DIRECTIVES  # type: ignore[attr-defined]
         if sys.platform != "win32":
             # no DWARF debug info (the interpreter's CFLAGS ask for -g): it is a third of the

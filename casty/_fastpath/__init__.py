@@ -7,16 +7,20 @@ Everything outside this package imports the fast paths from here, never a twin d
 The choice is made once, at import. ``CASTY_NO_EXTENSIONS=1`` forces the pure twins (the switch
 is parsed by ``_env``, which ``setup.py`` shares). ``COMPILED`` is True exactly when every
 compiled module is the one in use; ``IMPLEMENTATION`` is ``"compiled"``, ``"pure"`` or
-``"mixed"`` (a partial build). A compiled module whose public API differs from its twin's (built
-from other sources: a stale build left beside newer Python) is not used. When compiled modules
+``"mixed"`` (a partial build). A compiled module built from other sources is not used: one
+whose public API differs from its twin's (a stale build left beside newer Python), or whose
+``.pyx`` beside it no longer has the checksum compiled into it (``_SOURCE_DIGEST``, set by
+``setup.py``). When compiled modules
 are missing or stale and the pure build was not asked for, one warning is logged on the
 ``casty`` logger, naming each and why.
 """
 
 from __future__ import annotations
 
+import binascii
 import importlib
 import logging
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
@@ -104,6 +108,23 @@ def _differs(pure: ModuleType, compiled: ModuleType) -> str | None:
     return None
 
 
+def _source_changed(name: str, compiled: ModuleType) -> str | None:
+    """Why ``compiled`` was built from other sources than the ``.pyx`` beside it (None: it was
+    not, or nothing tells: no digest compiled in, no ``.pyx`` installed)."""
+    built = getattr(compiled, "_SOURCE_DIGEST", "")
+    where = getattr(compiled, "__file__", None)
+    if not built or not where:
+        return None
+    pyx = Path(where).with_name(f"_{name}_c.pyx")
+    try:
+        source = pyx.read_bytes()
+    except OSError:
+        return None
+    if f"{binascii.crc32(source):08x}" != built:
+        return f"{pyx.name} changed since it was built"
+    return None
+
+
 def _select(name: str) -> tuple[ModuleType, str | None]:
     """The module to use for ``name`` and, when the compiled one is missing or stale, why."""
     pure = importlib.import_module(f"casty._fastpath._{name}_py")
@@ -115,7 +136,7 @@ def _select(name: str) -> tuple[ModuleType, str | None]:
         # "not found" is the usual case (no compiler at install); anything else (built for
         # another Python, a missing symbol) is worth its own words in the warning.
         return pure, "not built" if isinstance(exc, ModuleNotFoundError) else str(exc)
-    differs = _differs(pure, compiled)
+    differs = _differs(pure, compiled) or _source_changed(name, compiled)
     if differs is not None:
         return pure, f"built from other sources, {differs}; rebuild it"
     return compiled, None

@@ -9,6 +9,8 @@ ask was sent to (kept for whoever may fail the ask on its behalf). It cannot be 
 
 __all__ = ["ReplySlot"]
 
+include "_source.pxi"
+
 
 cdef class ReplySlot:
     """Where an ask's reply goes: its future, or ``late`` once that is done."""

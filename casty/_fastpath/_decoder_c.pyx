@@ -26,6 +26,8 @@ from casty.errors import DeserializationError, MessageRefused
 
 __all__ = ["SMALL_MESSAGE", "MessageReader"]
 
+include "_source.pxi"
+
 SMALL_MESSAGE = 64 * 1024
 cdef Py_ssize_t _SMALL = 64 * 1024
 

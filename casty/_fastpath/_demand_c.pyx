@@ -19,6 +19,8 @@ from casty.errors import ProtocolError
 
 __all__ = ["DONE", "MAX_DEMAND", "ConsumerWindow", "Done", "ProducerLedger", "RunStore", "SinkBuffer"]
 
+include "_source.pxi"
+
 cdef long long _MAX = 4611686018427387904  # 2**62
 cdef long long _ABOVE = _MAX + 1
 cdef long long _BELOW = -_MAX - 1

@@ -62,6 +62,8 @@ from casty.errors import FrameTooLarge, SerializationError
 
 __all__ = ["MessageWriter", "RecordHandler"]
 
+include "_source.pxi"
+
 cdef int _EXT_REF_INLINE = 10
 cdef int _EXT_REF_INLINE_INC = 12
 cdef object _U64_END = 1 << 64

@@ -32,6 +32,8 @@ from casty.errors import DeserializationError, FrameTooLarge, SerializationError
 
 __all__ = ["EnvelopeReader", "EnvelopeWriter"]
 
+include "_source.pxi"
+
 
 cdef class EnvelopeReader:
     """Reads the envelopes of one connection direction and hands each one on."""

@@ -17,6 +17,8 @@ from casty.errors import FrameError, FrameTooLarge
 
 __all__ = ["MAX_FRAME_LIMIT", "FrameDecoder", "FrameEncoder", "encode_frame"]
 
+include "_source.pxi"
+
 MAX_FRAME_LIMIT = 0xFFFFFFFF
 
 cdef Py_ssize_t _HEADER_SIZE = 4

@@ -12,6 +12,8 @@ from casty.errors import MailboxFull
 
 __all__ = ["DROP_NEW", "DROP_OLDEST", "REJECT", "MailboxRunner"]
 
+include "_source.pxi"
+
 cdef extern from "Python.h":
     int PyIter_Send(object iter, object arg, PyObject **presult) except -1
     bint PyCoro_CheckExact(object o)

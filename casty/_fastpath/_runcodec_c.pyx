@@ -26,6 +26,8 @@ __all__ = [
     "has_timestamp_ext",
 ]
 
+include "_source.pxi"
+
 cdef extern from "Python.h":
     int PyObject_GenericSetAttr(object o, object name, object value) except -1
     object PyList_GetSlice(object p, Py_ssize_t low, Py_ssize_t high)

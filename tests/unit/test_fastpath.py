@@ -200,6 +200,43 @@ def test_a_stale_compiled_module_is_not_used() -> None:
     assert "ask (built from other sources, ReplySlot differs in target; rebuild it)" in lines[0]
 
 
+def test_a_compiled_module_built_from_an_older_pyx_is_not_used(tmp_path: Any) -> None:
+    """Same public API, other sources: the digest compiled into the module is not the digest of
+    the .pyx beside it (edited, or another branch checked out, without a rebuild)."""
+    (tmp_path / "_ask_c.pyx").write_text("# the source as it is now\n")
+    from casty._fastpath import _ask_py
+
+    public = sorted(n for n in dir(_ask_py.ReplySlot) if not n.startswith("_"))
+    stale = (
+        "import sys, types; m = types.ModuleType('casty._fastpath._ask_c'); m.__all__ = ['ReplySlot']; "
+        f"m.ReplySlot = type('ReplySlot', (), dict.fromkeys({public!r})); m._SOURCE_DIGEST = '01234567'; "
+        f"m.__file__ = {str(tmp_path / '_ask_c.cpython-311-x86_64-linux-gnu.so')!r}; "
+        "sys.modules['casty._fastpath._ask_c'] = m; "
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASTY_")}
+    code = stale + "import casty; from casty import _fastpath; print(_fastpath.ReplySlot.__module__)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["casty._fastpath._ask_py"]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "ask (built from other sources, _ask_c.pyx changed since it was built; rebuild it)" in lines[0]
+
+
+@pytest.mark.skipif(not _fastpath.COMPILED, reason="needs the compiled build")
+def test_every_compiled_module_carries_the_digest_of_its_pyx() -> None:
+    import binascii
+    from pathlib import Path
+
+    for name in _fastpath.FAST_PATHS:
+        module = importlib.import_module(f"casty._fastpath._{name}_c")
+        assert module.__file__ is not None
+        source = Path(module.__file__).with_name(f"_{name}_c.pyx").read_bytes()
+        assert f"{binascii.crc32(source):08x}" == module._SOURCE_DIGEST, name
+
+
 def test_pure_build_by_choice_is_silent() -> None:
     proc = _import_casty({"CASTY_NO_EXTENSIONS": "1"}, block_compiled=True)
     assert proc.returncode == 0, proc.stderr
