@@ -104,9 +104,12 @@ def _msgpack_nest_limit():
 
 
 cdef int _NEST_LIMIT = -1  # found when the first writer is made (a few ms: not at import)
-# the pack buffer: allocated at this size, and given back down to it after a message over _KEEP
+# the pack buffer: allocated at this size; grown for larger messages and kept at that size
+# until _SHRINK_AFTER messages in a row fit in _KEEP bytes (a stream of large messages neither
+# reallocates nor faults its pages in again for each one)
 cdef Py_ssize_t _INITIAL = 16 * 1024
 cdef Py_ssize_t _KEEP = 1024 * 1024
+cdef int _SHRINK_AFTER = 32
 cdef object _ExtType = msgpack.ExtType
 cdef object _Timestamp = msgpack.Timestamp
 
@@ -187,6 +190,7 @@ cdef class MessageWriter:
     cdef char* _buf
     cdef Py_ssize_t _len
     cdef Py_ssize_t _cap
+    cdef int _small
     cdef public object max_size
     cdef public object incarnation_of
     cdef public object wire_prefix
@@ -526,19 +530,27 @@ cdef class MessageWriter:
             self._pack_one(obj, _NEST_LIMIT)
             data = PyBytes_FromStringAndSize(self._buf, self._len)
         except BaseException as exc:
-            self._release()
+            self._release(True)
             self._failed(obj, exc, types_before, refs_before)
             raise  # failed() raises; this is for a failed() that returned
-        self._release()
+        self._release(PyBytes_GET_SIZE(data) > self.max_size)
         if PyBytes_GET_SIZE(data) > self.max_size:
             self._failed(obj, FrameTooLarge(len(data), self.max_size), types_before, refs_before)
         return data
 
-    cdef void _release(self) noexcept:
-        """Empty the buffer; one grown for a large message goes back to its first size."""
+    cdef void _release(self, bint failed) noexcept:
+        """Empty the buffer; one grown for large messages goes back to its first size once
+        ``_SHRINK_AFTER`` messages in a row fit in ``_KEEP`` bytes, or at once after a message
+        that failed (or was too large to send)."""
         cdef char* smaller
+        if failed:
+            self._small = _SHRINK_AFTER
+        elif self._len > _KEEP:
+            self._small = 0
+        else:
+            self._small += 1
         self._len = 0
-        if self._cap > _KEEP:
+        if self._cap > _KEEP and self._small >= _SHRINK_AFTER:
             smaller = <char*>PyMem_Realloc(self._buf, _INITIAL)
             if smaller != NULL:
                 self._buf = smaller

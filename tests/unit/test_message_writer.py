@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from casty._fastpath import _encoder_py
 from casty.actors.ref import ActorRef, SystemAddress, parse_uri
-from casty.errors import SerializationError
+from casty.errors import FrameTooLarge, SerializationError
 from casty.serde import MsgpackSerializer, RecordRun
 from casty.serde import _encoder as serde_encoder
 
@@ -370,9 +370,15 @@ def test_nesting_limit_and_unencodable_str_fail_alike() -> None:
     assert kinds[5:] == ["SerializationError", "SerializationError", "ok"]
 
 
-def test_a_large_message_then_small_ones(writer: ModuleType) -> None:
+def test_large_and_small_messages_in_turn(writer: ModuleType) -> None:
+    """The compiled writer keeps a grown buffer for a run of large messages and gives it back
+    after a run of small ones or a refused message: the bytes are msgpack's throughout."""
     enc = new_encoder(writer, False)
     big = b"z" * (3 << 20)
-    assert enc.encode([big, "tail"]) == msgpack.packb([big, "tail"], use_bin_type=True)
-    for i in range(3):
-        assert enc.encode([i, "x" * i]) == msgpack.packb([i, "x" * i], use_bin_type=True)
+    sequence: list[Any] = [[big, "tail"], [big, 1], *([i, "x" * i] for i in range(40)), [big], "small"]
+    for msg in sequence:
+        assert enc.encode(msg) == msgpack.packb(msg, use_bin_type=True)
+    enc.max_size = 1 << 20
+    with pytest.raises(FrameTooLarge):
+        enc.encode([big])
+    assert enc.encode(["after", 1]) == msgpack.packb(["after", 1])
