@@ -105,16 +105,16 @@ test-matrix-one: .venv-$(PYV)/.casty-installed
 bench-gate: $(STAMP)
 	$(BIN)/python -m benchmarks --gate
 
-# `make test`: while the pure suite runs, the matrix venvs are set up in the background at the
+# `make test`: while the 3.11 suites run, the matrix venvs are set up in the background at the
 # lowest priority (about a minute of pip and C compiler that would otherwise run alone; the
-# suite leaves a fifth of two cores idle and `nice` keeps the build out of its way). Not beside
-# the compiled suite: its packaging test builds an sdist in this tree while an editable install
-# would be writing casty.egg-info. The set-up's output goes to .matrix-venvs.log, shown if it
-# fails. The gate runs last, on a quiet machine.
+# suites leave a fifth of two cores idle and `nice` keeps the build out of their way). The
+# packaging test builds from a copy of the checkout, so the editable installs writing
+# casty.egg-info here meanwhile do not touch it. The set-up's output goes to .matrix-venvs.log,
+# shown if it fails. The gate runs last, on a quiet machine.
 test: $(STAMP)
-	$(MAKE) --no-print-directory lint typecheck test-compiled
+	$(MAKE) --no-print-directory lint typecheck
 	@nice -n 19 $(MAKE) --no-print-directory matrix-venvs >.matrix-venvs.log 2>&1 & bg=$$!; \
-	$(MAKE) --no-print-directory test-pure; rc=$$?; \
+	$(MAKE) --no-print-directory test-compiled test-pure; rc=$$?; \
 	if [ $$rc -ne 0 ]; then kill $$bg 2>/dev/null; wait $$bg; exit $$rc; fi; \
 	wait $$bg || { echo "matrix venvs: set-up failed:"; cat .matrix-venvs.log; exit 1; }
 	$(MAKE) --no-print-directory test-matrix bench-gate

@@ -1,8 +1,9 @@
 """Packaging: ``python -m build`` makes an sdist and a wheel as a user would get them.
 
-The wheel is installed into a fresh virtual environment outside the checkout and runs a stream
-between two processes that use only casty's public API; the sdist is unpacked and its own test
-suite collects and runs there. Building compiles the fast paths once (about a minute on two
+Both are built from a copy of the checkout (built modules included, caches and venvs left
+out). The wheel is installed into a fresh virtual environment outside the checkout and runs a
+stream between two processes that use only casty's public API; the sdist is unpacked and its
+own test suite collects and runs there. Building compiles the fast paths once (about a minute on two
 busy cores); pip's cache serves the build and runtime dependencies.
 
 The compiled run (``make test-compiled``) does this; the pure run skips it: the packages do not
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -52,12 +54,24 @@ class Dist:
     seconds: float
 
 
+# What a checkout holds besides its sources: left out of the copy the packages are built from.
+# Built modules (.so) stay in: they must not reach the sdist (MANIFEST.in lists sources only).
+_NOT_SOURCES = shutil.ignore_patterns(
+    ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis",
+    ".benchmarks", "results", ".matrix-venvs.log",
+)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
     out = tmp_path_factory.mktemp("dist")
+    # Built from a copy of the checkout as it stands: the build writes casty.egg-info into its
+    # source tree, and `make test` installs other interpreters' venvs into this one meanwhile.
+    tree = tmp_path_factory.mktemp("checkout") / "casty"
+    shutil.copytree(ROOT, tree, ignore=_NOT_SOURCES)
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--outdir", str(out), str(tree)],
         env=_clean_env(CASTY_REQUIRE_EXTENSIONS="1"),
         cwd=out,
         capture_output=True,
