@@ -191,9 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(report, indent=2))
     print(f"\nJSON written to {out}")
     if args.gate:
-        failed = [k for k, floor in FLOORS.items() if k in best and best[k] < floor]
+        # a floor holds when the best-run ratio or the ratio of medians clears it: one run far
+        # off on either side moves one of them, while a real regression (a fallback to the pure
+        # twin, a slower path) lowers both
+        checked = {k: max(best[k], ratios.get(k, best[k])) for k in FLOORS if k in best}
+        failed = [k for k, floor in FLOORS.items() if k in checked and checked[k] < floor]
         for k in failed:
-            print(f"GATE FAILED: {k} = {best[k]:.2f} < floor {FLOORS[k]}")
+            print(f"GATE FAILED: {k} = {checked[k]:.2f} < floor {FLOORS[k]} (best runs {best[k]:.2f})")
         over = [k for k, ceiling in CEILINGS.items() if k in best and best[k] > ceiling]
         for k in over:
             print(f"GATE FAILED: {k} = {best[k]:.2f} > ceiling {CEILINGS[k]}")
@@ -204,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(
             "gate passed: "
-            + ", ".join(f"{k} = {best[k]:.2f} (floor {FLOORS[k]})" for k in FLOORS)
+            + ", ".join(f"{k} = {checked[k]:.2f} (floor {FLOORS[k]})" for k in FLOORS)
             + ", "
             + ", ".join(f"{k} = {best[k]:.2f} (ceiling {CEILINGS[k]})" for k in CEILINGS)
         )
