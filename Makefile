@@ -70,8 +70,8 @@ test-fast: $(STAMP)
 	$(BIN)/python $(BYTECODE)
 	CASTY_EXPECT_COMPILED=1 $(PYTEST) -q $(XDIST) $(FAST_SELECTION)
 
-# The interpreters' venvs are set up side by side (mostly pip and the C compiler, which leave
-# a core idle), then each one's tests run in turn.
+# Each interpreter's tests in turn, once its venv is set up (matrix-venvs: side by side, mostly
+# pip and the C compiler, which leave a core idle).
 test-matrix: matrix-venvs
 	@for v in $(MATRIX_PYTHONS); do \
 	  py=$$($(FIND_PYTHON)); \

@@ -35,7 +35,7 @@ from cpython.exc cimport PyErr_Clear, PyErr_ExceptionMatches, PyErr_Occurred
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.object cimport PyObject, PyTypeObject
+from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.string cimport memcpy
@@ -52,7 +52,6 @@ cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object o, int* overflow)
     unsigned long long PyLong_AsUnsignedLongLong(object o)
     const char* PyUnicode_AsUTF8AndSize(object o, Py_ssize_t* size) except NULL
-    PyTypeObject* Py_TYPE(object o)
 
 import functools
 
@@ -525,6 +524,7 @@ cdef class MessageWriter:
         cdef Py_ssize_t types_before = PyList_GET_SIZE(self._learned)
         cdef Py_ssize_t refs_before = PyList_GET_SIZE(self._ref_order)
         cdef object data
+        cdef bint too_large
         self._len = 0
         try:
             self._pack_one(obj, _NEST_LIMIT)
@@ -533,8 +533,9 @@ cdef class MessageWriter:
             self._release(True)
             self._failed(obj, exc, types_before, refs_before)
             raise  # failed() raises; this is for a failed() that returned
-        self._release(PyBytes_GET_SIZE(data) > self.max_size)
-        if PyBytes_GET_SIZE(data) > self.max_size:
+        too_large = PyBytes_GET_SIZE(data) > self.max_size
+        self._release(too_large)
+        if too_large:
             self._failed(obj, FrameTooLarge(len(data), self.max_size), types_before, refs_before)
         return data
 
